@@ -1,0 +1,169 @@
+"""Activation (seed 000, step 3, the seeds' "process"): an approved request becomes image_tags.
+
+One row per architecture; ``digest`` is the tag's digest, ``platform_digest`` that
+architecture's own manifest where the metadata has one. Processing is idempotent: the request is
+claimed with a conditional UPDATE on ``processed_at``, so a second call (or a concurrent one)
+adds nothing and answers with the rows that exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tagwarden.approvals import metadata as meta
+from tagwarden.approvals.models import ApprovalRequest
+from tagwarden.audit import service as audit
+from tagwarden.auth.service import Principal
+from tagwarden.catalogue.models import Image, ImageTag
+from tagwarden.db import utcnow
+from tagwarden.errors import Conflict, NotFound
+
+
+@dataclass(frozen=True)
+class Activation:
+    request: ApprovalRequest
+    image: Image
+    image_tags: Sequence[ImageTag]
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    already_processed: bool = False
+
+    @property
+    def reference(self) -> str:
+        return f"{self.image.display_name}:{self.request.tag_name}"
+
+
+async def _tag_rows(session: AsyncSession, image_id: int, tag: str) -> Sequence[ImageTag]:
+    rows = await session.scalars(
+        select(ImageTag)
+        .where(ImageTag.image_id == image_id, ImageTag.tag == tag)
+        .order_by(ImageTag.id)
+        .execution_options(populate_existing=True)
+    )
+    return rows.all()
+
+
+async def process(session: AsyncSession, request_id: int, *, actor: Principal) -> Activation:
+    request = await session.get(ApprovalRequest, request_id)
+    if request is None:
+        raise NotFound(f"approval request {request_id} not found")
+    if request.status != "approved":
+        raise Conflict(
+            f"approval request {request_id} is {request.status}; only approved requests can be "
+            "processed",
+            code="not_approved",
+        )
+    image = await session.get(Image, request.image_id)
+    if image is None:  # pragma: no cover - the foreign key makes this impossible
+        raise NotFound(f"image {request.image_id} not found")
+
+    claimed = await session.execute(
+        update(ApprovalRequest)
+        .where(ApprovalRequest.id == request_id, ApprovalRequest.processed_at.is_(None))
+        .values(processed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(request)
+    if getattr(claimed, "rowcount", 0) != 1:
+        rows = await _tag_rows(session, image.id, request.tag_name) if request.tag_name else []
+        return Activation(request, image, rows, already_processed=True)
+
+    if request.tag_name is None:
+        return await _admit_image(session, request, image, actor)
+
+    archs = meta.architectures(request.metadata_)
+    if not archs:
+        raise Conflict(
+            f"approval request {request_id} has no architectures in its metadata; nothing to "
+            "activate",
+            code="no_architectures",
+        )
+    existing = {row.architecture: row for row in await _tag_rows(session, image.id, request.tag_name)}
+    digest = request.metadata_.get("digest")
+    last_updated = meta.parse_timestamp(request.metadata_.get("last_updated"))
+    source = request.source
+    created: list[str] = []
+    updated: list[str] = []
+    for arch in archs:
+        values = {
+            "digest": digest,
+            "platform_digest": meta.platform_digest(request.metadata_, arch),
+            "last_updated": last_updated,
+            "metadata_": {"architectures": [arch], "source": source},
+            "approval_request_id": request.id,
+        }
+        row = existing.get(arch)
+        if row is None:
+            if await _insert_tag_row(session, image.id, request.tag_name, arch, values):
+                created.append(arch)
+        elif (row.digest, row.platform_digest) != (values["digest"], values["platform_digest"]):
+            # An approved re-push: the tag keeps its name and flags, and points at the new digest.
+            for name, value in values.items():
+                setattr(row, name, value)
+            updated.append(arch)
+
+    rows = await _tag_rows(session, image.id, request.tag_name)
+    audit.record(
+        session,
+        actor=actor.identity,
+        action="tag.activated",
+        entity_type="approval_request",
+        entity_id=request.id,
+        after={
+            "image_id": image.id,
+            "tag": request.tag_name,
+            "digest": digest,
+            "created": created,
+            "updated": updated,
+        },
+    )
+    return Activation(request, image, rows, created=created, updated=updated)
+
+
+async def _insert_tag_row(
+    session: AsyncSession, image_id: int, tag: str, arch: str, values: dict[str, object]
+) -> bool:
+    """Insert one architecture row; a row another transaction just added is left alone."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    row = {
+        "image_id": image_id,
+        "tag": tag,
+        "architecture": arch,
+        "digest": values["digest"],
+        "platform_digest": values["platform_digest"],
+        "last_updated": values["last_updated"],
+        "metadata": values["metadata_"],
+        "approval_request_id": values["approval_request_id"],
+        "is_recommended": False,
+        "is_deprecated": False,
+        "created_at": utcnow(),
+    }
+    result = await session.execute(
+        insert(ImageTag.__table__)
+        .values(row)
+        .on_conflict_do_nothing(index_elements=["image_id", "tag", "architecture"])
+    )
+    return getattr(result, "rowcount", 0) == 1
+
+
+async def _admit_image(
+    session: AsyncSession, request: ApprovalRequest, image: Image, actor: Principal
+) -> Activation:
+    before = {"approval_status": image.approval_status}
+    image.approval_status = "approved"
+    audit.record(
+        session,
+        actor=actor.identity,
+        action="image.approved",
+        entity_type="image",
+        entity_id=image.id,
+        before=before,
+        after={"approval_status": "approved", "approval_request_id": request.id},
+    )
+    return Activation(request, image, [])

@@ -1,0 +1,62 @@
+"""Approval requests: a tag (or an image) waiting for a person's decision."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, func, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tagwarden.db import Base, JSONType, UTCDateTime, utcnow
+
+REQUEST_STATUSES = ("pending", "approved", "rejected")
+
+
+class ApprovalRequest(Base):
+    __tablename__ = "image_approval_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    image_name: Mapped[str] = mapped_column(String(255))
+    # Null asks for the image itself to be admitted into the catalogue.
+    tag_name: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    # Copied out of metadata so "never ask twice for this tag and digest" is an indexed lookup.
+    digest: Mapped[str | None] = mapped_column(String(100))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    requested_by: Mapped[str | None] = mapped_column(String(255))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reviewed_by: Mapped[str | None] = mapped_column(String(255))
+    notes: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def source(self) -> str:
+        return str(self.metadata_.get("source", "manual"))
+
+
+# At most one pending request per image and tag: enforced by the database, not by Python, so two
+# monitor replicas racing on one tag cannot both insert. COALESCE folds the image-level request
+# (tag_name NULL) into the same rule, since NULLs never collide in a unique index.
+Index(
+    "uq_image_approval_requests_one_pending",
+    ApprovalRequest.image_id,
+    func.coalesce(ApprovalRequest.tag_name, ""),
+    unique=True,
+    postgresql_where=text("status = 'pending'"),
+    sqlite_where=text("status = 'pending'"),
+)
+Index(
+    "ix_image_approval_requests_tag_digest",
+    ApprovalRequest.image_id,
+    ApprovalRequest.tag_name,
+    ApprovalRequest.digest,
+)
+Index(
+    "ix_image_approval_requests_metadata_gin",
+    ApprovalRequest.metadata_,
+    postgresql_using="gin",
+    info={"postgresql_only": True},
+)

@@ -1,0 +1,135 @@
+"""Approval routes (seed 000's "Approval Workflow" endpoints)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, status
+
+from tagwarden.approvals import activation, service
+from tagwarden.approvals.schemas import (
+    ApprovalRequestCreate,
+    ApprovalRequestOut,
+    BulkDecision,
+    BulkOut,
+    BulkResult,
+    Decision,
+    ProcessOut,
+)
+from tagwarden.catalogue.schemas import ImageTagOut
+from tagwarden.deps import AppSettings, Approver, Session, Viewer
+from tagwarden.pagination import Page, Paging
+
+router = APIRouter(prefix="/api/v1/images", tags=["approvals"])
+
+StatusFilter = Annotated[
+    Literal["pending", "approved", "rejected", "all"],
+    Query(description="which requests to list; `all` for every status"),
+]
+
+
+@router.get("/approvals")
+@router.get("/approval-requests", include_in_schema=False)
+async def list_requests(
+    session: Session,
+    _: Viewer,
+    paging: Paging,
+    status: StatusFilter = "pending",
+    image_id: int | None = None,
+) -> Page[ApprovalRequestOut]:
+    rows, total = await service.list_requests(
+        session,
+        status=None if status == "all" else status,
+        image_id=image_id,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
+    return Page(items=[ApprovalRequestOut.of(r) for r in rows], total=total, **paging.model_dump())
+
+
+@router.post("/approvals", status_code=status.HTTP_201_CREATED)
+async def create_request(
+    body: ApprovalRequestCreate, session: Session, who: Approver
+) -> ApprovalRequestOut:
+    request = await service.create_manual_request(
+        session, image_id=body.image_id, tag_name=body.tag_name, metadata=body.metadata, actor=who
+    )
+    return ApprovalRequestOut.of(request)
+
+
+@router.post("/approvals/bulk")
+async def bulk_decide(
+    body: BulkDecision, session: Session, who: Approver, settings: AppSettings
+) -> BulkOut:
+    items = await service.bulk_decide(
+        session,
+        body.ids,
+        approve=body.action == "approve",
+        notes=body.notes,
+        actor=who,
+        auto_process=settings.auto_process_approved,
+    )
+    results = [
+        BulkResult(id=i.request_id, ok=True, status=i.status)
+        if i.error is None
+        else BulkResult(id=i.request_id, ok=False, detail=i.error.detail, code=i.error.code)
+        for i in items
+    ]
+    ok = sum(r.ok for r in results)
+    return BulkOut(results=results, succeeded=ok, failed=len(results) - ok)
+
+
+@router.get("/approvals/{request_id}")
+async def get_request(request_id: int, session: Session, _: Viewer) -> ApprovalRequestOut:
+    return ApprovalRequestOut.of(await service.get_request(session, request_id))
+
+
+async def _decide(
+    request_id: int, body: Decision | None, approve: bool, session: Session, who: Approver,
+    settings: AppSettings,
+) -> ApprovalRequestOut:
+    result = await service.decide(
+        session,
+        request_id,
+        approve=approve,
+        notes=body.notes if body else None,
+        actor=who,
+        auto_process=settings.auto_process_approved,
+    )
+    tags = (
+        [ImageTagOut.of(r) for r in result.activation.image_tags] if result.activation else None
+    )
+    return ApprovalRequestOut.of(result.request, tags)
+
+
+@router.post("/approvals/{request_id}/approve")
+async def approve(
+    request_id: int, session: Session, who: Approver, settings: AppSettings,
+    body: Decision | None = None,
+) -> ApprovalRequestOut:
+    return await _decide(request_id, body, True, session, who, settings)
+
+
+@router.post("/approvals/{request_id}/reject")
+async def reject(
+    request_id: int, session: Session, who: Approver, settings: AppSettings,
+    body: Decision | None = None,
+) -> ApprovalRequestOut:
+    return await _decide(request_id, body, False, session, who, settings)
+
+
+@router.post("/approvals/{request_id}/process")
+async def process(request_id: int, session: Session, who: Approver) -> ProcessOut:
+    done = await activation.process(session, request_id, actor=who)
+    message = (
+        f"Approval request {request_id} was already processed"
+        if done.already_processed
+        else f"Successfully processed approval request {request_id}"
+    )
+    return ProcessOut(
+        message=message,
+        approval_request=ApprovalRequestOut.of(done.request),
+        image_tags=[ImageTagOut.of(r) for r in done.image_tags],
+        created=done.created,
+        already_processed=done.already_processed,
+    )

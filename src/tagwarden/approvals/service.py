@@ -1,0 +1,206 @@
+"""Approval requests and decisions (seed 000, step 2: review)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tagwarden.approvals import metadata as meta
+from tagwarden.approvals.activation import Activation, process
+from tagwarden.approvals.models import ApprovalRequest
+from tagwarden.audit import service as audit
+from tagwarden.auth.service import Principal
+from tagwarden.catalogue.models import Image
+from tagwarden.catalogue.service import get_image
+from tagwarden.db import utcnow
+from tagwarden.errors import Conflict, DomainError, NotFound
+
+DECISION_FIELDS = ("status", "reviewed_by", "reviewed_at", "notes")
+
+
+async def get_request(session: AsyncSession, request_id: int) -> ApprovalRequest:
+    request = await session.get(ApprovalRequest, request_id)
+    if request is None:
+        raise NotFound(f"approval request {request_id} not found")
+    return request
+
+
+async def list_requests(
+    session: AsyncSession,
+    *,
+    status: str | None = "pending",
+    image_id: int | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[Sequence[ApprovalRequest], int]:
+    query = select(ApprovalRequest)
+    if status:
+        query = query.where(ApprovalRequest.status == status)
+    if image_id is not None:
+        query = query.where(ApprovalRequest.image_id == image_id)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    order = ApprovalRequest.id.asc() if status == "pending" else ApprovalRequest.id.desc()
+    rows = await session.scalars(query.order_by(order).limit(limit).offset(offset))
+    return rows.all(), int(total or 0)
+
+
+async def create_request(
+    session: AsyncSession,
+    *,
+    image: Image,
+    tag_name: str | None,
+    metadata: dict[str, Any],
+    actor: str,
+) -> ApprovalRequest:
+    """Insert a pending request; the database refuses a second pending one for the same tag."""
+    request = ApprovalRequest(
+        image_id=image.id,
+        image_name=image.display_name,
+        tag_name=tag_name,
+        status="pending",
+        metadata_=metadata,
+        digest=metadata.get("digest"),
+        requested_by=actor,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(request)
+    except IntegrityError as exc:
+        existing = await session.scalar(
+            select(ApprovalRequest.id).where(
+                ApprovalRequest.image_id == image.id,
+                ApprovalRequest.tag_name == tag_name,
+                ApprovalRequest.status == "pending",
+            )
+        )
+        raise Conflict(
+            f"{image.display_name}:{tag_name} already has a pending approval request "
+            f"(#{existing})",
+            code="request_pending",
+        ) from exc
+    audit.record(
+        session,
+        actor=actor,
+        action="approval.requested",
+        entity_type="approval_request",
+        entity_id=request.id,
+        after={"image_id": image.id, "tag_name": tag_name, "digest": request.digest},
+    )
+    return request
+
+
+async def create_manual_request(
+    session: AsyncSession,
+    *,
+    image_id: int,
+    tag_name: str,
+    metadata: dict[str, Any],
+    actor: Principal,
+) -> ApprovalRequest:
+    image = await get_image(session, image_id)
+    if image.approval_status != "approved":
+        raise Conflict(
+            f"image {image.display_name} is {image.approval_status}; approve the image before "
+            "its tags",
+            code="image_not_approved",
+        )
+    checked = meta.validate(dict(metadata), require_architectures=True)
+    checked["source"] = "manual"
+    checked.setdefault("auto_detected", False)
+    return await create_request(
+        session, image=image, tag_name=tag_name, metadata=checked, actor=actor.identity
+    )
+
+
+@dataclass(frozen=True)
+class DecisionResult:
+    request: ApprovalRequest
+    activation: Activation | None
+
+
+async def decide(
+    session: AsyncSession,
+    request_id: int,
+    *,
+    approve: bool,
+    notes: str | None,
+    actor: Principal,
+    auto_process: bool,
+) -> DecisionResult:
+    """Approve or reject a pending request.
+
+    A conditional UPDATE (``… WHERE status = 'pending'``) makes the decision, so of any number of
+    concurrent decisions exactly one changes the row and every other one sees a conflict.
+    """
+    status = "approved" if approve else "rejected"
+    result = await session.execute(
+        update(ApprovalRequest)
+        .where(ApprovalRequest.id == request_id, ApprovalRequest.status == "pending")
+        .values(status=status, reviewed_by=actor.identity, reviewed_at=utcnow(), notes=notes)
+        .execution_options(synchronize_session=False)
+    )
+    request = await session.get(ApprovalRequest, request_id, populate_existing=True)
+    if request is None:
+        raise NotFound(f"approval request {request_id} not found")
+    if getattr(result, "rowcount", 0) != 1:
+        raise Conflict(
+            f"approval request {request_id} is already {request.status}"
+            + (f" (by {request.reviewed_by})" if request.reviewed_by else ""),
+            code="already_decided",
+        )
+    audit.record(
+        session,
+        actor=actor.identity,
+        action=f"approval.{status}",
+        entity_type="approval_request",
+        entity_id=request.id,
+        before={"status": "pending"},
+        after=audit.snapshot(request, DECISION_FIELDS),
+    )
+    activation = None
+    if approve and auto_process:
+        activation = await process(session, request.id, actor=actor)
+    elif not approve and request.tag_name is None:
+        image = await get_image(session, request.image_id)
+        image.approval_status = "rejected"
+    return DecisionResult(request=request, activation=activation)
+
+
+@dataclass(frozen=True)
+class BulkItem:
+    request_id: int
+    status: str | None
+    error: DomainError | None
+
+
+async def bulk_decide(
+    session: AsyncSession,
+    ids: Sequence[int],
+    *,
+    approve: bool,
+    notes: str | None,
+    actor: Principal,
+    auto_process: bool,
+) -> list[BulkItem]:
+    """One result per id; each decision in its own savepoint so one failure spoils no other."""
+    results: list[BulkItem] = []
+    for request_id in dict.fromkeys(ids):
+        try:
+            async with session.begin_nested():
+                decided = await decide(
+                    session,
+                    request_id,
+                    approve=approve,
+                    notes=notes,
+                    actor=actor,
+                    auto_process=auto_process,
+                )
+            results.append(BulkItem(request_id, decided.request.status, None))
+        except DomainError as exc:
+            results.append(BulkItem(request_id, None, exc))
+    return results

@@ -1,0 +1,62 @@
+"""Reading the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from tagwarden.audit import service
+from tagwarden.audit.models import AuditEntry
+from tagwarden.deps import Session, Viewer
+from tagwarden.pagination import Page, Paging
+
+router = APIRouter(prefix="/api/v1", tags=["audit"])
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    occurred_at: datetime
+    actor: str
+    action: str
+    entity_type: str
+    entity_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, e: AuditEntry) -> AuditEntryOut:
+        return cls(
+            id=e.id,
+            occurred_at=e.occurred_at,
+            actor=e.actor,
+            action=e.action,
+            entity_type=e.entity_type,
+            entity_id=e.entity_id,
+            before=e.before,
+            after=e.after,
+        )
+
+
+@router.get("/audit")
+async def list_audit(
+    session: Session,
+    _: Viewer,
+    paging: Paging,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    action: str | None = None,
+    actor: str | None = None,
+) -> Page[AuditEntryOut]:
+    rows, total = await service.list_entries(
+        session,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        action=action,
+        actor=actor,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
+    return Page(items=[AuditEntryOut.of(e) for e in rows], total=total, **paging.model_dump())

@@ -1,0 +1,68 @@
+"""Writing and reading the audit log. Entries join the caller's transaction, never their own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tagwarden.audit.models import AuditEntry
+
+
+def snapshot(obj: object, fields: Iterable[str]) -> dict[str, Any]:
+    """A JSON-safe picture of ``obj``'s fields, for an entry's before/after."""
+    out: dict[str, Any] = {}
+    for name in fields:
+        value = getattr(obj, name)
+        out[name.rstrip("_")] = value.isoformat() if hasattr(value, "isoformat") else value
+    return out
+
+
+def record(
+    session: AsyncSession,
+    *,
+    actor: str,
+    action: str,
+    entity_type: str,
+    entity_id: object,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEntry:
+    entry = AuditEntry(
+        actor=actor,
+        action=action,
+        entity_type=entity_type,
+        entity_id=str(entity_id),
+        before=before,
+        after=after,
+    )
+    session.add(entry)
+    return entry
+
+
+async def list_entries(
+    session: AsyncSession,
+    *,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    action: str | None = None,
+    actor: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[Sequence[AuditEntry], int]:
+    query = select(AuditEntry)
+    if entity_type:
+        query = query.where(AuditEntry.entity_type == entity_type)
+    if entity_id:
+        query = query.where(AuditEntry.entity_id == entity_id)
+    if action:
+        query = query.where(AuditEntry.action == action)
+    if actor:
+        query = query.where(AuditEntry.actor == actor)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(
+        query.order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
+    )
+    return rows.all(), int(total or 0)

@@ -1,0 +1,70 @@
+"""The OCI/Docker reference grammar for registries, repository paths and tags (pure).
+
+From distribution/reference's grammar: path components are lowercase alphanumerics joined by
+one of ``.``, ``_``, ``__`` or runs of ``-``; a tag is ``[\\w][\\w.-]{0,127}``.
+"""
+
+from __future__ import annotations
+
+import re
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+
+COMPONENT_RE = re.compile(rf"^{_COMPONENT}$")
+NAMESPACE_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+DOMAIN_RE = re.compile(rf"^{_DOMAIN}$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$")
+
+MAX_REPOSITORY_LENGTH = 255
+
+
+def image_name_error(name: str) -> str | None:
+    if not COMPONENT_RE.match(name):
+        return (
+            f"image_name {name!r} is not a valid repository name component "
+            "(lowercase letters and digits, separated by '.', '_', '__' or '-')"
+        )
+    return None
+
+
+def namespace_error(namespace: str) -> str | None:
+    if not NAMESPACE_RE.match(namespace):
+        return (
+            f"namespace {namespace!r} is not a valid repository path "
+            "(components of lowercase letters and digits, joined by '/')"
+        )
+    return None
+
+
+def registry_error(registry: str) -> str | None:
+    if not DOMAIN_RE.match(registry):
+        return f"registry {registry!r} is not a valid registry host (e.g. docker.io, ghcr.io:443)"
+    return None
+
+
+def tag_error(tag: str) -> str | None:
+    if not TAG_RE.match(tag):
+        return (
+            f"tag {tag!r} is not a valid tag "
+            "(letters, digits, '_', '.', '-'; not starting with '.' or '-'; at most 128)"
+        )
+    return None
+
+
+def digest_error(digest: str) -> str | None:
+    if not DIGEST_RE.match(digest):
+        return f"digest {digest!r} is not a valid digest (algorithm:hex, e.g. sha256:…)"
+    return None
+
+
+def repository_error(registry: str, namespace: str, image_name: str) -> str | None:
+    """The first thing wrong with a reference, or None when it is valid."""
+    for error in (registry_error(registry), namespace_error(namespace), image_name_error(image_name)):
+        if error:
+            return error
+    if len(f"{namespace}/{image_name}") > MAX_REPOSITORY_LENGTH:
+        return f"repository path is longer than {MAX_REPOSITORY_LENGTH} characters"
+    return None

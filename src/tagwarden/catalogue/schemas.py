@@ -1,0 +1,162 @@
+"""Catalogue request and response bodies (the seeds' JSON field names)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tagwarden.catalogue import references
+from tagwarden.catalogue.models import Image, ImageTag
+
+
+class ImageCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image_name: str = Field(min_length=1, max_length=255)
+    namespace: str = Field(default="library", min_length=1, max_length=255)
+    registry: str = Field(default="docker.io", min_length=1, max_length=255)
+    category: str | None = Field(default=None, max_length=100)
+    description: str | None = Field(default=None, max_length=5000)
+    watch_for_updates: bool = False
+    check_interval_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+    tag_include: str | None = Field(default=None, max_length=500)
+    tag_exclude: str | None = Field(default=None, max_length=500)
+    tag_policy: Literal["latest", "all"] = "latest"
+
+    @field_validator("tag_include", "tag_exclude")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        return _valid_regex(value)
+
+
+class ImageUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    category: str | None = Field(default=None, max_length=100)
+    description: str | None = Field(default=None, max_length=5000)
+    check_interval_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+    tag_include: str | None = Field(default=None, max_length=500)
+    tag_exclude: str | None = Field(default=None, max_length=500)
+    tag_policy: Literal["latest", "all"] | None = None
+
+    @field_validator("tag_include", "tag_exclude")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        return _valid_regex(value)
+
+
+def _valid_regex(value: str | None) -> str | None:
+    if value:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+    return value or None
+
+
+class MonitoringUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    watch_for_updates: bool
+
+
+class TagFlag(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tag: str = Field(min_length=1, max_length=128)
+    value: bool = True
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, value: str) -> str:
+        error = references.tag_error(value)
+        if error:
+            raise ValueError(error)
+        return value
+
+
+class ImageOut(BaseModel):
+    id: int
+    image_name: str
+    namespace: str
+    registry: str
+    approval_status: str
+    category: str | None
+    description: str | None
+    watch_for_updates: bool
+    last_checked_at: datetime | None
+    next_check_at: datetime | None
+    check_interval_minutes: int | None
+    tag_include: str | None
+    tag_exclude: str | None
+    tag_policy: str
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, image: Image) -> ImageOut:
+        return cls(
+            id=image.id,
+            image_name=image.image_name,
+            namespace=image.namespace,
+            registry=image.registry_host,
+            approval_status=image.approval_status,
+            category=image.category,
+            description=image.description,
+            watch_for_updates=image.watch_for_updates,
+            last_checked_at=image.last_checked_at,
+            next_check_at=image.next_check_at,
+            check_interval_minutes=image.check_interval_minutes,
+            tag_include=image.tag_include,
+            tag_exclude=image.tag_exclude,
+            tag_policy=image.tag_policy,
+            last_error=image.last_error,
+            created_at=image.created_at,
+            updated_at=image.updated_at,
+        )
+
+
+class MonitoringOut(BaseModel):
+    message: str
+    image: ImageOut
+
+
+class ImageTagOut(BaseModel):
+    id: int
+    image_id: int
+    tag: str
+    digest: str | None
+    platform_digest: str | None
+    architecture: str
+    last_updated: datetime | None
+    metadata: dict[str, Any]
+    is_recommended: bool
+    is_deprecated: bool
+    approval_request_id: int | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: ImageTag) -> ImageTagOut:
+        return cls(
+            id=row.id,
+            image_id=row.image_id,
+            tag=row.tag,
+            digest=row.digest,
+            platform_digest=row.platform_digest,
+            architecture=row.architecture,
+            last_updated=row.last_updated,
+            metadata=row.metadata_,
+            is_recommended=row.is_recommended,
+            is_deprecated=row.is_deprecated,
+            approval_request_id=row.approval_request_id,
+            created_at=row.created_at,
+        )
+
+
+class TagFlagOut(BaseModel):
+    message: str
+    image_tags: list[ImageTagOut]

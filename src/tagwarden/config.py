@@ -1,0 +1,99 @@
+"""Settings, read from the environment (prefix ``TAGWARDEN_``) and validated at start-up."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RegistryCredentials(BaseModel):
+    """How to reach one registry host named in an image's ``registry`` field."""
+
+    url: str
+    username: str | None = None
+    password: SecretStr | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TAGWARDEN_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str = "sqlite+aiosqlite:///./tagwarden.db"
+    host: str = "127.0.0.1"
+    port: int = Field(default=4002, ge=1, le=65535)
+    environment: Literal["development", "production"] = "development"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Seed 000, step 3 "Option B": approving a tag activates it in the same transaction.
+    auto_process_approved: bool = True
+
+    # Monitor (seed 001): global interval; images may override it.
+    check_interval_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    monitor_enabled: bool = True
+    monitor_concurrency: int = Field(default=8, ge=1, le=256)
+
+    # Registries: base URLs and credentials are settings so tests and demos run offline.
+    dockerhub_api_url: str = "https://hub.docker.com"
+    dockerhub_username: str | None = None
+    dockerhub_password: SecretStr | None = None
+    registries: dict[str, RegistryCredentials] = Field(default_factory=dict)
+    registry_timeout_seconds: float = Field(default=20.0, gt=0)
+    registry_max_retries: int = Field(default=4, ge=0, le=20)
+
+    # Signs the admin UI's session cookies; must be set outside development.
+    secret_key: SecretStr = SecretStr("dev-insecure-secret-key-change-me")
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        """Accept the URLs operators already have and give SQLAlchemy its async driver."""
+        if value.startswith(("postgres://", "postgresql://")):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError(
+                "must be a PostgreSQL (postgresql+asyncpg://…) or SQLite (sqlite+aiosqlite:///…) URL"
+            )
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_not_blank(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _no_sample_secret_in_production(self) -> Settings:
+        if (
+            self.environment == "production"
+            and self.secret_key.get_secret_value() == "dev-insecure-secret-key-change-me"
+        ):
+            raise ValueError(
+                "TAGWARDEN_SECRET_KEY must be set to a private value when "
+                "TAGWARDEN_ENVIRONMENT=production"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line per bad setting, named as the operator writes it (TAGWARDEN_…)."""
+    lines = []
+    for err in exc.errors():
+        name = "TAGWARDEN_" + "_".join(str(p) for p in err["loc"]).upper() if err["loc"] else ""
+        lines.append(f"{name}: {err['msg']}" if name else err["msg"])
+    return "invalid settings:\n  " + "\n  ".join(lines)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

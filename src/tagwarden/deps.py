@@ -1,0 +1,61 @@
+"""Request-scoped dependencies shared by every router: the transaction and the caller."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tagwarden.auth.service import Principal, authenticate
+from tagwarden.config import Settings
+from tagwarden.db import transaction
+from tagwarden.errors import Forbidden, Unauthorized
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    # The edge of the use case: commit when the route returns, roll back if it raises, and do
+    # both before the response is sent, so a failed commit is never reported as a success.
+    async for session in transaction(request.app.state.sessionmaker):
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(_session, scope="function")]
+
+_bearer = HTTPBearer(auto_error=False, description="An API token: `tagwarden token create`")
+
+
+async def _principal(
+    session: Session,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
+    principal = await authenticate(session, credentials.credentials)
+    if principal is None:
+        raise Unauthorized("invalid or revoked token")
+    return principal
+
+
+def require(role: str) -> Callable[[Principal], Awaitable[Principal]]:
+    async def check(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+        if not principal.has(role):
+            raise Forbidden(f"this action needs the {role} role; your token is {principal.role}")
+        return principal
+
+    return check
+
+
+Viewer = Annotated[Principal, Depends(require("viewer"))]
+Approver = Annotated[Principal, Depends(require("approver"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+AppSettings = Annotated[Settings, Depends(get_settings_dep)]

@@ -1,0 +1,92 @@
+"""Domain exceptions, and the one place that turns them into HTTP responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class DomainError(Exception):
+    """Base of the errors a use case raises on purpose; each maps to one status and code."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+
+class InvalidInput(DomainError):
+    status_code = 422
+    code = "invalid_input"
+
+
+class NotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    status_code = 409
+    code = "conflict"
+
+
+class Unauthorized(DomainError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(DomainError):
+    status_code = 403
+    code = "forbidden"
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    422: "invalid_input",
+    429: "rate_limited",
+}
+
+
+def error_body(detail: str, code: str) -> dict[str, Any]:
+    return {"detail": detail, "code": code}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def domain(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DomainError)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse(
+            error_body(exc.detail, exc.code), status_code=exc.status_code, headers=headers
+        )
+
+    async def http(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        return JSONResponse(
+            error_body(str(exc.detail), code), status_code=exc.status_code, headers=exc.headers
+        )
+
+    async def validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+        return JSONResponse(error_body("; ".join(parts), "invalid_input"), status_code=422)
+
+    app.add_exception_handler(DomainError, domain)
+    app.add_exception_handler(StarletteHTTPException, http)
+    app.add_exception_handler(RequestValidationError, validation)

@@ -1,0 +1,117 @@
+"""Health and Prometheus metrics: request counts and latencies by route template."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import generate_latest
+from sqlalchemy import text
+from starlette.routing import compile_path
+
+from tagwarden.deps import Viewer
+
+
+class Metrics:
+    """One registry per app, so several apps in one process (tests) never collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "tagwarden_http_requests_total",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "tagwarden_http_request_duration_seconds",
+            "HTTP request latency by route template and method",
+            ["route", "method"],
+            registry=self.registry,
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+
+
+def flat_routes(app: FastAPI) -> list[tuple[str, set[str]]]:
+    """Every route as (path template, methods), with included routers expanded."""
+    try:  # FastAPI ≥ 0.16x includes routers lazily; older versions flatten them on include.
+        from fastapi.routing import iter_route_contexts
+
+        routes: list[Any] = list(iter_route_contexts(app.routes))
+    except ImportError:  # pragma: no cover - depends on the installed FastAPI
+        routes = list(app.routes)
+    return [
+        (str(route.path), set(getattr(route, "methods", None) or ()))
+        for route in routes
+        if getattr(route, "path", None)
+    ]
+
+
+class RouteTemplates:
+    """Maps a request path to its route template, for metric labels.
+
+    Labels use the template (/api/v1/images/{image_id}), never the raw path: ids would explode the
+    number of series.
+    """
+
+    def __init__(self) -> None:
+        self._compiled: list[tuple[re.Pattern[str], str]] | None = None
+
+    def template(self, app: FastAPI, path: str) -> str:
+        if self._compiled is None:
+            self._compiled = [
+                (compile_path(template)[0], template) for template, _ in flat_routes(app)
+            ]
+        for regex, template in self._compiled:
+            if regex.match(path):
+                return template
+        return "unmatched"
+
+
+def metrics_middleware(
+    metrics: Metrics,
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    templates = RouteTemplates()
+
+    async def middleware(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = templates.template(request.app, request.url.path)
+            metrics.requests.labels(route, request.method, str(status)).inc()
+            metrics.latency.labels(route, request.method).observe(time.perf_counter() - started)
+
+    return middleware
+
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz(request: Request) -> JSONResponse:
+    try:
+        async with request.app.state.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the database is "down"
+        return JSONResponse(
+            {"status": "unavailable", "database": "unreachable", "detail": str(exc)[:200]},
+            status_code=503,
+        )
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request, _: Viewer) -> Response:
+    registry: CollectorRegistry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

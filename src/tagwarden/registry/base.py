@@ -1,0 +1,166 @@
+"""What every registry client returns, the interface they share, and their errors.
+
+The monitor only ever sees these types, so Docker Hub's Hub API and OCI registries are
+interchangeable behind :class:`RegistryClient`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
+
+# containerd's normalisation (platforms.Normalize): the same CPU is reported under several names,
+# and devices must match one architecture string whatever the registry called it.
+_ARCH_ALIASES = {"aarch64": "arm64", "x86_64": "amd64", "x86-64": "amd64", "i386": "386"}
+_IMPLIED_VARIANT = {"armhf": ("arm", "v7"), "armel": ("arm", "v6")}
+# Variants that every CPU of that architecture has, so they say nothing (`arm64/v8` is `arm64`).
+_DEFAULT_VARIANTS = {("arm64", "v8"), ("amd64", "v1")}
+
+
+def normalise_architecture(architecture: str, variant: str | None = None) -> str:
+    """``arm64``/``arm64/v8``/``aarch64`` → ``arm64``; ``arm`` + ``v7`` → ``arm/v7``."""
+    arch = architecture.strip().lower()
+    var = (variant or "").strip().lower()
+    if "/" in arch:  # already written as "arch/variant"
+        arch, _, embedded = arch.partition("/")
+        var = var or embedded
+    if arch in _IMPLIED_VARIANT:
+        arch, implied = _IMPLIED_VARIANT[arch]
+        var = var or implied
+    arch = _ARCH_ALIASES.get(arch, arch)
+    if not var or (arch, var) in _DEFAULT_VARIANTS:
+        return arch
+    return f"{arch}/{var}"
+
+
+def is_attestation(architecture: str | None, os: str | None) -> bool:
+    """BuildKit lists provenance/SBOM manifests as platform ``unknown/unknown``: not an image."""
+    return (architecture or "").lower() == "unknown" and (os or "").lower() == "unknown"
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """RFC 3339 with 0, 6 or 9 fractional digits (registries send all three) → aware UTC."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise MalformedResponse(f"timestamp is not a string: {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise MalformedResponse(f"not an RFC 3339 timestamp: {value!r}") from exc
+    if parsed.tzinfo is None:
+        # Registries write UTC; a missing offset is sloppiness, not local time.
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    """One architecture's image within a tag. ``size`` is the compressed size where known."""
+
+    architecture: str
+    os: str
+    digest: str | None
+    size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteTag:
+    """A tag as the registry sees it now.
+
+    ``digest`` is the tag's own digest: the index/manifest list for a multi-arch tag. When
+    ``resolved`` is false only ``name`` and ``digest`` are known (a cheap HEAD); call
+    :meth:`RegistryClient.resolve_tag` for platforms and date.
+    """
+
+    name: str
+    digest: str | None
+    last_updated: datetime | None
+    platforms: tuple[Platform, ...]
+    resolved: bool
+
+    @property
+    def architectures(self) -> list[str]:
+        return sorted({p.architecture for p in self.platforms})
+
+    @property
+    def platform_digests(self) -> dict[str, str]:
+        """Architecture → that platform's manifest digest.
+
+        Multi-OS tags (official images ship Windows builds beside Linux ones) have two entries
+        for ``amd64``; devices run Linux, so the Linux one wins.
+        """
+        result: dict[str, str] = {}
+        for platform in sorted(self.platforms, key=lambda p: p.os != "linux"):
+            if platform.digest is not None:
+                result.setdefault(platform.architecture, platform.digest)
+        return result
+
+
+def platforms_from(entries: list[tuple[str, str, str | None, str | None, int | None]]) -> tuple[
+    Platform, ...
+]:
+    """(architecture, os, variant, digest, size) rows → normalised platforms, attestations gone."""
+    return tuple(
+        Platform(normalise_architecture(arch, variant), os.lower(), digest, size)
+        for arch, os, variant, digest, size in entries
+        if not is_attestation(arch, os)
+    )
+
+
+@runtime_checkable
+class RegistryClient(Protocol):
+    """List an image's tags and resolve one tag, whatever kind of registry serves it.
+
+    ``repository`` is ``namespace/image_name`` (``library/redis`` for Docker Hub official
+    images; the namespace may contain slashes). ``known`` maps tag names already seen to
+    their last known digest, which lets a client skip work for unchanged tags.
+    """
+
+    def iter_tags(
+        self, repository: str, known: Mapping[str, str | None]
+    ) -> AsyncIterator[RemoteTag]: ...
+
+    async def resolve_tag(self, repository: str, tag: str) -> RemoteTag: ...
+
+    def budget(self) -> int | None:
+        """Remaining rate-limit budget last reported by this client's host, if any."""
+        ...
+
+
+class RegistryError(Exception):
+    """Anything that stopped a registry request from giving a usable answer."""
+
+    def __init__(self, message: str, *, url: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
+class ImageNotFound(RegistryError):
+    """404: the repository (or tag) does not exist, or is hidden from these credentials."""
+
+
+class MalformedResponse(RegistryError):
+    """The registry answered, but with a body or header this client cannot read."""
+
+
+class RegistryUnavailable(RegistryError):
+    """5xx, timeouts or connection errors outlasted every retry."""
+
+
+class RateLimited(RegistryUnavailable):
+    """The host asked us to wait longer than we are willing to, or retries ran out on 429s.
+
+    ``retry_at`` (aware UTC) is when the host said it would take requests again.
+    """
+
+    def __init__(self, message: str, *, retry_at: datetime, url: str | None = None):
+        super().__init__(message, url=url, status=429)
+        self.retry_at = retry_at
+
+
+class AuthenticationFailed(RegistryError):
+    """Credentials were refused, or the registry wants credentials we do not have."""
