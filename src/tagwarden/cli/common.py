@@ -1,0 +1,72 @@
+"""What every command group shares: settings, one transaction per command, and output."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tagwarden.auth.service import Principal
+from tagwarden.config import Settings, describe_error, get_settings
+from tagwarden.db import make_engine, make_sessionmaker
+from tagwarden.errors import DomainError
+
+T = TypeVar("T")
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def load_settings() -> Settings:
+    """Settings, or a clear message and exit code 2 when a value is wrong."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        err_console.print(f"[red]error:[/red] {describe_error(exc)}")
+        raise typer.Exit(2) from exc
+    except ValueError as exc:
+        err_console.print(f"[red]error:[/red] invalid settings: {exc}")
+        raise typer.Exit(2) from exc
+
+
+def cli_principal(identity: str | None = None) -> Principal:
+    # Whoever can run the CLI can read the database directly: they act as an admin, under
+    # their own name in the audit log.
+    return Principal(identity=identity or f"cli:{getpass.getuser()}", role="admin")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; a domain error becomes a message and exit code 1."""
+    try:
+        return asyncio.run(coro)
+    except DomainError as exc:
+        err_console.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from exc
+
+
+async def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """One command, one transaction: committed when ``work`` returns, rolled back if it raises."""
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+def transact(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    return run(in_transaction(work))
+
+
+def short_digest(digest: str | None) -> str:
+    if not digest:
+        return "-"
+    algo, _, hexpart = digest.partition(":")
+    return f"{algo}:{hexpart[:12]}"

@@ -1,0 +1,26 @@
+"""The `tagwarden` command: one small module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from tagwarden import __version__
+from tagwarden.cli import approvals, db, images, serve, tokens
+
+app = typer.Typer(
+    help="tagwarden: discover, approve and roll out container image tags.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("serve")(serve.serve)
+app.add_typer(db.app, name="db")
+app.add_typer(tokens.app, name="token")
+app.add_typer(images.app, name="images")
+app.add_typer(approvals.app, name="approvals")
+# Command groups of later parts (monitor, devices, rollouts, …) register below.
+
+
+@app.command("version")
+def version() -> None:
+    """Print tagwarden's version."""
+    print(__version__)
