@@ -18,6 +18,7 @@ from tagwarden.db import make_engine, make_sessionmaker
 from tagwarden.errors import install_error_handlers
 from tagwarden.observability import Metrics, metrics_middleware
 from tagwarden.observability import router as ops_router
+from tagwarden.workers import BackgroundWorkers
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        workers = BackgroundWorkers()
+        # Background workers of each part start here, each behind its own setting, so an
+        # API-only replica can run with all of them off.
+        app.state.workers = workers
         try:
             yield
         finally:
+            await workers.stop()
             await engine.dispose()
 
     app = FastAPI(
@@ -53,4 +59,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Fixed paths under /api/v1/images (approvals, monitor) before /api/v1/images/{image_id}.
     app.include_router(approvals_router)
     app.include_router(catalogue_router)
+    # Routers of later parts (monitor, devices, rollouts, webhooks, web UI) are included below.
     return app

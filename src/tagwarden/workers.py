@@ -1,0 +1,38 @@
+"""Background loops that live as long as the server: started in the lifespan, stopped with it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+
+class BackgroundWorkers:
+    def __init__(self) -> None:
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def start(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        if name in self._tasks:
+            raise RuntimeError(f"worker {name} is already running")
+
+        async def guarded() -> None:
+            try:
+                await loop()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a dead worker must be loud, not silent
+                log.exception("background worker %s stopped with an error", name)
+
+        self._tasks[name] = asyncio.create_task(guarded(), name=f"tagwarden:{name}")
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, task in self._tasks.items() if not task.done()]
+
+    async def stop(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._tasks.clear()
