@@ -130,7 +130,10 @@ async def tokens(sessionmaker: async_sessionmaker[AsyncSession]) -> Tokens:
     async with sessionmaker() as session, session.begin():
         for role in ("admin", "approver", "viewer"):
             _, raw[role] = await auth.create_token(
-                session, name=f"{role}-token", role=role, identity=f"{role}@example.com",
+                session,
+                name=f"{role}-token",
+                role=role,
+                identity=f"{role}@example.com",
                 actor="test-setup",
             )
     return Tokens(**raw)

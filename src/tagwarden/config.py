@@ -57,7 +57,8 @@ class Settings(BaseSettings):
             return "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
         if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
             raise ValueError(
-                "must be a PostgreSQL (postgresql+asyncpg://…) or SQLite (sqlite+aiosqlite:///…) URL"
+                "must be a PostgreSQL (postgresql+asyncpg://…) or SQLite "
+                "(sqlite+aiosqlite:///…) URL"
             )
         return value
 

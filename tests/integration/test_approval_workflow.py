@@ -5,60 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.audit.models import AuditEntry
 from tagwarden.catalogue.models import ImageTag
-
-DIGEST = "sha256:" + "abc123" * 10 + "abcd"
-SEED_METADATA = {
-    "digest": DIGEST,
-    "architectures": ["amd64", "arm64"],
-    "last_updated": "2025-10-17T10:30:00Z",
-    "source": "image_monitor",
-}
-
-
-async def add_redis(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:
-    response = await client.post(
-        "/api/v1/images", json={"image_name": "redis", "category": "cache"}, headers=headers
-    )
-    assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
-async def seed_request(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    image_id: int,
-    *,
-    request_id: int = 123,
-    tag: str = "7.2.5-alpine",
-    metadata: dict[str, Any] | None = None,
-) -> int:
-    """The monitor's INSERT from seed 001, with the seed's own id."""
-    data = dict(metadata or SEED_METADATA)
-    async with sessionmaker() as session, session.begin():
-        session.add(
-            ApprovalRequest(
-                id=request_id,
-                image_id=image_id,
-                image_name="redis",
-                tag_name=tag,
-                status="pending",
-                metadata_=data,
-                digest=data.get("digest"),
-                requested_by="image_monitor",
-            )
-        )
-    return request_id
-
-
-@pytest.fixture
-def auto_process_off(settings):  # type: ignore[no-untyped-def]
-    return settings.model_copy(update={"auto_process_approved": False})
+from tests.factories import DIGEST, add_redis, seed_request
 
 
 async def test_seed_example_approve_then_process_creates_one_row_per_architecture(
@@ -95,9 +48,7 @@ async def test_seed_example_approve_then_process_creates_one_row_per_architectur
     assert result["approval_request"]["processed_at"] is not None
 
     async with sessionmaker() as session:
-        rows = (
-            await session.scalars(select(ImageTag).order_by(ImageTag.architecture))
-        ).all()
+        rows = (await session.scalars(select(ImageTag).order_by(ImageTag.architecture))).all()
     assert [(r.tag, r.architecture, r.digest) for r in rows] == [
         ("7.2.5-alpine", "amd64", DIGEST),
         ("7.2.5-alpine", "arm64", DIGEST),
@@ -249,7 +200,9 @@ async def test_image_added_by_non_admin_waits_for_an_image_level_request(
         f"/api/v1/images/approvals/{request['id']}/approve", headers=tokens.headers("admin")
     )
     assert approved.status_code == 200
-    image = await client.get(f"/api/v1/images/{added.json()['id']}", headers=tokens.headers("viewer"))
+    image = await client.get(
+        f"/api/v1/images/{added.json()['id']}", headers=tokens.headers("viewer")
+    )
     assert image.json()["approval_status"] == "approved"
 
     monitoring = await client.put(

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -84,7 +85,9 @@ async def process(session: AsyncSession, request_id: int, *, actor: Principal) -
             "activate",
             code="no_architectures",
         )
-    existing = {row.architecture: row for row in await _tag_rows(session, image.id, request.tag_name)}
+    existing = {
+        row.architecture: row for row in await _tag_rows(session, image.id, request.tag_name)
+    }
     digest = request.metadata_.get("digest")
     last_updated = meta.parse_timestamp(request.metadata_.get("last_updated"))
     source = request.source
@@ -145,7 +148,7 @@ async def _insert_tag_row(
         "created_at": utcnow(),
     }
     result = await session.execute(
-        insert(ImageTag.__table__)
+        insert(cast(Table, ImageTag.__table__))
         .values(row)
         .on_conflict_do_nothing(index_elements=["image_id", "tag", "architecture"])
     )

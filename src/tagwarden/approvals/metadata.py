@@ -57,7 +57,7 @@ def validate(metadata: dict[str, Any], *, require_architectures: bool) -> dict[s
     if require_architectures and not archs:
         raise InvalidInput(
             "metadata.architectures is required: activation creates one image_tags row per "
-            "architecture (e.g. [\"amd64\", \"arm64\"])"
+            'architecture (e.g. ["amd64", "arm64"])'
         )
     digest = metadata.get("digest")
     if digest is not None:

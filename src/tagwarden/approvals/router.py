@@ -17,7 +17,7 @@ from tagwarden.approvals.schemas import (
     ProcessOut,
 )
 from tagwarden.catalogue.schemas import ImageTagOut
-from tagwarden.deps import AppSettings, Approver, Session, Viewer
+from tagwarden.deps import Approver, AppSettings, Session, Viewer
 from tagwarden.pagination import Page, Paging
 
 router = APIRouter(prefix="/api/v1/images", tags=["approvals"])
@@ -85,7 +85,11 @@ async def get_request(request_id: int, session: Session, _: Viewer) -> ApprovalR
 
 
 async def _decide(
-    request_id: int, body: Decision | None, approve: bool, session: Session, who: Approver,
+    request_id: int,
+    body: Decision | None,
+    approve: bool,
+    session: Session,
+    who: Approver,
     settings: AppSettings,
 ) -> ApprovalRequestOut:
     result = await service.decide(
@@ -96,15 +100,16 @@ async def _decide(
         actor=who,
         auto_process=settings.auto_process_approved,
     )
-    tags = (
-        [ImageTagOut.of(r) for r in result.activation.image_tags] if result.activation else None
-    )
+    tags = [ImageTagOut.of(r) for r in result.activation.image_tags] if result.activation else None
     return ApprovalRequestOut.of(result.request, tags)
 
 
 @router.post("/approvals/{request_id}/approve")
 async def approve(
-    request_id: int, session: Session, who: Approver, settings: AppSettings,
+    request_id: int,
+    session: Session,
+    who: Approver,
+    settings: AppSettings,
     body: Decision | None = None,
 ) -> ApprovalRequestOut:
     return await _decide(request_id, body, True, session, who, settings)
@@ -112,7 +117,10 @@ async def approve(
 
 @router.post("/approvals/{request_id}/reject")
 async def reject(
-    request_id: int, session: Session, who: Approver, settings: AppSettings,
+    request_id: int,
+    session: Session,
+    who: Approver,
+    settings: AppSettings,
     body: Decision | None = None,
 ) -> ApprovalRequestOut:
     return await _decide(request_id, body, False, session, who, settings)

@@ -79,8 +79,7 @@ async def create_request(
             )
         )
         raise Conflict(
-            f"{image.display_name}:{tag_name} already has a pending approval request "
-            f"(#{existing})",
+            f"{image.display_name}:{tag_name} already has a pending approval request (#{existing})",
             code="request_pending",
         ) from exc
     audit.record(

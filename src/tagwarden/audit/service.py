@@ -62,7 +62,5 @@ async def list_entries(
     if actor:
         query = query.where(AuditEntry.actor == actor)
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(
-        query.order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
-    )
+    rows = await session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit).offset(offset))
     return rows.all(), int(total or 0)

@@ -16,7 +16,7 @@ from tagwarden.auth.models import ROLES, ApiToken
 from tagwarden.db import utcnow
 from tagwarden.errors import InvalidInput, NotFound
 
-TOKEN_PREFIX = "tw_"
+TOKEN_PREFIX = "tw_"  # noqa: S105 - a public marker that tells tokens apart, not a secret
 # Recording every use would turn each read into a write; a few minutes' precision is enough.
 LAST_USED_PRECISION = timedelta(minutes=5)
 

@@ -62,7 +62,11 @@ def digest_error(digest: str) -> str | None:
 
 def repository_error(registry: str, namespace: str, image_name: str) -> str | None:
     """The first thing wrong with a reference, or None when it is valid."""
-    for error in (registry_error(registry), namespace_error(namespace), image_name_error(image_name)):
+    for error in (
+        registry_error(registry),
+        namespace_error(namespace),
+        image_name_error(image_name),
+    ):
         if error:
             return error
     if len(f"{namespace}/{image_name}") > MAX_REPOSITORY_LENGTH:

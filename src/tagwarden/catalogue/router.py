@@ -81,7 +81,9 @@ async def mark_recommended(
         session, image_id, body.tag, flag="is_recommended", value=body.value, actor=who
     )
     verb = "marked as recommended" if body.value else "no longer recommended"
-    return TagFlagOut(message=f"Tag {body.tag} {verb}", image_tags=[ImageTagOut.of(r) for r in rows])
+    return TagFlagOut(
+        message=f"Tag {body.tag} {verb}", image_tags=[ImageTagOut.of(r) for r in rows]
+    )
 
 
 @router.post("/{image_id}/tags/deprecated")
@@ -92,4 +94,6 @@ async def mark_deprecated(
         session, image_id, body.tag, flag="is_deprecated", value=body.value, actor=who
     )
     verb = "marked as deprecated" if body.value else "no longer deprecated"
-    return TagFlagOut(message=f"Tag {body.tag} {verb}", image_tags=[ImageTagOut.of(r) for r in rows])
+    return TagFlagOut(
+        message=f"Tag {body.tag} {verb}", image_tags=[ImageTagOut.of(r) for r in rows]
+    )

@@ -12,8 +12,9 @@ from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.approvals.service import DecisionResult
 from tagwarden.cli.common import cli_principal, console, load_settings, short_digest, transact
 
-app = typer.Typer(help="Approval requests: list, show, approve, reject, process.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Approval requests: list, show, approve, reject, process.", no_args_is_help=True
+)
 
 IDENTITY = typer.Option(None, "--as", help="identity recorded as reviewer (default cli:<user>)")
 
@@ -61,7 +62,10 @@ def show(request_id: int) -> None:
         ("last updated", r.metadata_.get("last_updated")),
         ("source", r.source),
         ("requested", f"{r.requested_at:%Y-%m-%d %H:%M} by {r.requested_by or '-'}"),
-        ("reviewed", f"{r.reviewed_at:%Y-%m-%d %H:%M} by {r.reviewed_by}" if r.reviewed_at else None),
+        (
+            "reviewed",
+            f"{r.reviewed_at:%Y-%m-%d %H:%M} by {r.reviewed_by}" if r.reviewed_at else None,
+        ),
         ("notes", r.notes),
         ("processed", f"{r.processed_at:%Y-%m-%d %H:%M}" if r.processed_at else None),
     ):
@@ -83,8 +87,10 @@ def _decide(request_id: int, approve: bool, notes: str | None, identity: str | N
 
     result = transact(work)
     r = result.request
-    console.print(f"{'✅ Approved' if approve else '❌ Rejected'} approval request {r.id} "
-                  f"({r.image_name}:{r.tag_name or '(image)'}) as {r.reviewed_by}")
+    console.print(
+        f"{'✅ Approved' if approve else '❌ Rejected'} approval request {r.id} "
+        f"({r.image_name}:{r.tag_name or '(image)'}) as {r.reviewed_by}"
+    )
     if result.activation:
         print_activation(result.activation)
 

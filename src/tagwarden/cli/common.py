@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -19,7 +20,8 @@ from tagwarden.errors import DomainError
 
 T = TypeVar("T")
 
-console = Console(highlight=False)
+# Piped output (grep, CI logs) gets wide tables instead of rich's 80-column fallback.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, highlight=False)
 
 

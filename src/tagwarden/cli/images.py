@@ -81,15 +81,17 @@ def show(image_id: int = typer.Argument(...)) -> None:
     image, tags = transact(work)
     console.print(f"[bold]{image.display_name}[/bold]  (id {image.id}, {image.approval_status})")
     console.print(f"  repository  {image.registry_host}/{image.repository}")
-    console.print(f"  monitoring  {'on' if image.watch_for_updates else 'off'}, policy "
-                  f"{image.tag_policy}")
+    console.print(
+        f"  monitoring  {'on' if image.watch_for_updates else 'off'}, policy {image.tag_policy}"
+    )
     if image.last_error:
         console.print(f"  last error  {image.last_error}")
     table = Table("tag", "architecture", "digest", "last updated", "flags")
     for tag in tags:
         flags = ", ".join(
-            name for name, on in (("recommended", tag.is_recommended),
-                                  ("deprecated", tag.is_deprecated)) if on
+            name
+            for name, on in (("recommended", tag.is_recommended), ("deprecated", tag.is_deprecated))
+            if on
         )
         table.add_row(
             tag.tag,

@@ -75,7 +75,10 @@ def upgrade() -> None:
         sa.Column("created_at", TS, nullable=False),
         sa.Column("updated_at", TS, nullable=False),
         sa.UniqueConstraint(
-            "registry", "namespace", "image_name", name=op.f("uq_images_registry_namespace_image_name")
+            "registry",
+            "namespace",
+            "image_name",
+            name=op.f("uq_images_registry_namespace_image_name"),
         ),
     )
     op.create_index(op.f("ix_images_next_check_at"), "images", ["next_check_at"])
@@ -130,7 +133,9 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_image_approval_requests_image_id"), "image_approval_requests", ["image_id"]
     )
-    op.create_index(op.f("ix_image_approval_requests_status"), "image_approval_requests", ["status"])
+    op.create_index(
+        op.f("ix_image_approval_requests_status"), "image_approval_requests", ["status"]
+    )
     op.create_index(
         "ix_image_approval_requests_tag_digest",
         "image_approval_requests",
@@ -152,7 +157,9 @@ def upgrade() -> None:
         sa.Column(
             "image_id",
             sa.Integer(),
-            sa.ForeignKey("images.id", ondelete="CASCADE", name=op.f("fk_image_tags_image_id_images")),
+            sa.ForeignKey(
+                "images.id", ondelete="CASCADE", name=op.f("fk_image_tags_image_id_images")
+            ),
             nullable=False,
         ),
         sa.Column("tag", sa.String(128), nullable=False),
@@ -178,9 +185,7 @@ def upgrade() -> None:
         ),
     )
     op.create_index(op.f("ix_image_tags_image_id"), "image_tags", ["image_id"])
-    op.create_index(
-        "ix_image_tags_last_updated_desc", "image_tags", [sa.text("last_updated DESC")]
-    )
+    op.create_index("ix_image_tags_last_updated_desc", "image_tags", [sa.text("last_updated DESC")])
 
     if dialect == "postgresql":
         # Seed 000: "Indexes on critical fields (metadata GIN, last_updated)".

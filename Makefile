@@ -1,0 +1,49 @@
+# tagwarden — `make run` serves on :4002 with the embedded database; `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-deps lint format db-check bench demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create the virtual environment and install tagwarden with its dev tools
+
+run: $(STAMP) ## migrate the embedded database and serve on port 4002
+	$(BIN)/tagwarden db upgrade
+	$(BIN)/tagwarden serve
+
+test-deps: $(STAMP) ## install the system packages the tests use (docker-registry, chromium)
+	./scripts/install-test-deps.sh
+
+test: test-deps ## run the whole suite (unit, integration on SQLite and PostgreSQL, browser)
+	$(BIN)/pytest
+
+lint: $(STAMP) ## ruff (lint and format) and mypy --strict
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+format: $(STAMP) ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+db-check: $(STAMP) ## fail if the models drifted from the migrations (on $$TAGWARDEN_DATABASE_URL)
+	$(BIN)/tagwarden db upgrade
+	$(BIN)/tagwarden db check
+
+bench: $(STAMP) ## run the benchmarks under bench/ (figures and ratios, no pass/fail)
+	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+clean: ## remove the virtual environment, caches and the embedded database
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tagwarden.db tagwarden.db-*

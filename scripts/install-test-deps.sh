@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# System packages the test suite drives for real: Debian's docker-registry (the OCI protocol,
+# issue #3) and chromium (the admin pages, issue #6). Installs what is missing when it can
+# (root with apt-get); otherwise says what to install and lets the suite skip visibly.
+set -euo pipefail
+
+need=()
+[ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  echo "installing ${need[*]} with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+else
+  echo "note: ${need[*]} not installed; the tests that need them will be skipped." >&2
+  echo "      install with: sudo apt-get install ${need[*]}" >&2
+fi

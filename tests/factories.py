@@ -1,0 +1,52 @@
+"""Test data in the seeds' own shapes, shared by the integration tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tagwarden.approvals.models import ApprovalRequest
+
+DIGEST = "sha256:" + "abc123" * 10 + "abcd"
+SEED_METADATA = {
+    "digest": DIGEST,
+    "architectures": ["amd64", "arm64"],
+    "last_updated": "2025-10-17T10:30:00Z",
+    "source": "image_monitor",
+}
+
+
+async def add_redis(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/images", json={"image_name": "redis", "category": "cache"}, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def seed_request(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    image_id: int,
+    *,
+    request_id: int = 123,
+    tag: str = "7.2.5-alpine",
+    metadata: dict[str, Any] | None = None,
+) -> int:
+    """The monitor's INSERT from seed 001, with the seed's own id."""
+    data = dict(metadata or SEED_METADATA)
+    async with sessionmaker() as session, session.begin():
+        session.add(
+            ApprovalRequest(
+                id=request_id,
+                image_id=image_id,
+                image_name="redis",
+                tag_name=tag,
+                status="pending",
+                metadata_=data,
+                digest=data.get("digest"),
+                requested_by="image_monitor",
+            )
+        )
+    return request_id

@@ -1,0 +1,118 @@
+"""The `tagwarden` command against both databases: tokens, images, the seed's process output."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from typer.testing import CliRunner
+
+from tagwarden.approvals.models import ApprovalRequest
+from tagwarden.catalogue.models import Image
+from tagwarden.cli.main import app
+from tagwarden.config import get_settings
+from tagwarden.db import make_engine, make_sessionmaker
+from tests.factories import SEED_METADATA
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("TAGWARDEN_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    yield database_url
+    get_settings.cache_clear()
+
+
+def _seed_approved_request(url: str) -> None:
+    async def go() -> None:
+        engine = make_engine(url)
+        async with make_sessionmaker(engine)() as session, session.begin():
+            image = Image(image_name="redis", approval_status="approved")
+            session.add(image)
+            await session.flush()
+            session.add(
+                ApprovalRequest(
+                    id=123,
+                    image_id=image.id,
+                    image_name="redis",
+                    tag_name="7.2.5-alpine",
+                    status="pending",
+                    metadata_=dict(SEED_METADATA),
+                    digest=SEED_METADATA["digest"],
+                )
+            )
+        await engine.dispose()
+
+    asyncio.run(go())
+
+
+def test_token_create_prints_the_token_alone_on_the_last_line(cli_env: str) -> None:
+    result = runner.invoke(
+        app, ["token", "create", "--name", "ops", "--role", "admin", "--identity", "a@example.com"]
+    )
+    assert result.exit_code == 0, result.output
+    last = result.stdout.rstrip("\n").splitlines()[-1]
+    assert last.startswith("tw_")
+    assert " " not in last
+    assert len(last) > 40
+    listed = runner.invoke(app, ["token", "list"])
+    assert "a@example.com" in listed.stdout
+    assert last not in listed.stdout
+    bad = runner.invoke(
+        app, ["token", "create", "--name", "x", "--role", "root", "--identity", "x@example.com"]
+    )
+    assert bad.exit_code == 1
+    assert "role must be one of" in bad.output
+
+
+def test_approve_and_process_print_the_seeds_lines(
+    cli_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TAGWARDEN_AUTO_PROCESS_APPROVED", "false")
+    get_settings.cache_clear()
+    _seed_approved_request(cli_env)
+    approved = runner.invoke(
+        app,
+        [
+            "approvals",
+            "approve",
+            "123",
+            "--notes",
+            "Security patches included",
+            "--as",
+            "admin@example.com",
+        ],
+    )
+    assert approved.exit_code == 0, approved.output
+    assert "Approved approval request 123" in approved.stdout
+
+    processed = runner.invoke(app, ["approvals", "process", "123"])
+    assert processed.exit_code == 0, processed.output
+    assert processed.stdout.splitlines() == [
+        "Processing approved tag: redis:7.2.5-alpine",
+        "✅ Added redis:7.2.5-alpine to image_tags",
+        "   ✅ Added architecture variant: arm64",
+        "✅ Successfully processed approval request 123",
+    ]
+    shown = runner.invoke(app, ["images", "show", "1"])
+    assert shown.stdout.count("7.2.5-alpine") == 2
+
+    again = runner.invoke(app, ["approvals", "process", "123"])
+    assert "already processed" in again.stdout
+
+    missing = runner.invoke(app, ["approvals", "process", "999"])
+    assert missing.exit_code == 1
+    assert "approval request 999 not found" in missing.output
+
+
+def test_a_bad_setting_stops_the_command_with_a_clear_message(
+    cli_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TAGWARDEN_CHECK_INTERVAL_MINUTES", "never")
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["images", "list"])
+    assert result.exit_code == 2
+    assert "TAGWARDEN_CHECK_INTERVAL_MINUTES" in result.output
