@@ -6,6 +6,7 @@ set -euo pipefail
 
 need=()
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+command -v htpasswd >/dev/null || need+=(apache2-utils)  # the registry's htpasswd auth
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -26,6 +26,9 @@ from tagwarden.config import Settings
 from tagwarden.db import make_engine, make_sessionmaker
 from tagwarden.migrations import upgrade
 from tagwarden.models import Base
+from tests.integration.real_registry import real_registry
+
+__all__ = ["real_registry"]  # a session fixture shared by the registry and monitor tests
 
 POSTGRES_URL = os.environ.get("TAGWARDEN_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("TAGWARDEN_REQUIRE_POSTGRES") == "1"

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from tagwarden import __version__
@@ -16,6 +17,8 @@ from tagwarden.catalogue.router import router as catalogue_router
 from tagwarden.config import Settings, get_settings
 from tagwarden.db import make_engine, make_sessionmaker
 from tagwarden.errors import install_error_handlers
+from tagwarden.monitor.router import router as monitor_router
+from tagwarden.monitor.worker import ImageMonitor
 from tagwarden.observability import Metrics, metrics_middleware
 from tagwarden.observability import router as ops_router
 from tagwarden.workers import BackgroundWorkers
@@ -23,9 +26,24 @@ from tagwarden.workers import BackgroundWorkers
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    registry_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """Build the app. ``registry_transport`` lets tests and demos route registry traffic to the
+    fake registry in-process."""
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
+    sessionmaker = make_sessionmaker(engine)
+    registry_http = httpx.AsyncClient(
+        transport=registry_transport,
+        timeout=settings.registry_timeout_seconds,
+        headers={"User-Agent": f"tagwarden/{__version__}"},
+        follow_redirects=True,
+    )
+    metrics = Metrics()
+    monitor = ImageMonitor(settings, sessionmaker, registry_http, on_result=metrics.record_check)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -33,10 +51,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Background workers of each part start here, each behind its own setting, so an
         # API-only replica can run with all of them off.
         app.state.workers = workers
+        if settings.monitor_enabled:
+            workers.start("monitor", monitor.run_forever)
         try:
             yield
         finally:
             await workers.stop()
+            await registry_http.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -48,8 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessionmaker = make_sessionmaker(engine)
-    app.state.metrics = Metrics()
+    app.state.sessionmaker = sessionmaker
+    app.state.metrics = metrics
+    app.state.monitor = monitor
+    metrics.watch_budgets(monitor.budgets)
     app.middleware("http")(metrics_middleware(app.state.metrics))
     install_error_handlers(app)
 
@@ -58,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_router)
     # Fixed paths under /api/v1/images (approvals, monitor) before /api/v1/images/{image_id}.
     app.include_router(approvals_router)
+    app.include_router(monitor_router)
     app.include_router(catalogue_router)
     # Routers of later parts (monitor, devices, rollouts, webhooks, web UI) are included below.
     return app

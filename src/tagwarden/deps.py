@@ -18,7 +18,7 @@ from tagwarden.errors import Forbidden, Unauthorized
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     # The edge of the use case: commit when the route returns, roll back if it raises, and do
     # both before the response is sent, so a failed commit is never reported as a success.
-    async for session in transaction(request.app.state.sessionmaker):
+    async with transaction(request.app.state.sessionmaker) as session:
         yield session
 
 
@@ -28,12 +28,15 @@ _bearer = HTTPBearer(auto_error=False, description="An API token: `tagwarden tok
 
 
 async def _principal(
-    session: Session,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-    principal = await authenticate(session, credentials.credentials)
+    # Its own short transaction: recording the token's use must not hold a write lock for the
+    # length of the use case (on SQLite that would block the use case's other writers).
+    async with transaction(request.app.state.sessionmaker) as session:
+        principal = await authenticate(session, credentials.credentials)
     if principal is None:
         raise Unauthorized("invalid or revoked token")
     return principal

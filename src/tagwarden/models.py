@@ -7,4 +7,12 @@ from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.db import Base
 from tagwarden.monitor.models import DiscoveredTag
 
-__all__ = ["ApiToken", "ApprovalRequest", "AuditEntry", "Base", "DiscoveredTag", "Image", "ImageTag"]
+__all__ = [
+    "ApiToken",
+    "ApprovalRequest",
+    "AuditEntry",
+    "Base",
+    "DiscoveredTag",
+    "Image",
+    "ImageTag",
+]

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 from sqlalchemy import text
 from starlette.routing import compile_path
@@ -35,6 +35,37 @@ class Metrics:
             registry=self.registry,
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        self.checks = Counter(
+            "tagwarden_monitor_checks_total",
+            "Image checks by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.requests_created = Counter(
+            "tagwarden_monitor_approval_requests_created_total",
+            "Approval requests created by the monitor",
+            registry=self.registry,
+        )
+        self.budget = Gauge(
+            "tagwarden_registry_budget_remaining",
+            "Requests left in the registry's rate-limit window, as its headers last said",
+            ["host"],
+            registry=self.registry,
+        )
+        self._budgets: Callable[[], dict[str, int | None]] = dict
+
+    def record_check(self, result: Any) -> None:
+        self.checks.labels("error" if result.error else "ok").inc()
+        self.requests_created.inc(len(result.requests_created))
+
+    def watch_budgets(self, read: Callable[[], dict[str, int | None]]) -> None:
+        self._budgets = read
+
+    def refresh(self) -> None:
+        """Gauges read at scrape time, so they are never staler than the registry's headers."""
+        for host, remaining in self._budgets().items():
+            if remaining is not None:
+                self.budget.labels(host).set(remaining)
 
 
 def flat_routes(app: FastAPI) -> list[tuple[str, set[str]]]:
@@ -113,5 +144,6 @@ async def healthz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", response_class=Response)
 async def metrics(request: Request, _: Viewer) -> Response:
-    registry: CollectorRegistry = request.app.state.metrics.registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    app_metrics: Metrics = request.app.state.metrics
+    app_metrics.refresh()
+    return Response(generate_latest(app_metrics.registry), media_type=CONTENT_TYPE_LATEST)

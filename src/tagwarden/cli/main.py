@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from tagwarden import __version__
-from tagwarden.cli import approvals, db, images, serve, tokens
+from tagwarden.cli import approvals, db, fake_registry, images, monitor, serve, tokens
 
 app = typer.Typer(
     help="tagwarden: discover, approve and roll out container image tags.",
@@ -17,6 +17,9 @@ app.add_typer(db.app, name="db")
 app.add_typer(tokens.app, name="token")
 app.add_typer(images.app, name="images")
 app.add_typer(approvals.app, name="approvals")
+app.add_typer(monitor.app, name="monitor")
+images.app.command("check")(monitor.check_image)
+app.command("fake-registry")(fake_registry.fake_registry)
 # Command groups of later parts (monitor, devices, rollouts, …) register below.
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import typer
 import uvicorn
@@ -23,6 +24,10 @@ def serve(
 ) -> None:
     """Serve the API on TAGWARDEN_HOST:TAGWARDEN_PORT."""
     settings = load_settings()
+    # The monitor's "[ImageMonitor] …" lines (seed 001) go to stderr beside uvicorn's.
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if migrate is None:
         migrate = settings.is_sqlite
     if migrate:

@@ -99,9 +99,9 @@ class RemoteTag:
         return result
 
 
-def platforms_from(entries: list[tuple[str, str, str | None, str | None, int | None]]) -> tuple[
-    Platform, ...
-]:
+def platforms_from(
+    entries: list[tuple[str, str, str | None, str | None, int | None]],
+) -> tuple[Platform, ...]:
     """(architecture, os, variant, digest, size) rows → normalised platforms, attestations gone."""
     return tuple(
         Platform(normalise_architecture(arch, variant), os.lower(), digest, size)

@@ -44,7 +44,8 @@ class BudgetReading:
 
 def _header(headers: httpx.Headers, name: str) -> str | None:
     # Names are case-insensitive in httpx; registries send both with and without "x-".
-    return headers.get(name) or headers.get(f"x-{name}")
+    value: str | None = headers.get(name) or headers.get(f"x-{name}")
+    return value
 
 
 def _quota(value: str) -> tuple[int, float | None] | None:
@@ -217,9 +218,9 @@ class HostLimiter:
             budget.remaining -= 1  # concurrent callers must not all see the same figure
             return now
         # Nearly spent: spread what is left evenly over the time until the reset.
-        interval = max(0.0, budget.reset_at - now) / budget.remaining
         slot = max(now, budget.next_slot)
         self._check_wait(slot, now)
+        interval = max(0.0, budget.reset_at - slot) / budget.remaining
         budget.next_slot = slot + interval
         budget.remaining -= 1
         return slot

@@ -1,0 +1,133 @@
+"""Which upstream tags become approval requests (pure: no I/O, no clock).
+
+A tag is *new* when tagwarden has never seen it for that image; a known tag whose digest changed
+is a *re-push*. The first scan of an image asks only for its most recent tag and records the rest
+as seen, so adding an image with a thousand tags does not bury reviewers in a thousand requests
+(seed 001's "hundreds of pending requests after first run", removed by design).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from tagwarden.registry.base import RemoteTag
+
+_OLDEST = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class KnownTag:
+    """A row of ``discovered_tags``: what tagwarden saw of a tag the last time."""
+
+    tag: str
+    digest: str | None
+    platforms: Mapping[str, str]
+    first_seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A tag that should get an approval request, and why."""
+
+    tag: RemoteTag
+    reason: Literal["new", "digest_changed"]
+    old_digest: str | None = None
+    changed_platforms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    new: list[RemoteTag] = field(default_factory=list)
+    changed: list[RemoteTag] = field(default_factory=list)
+    candidates: list[Candidate] = field(default_factory=list)
+    first_scan: bool = False
+
+
+class TagFilter:
+    """``tag_include`` / ``tag_exclude`` regular expressions (searched, not anchored)."""
+
+    def __init__(self, include: str | None, exclude: str | None) -> None:
+        self.include = re.compile(include) if include else None
+        self.exclude = re.compile(exclude) if exclude else None
+
+    def __call__(self, tag: str) -> bool:
+        if self.include and not self.include.search(tag):
+            return False
+        return not (self.exclude and self.exclude.search(tag))
+
+
+def newest_first(tags: Sequence[RemoteTag]) -> list[RemoteTag]:
+    """By the registry's date, newest first; undated tags keep their order, after dated ones."""
+    return sorted(tags, key=lambda t: t.last_updated or _OLDEST, reverse=True)
+
+
+def needs_resolving(
+    tags: Sequence[RemoteTag], known: Mapping[str, KnownTag], wanted: TagFilter
+) -> list[RemoteTag]:
+    """Cheaply listed tags (OCI: name and digest only) whose details the plan needs."""
+    return [
+        t
+        for t in tags
+        if not t.resolved and wanted(t.name) and _is_new_or_changed(t, known.get(t.name))
+    ]
+
+
+def _is_new_or_changed(tag: RemoteTag, known: KnownTag | None) -> bool:
+    if known is None:
+        return True
+    return bool(tag.digest and known.digest and tag.digest != known.digest)
+
+
+def changed_platforms(tag: RemoteTag, known: KnownTag) -> tuple[str, ...]:
+    """Architectures whose own manifest differs (or appeared, or went) between two digests."""
+    now = tag.platform_digests
+    before = dict(known.platforms)
+    archs = sorted(set(now) | set(before))
+    return tuple(a for a in archs if now.get(a) != before.get(a))
+
+
+def plan(
+    remote: Sequence[RemoteTag],
+    known: Mapping[str, KnownTag],
+    *,
+    policy: str,
+    wanted: TagFilter,
+) -> Plan:
+    ordered = newest_first(remote)
+    first_scan = not known
+    new = [t for t in ordered if t.name not in known and wanted(t.name) and t.digest]
+    changed = [
+        t
+        for t in ordered
+        if t.name in known and wanted(t.name) and _is_new_or_changed(t, known[t.name])
+    ]
+    chosen = new[:1] if first_scan or policy != "all" else new
+    candidates = [Candidate(t, "new") for t in chosen]
+    candidates += [
+        Candidate(
+            t,
+            "digest_changed",
+            old_digest=known[t.name].digest,
+            changed_platforms=changed_platforms(t, known[t.name]),
+        )
+        for t in changed
+    ]
+    return Plan(new=new, changed=changed, candidates=candidates, first_scan=first_scan)
+
+
+def also_tagged(
+    tag: RemoteTag, remote: Sequence[RemoteTag], known: Mapping[str, KnownTag]
+) -> list[str]:
+    """Other tags that point at the same digest now (``latest``, ``7``, ``7.2`` …)."""
+    if not tag.digest:
+        return []
+    listed = {t.name for t in remote}
+    names = {t.name for t in remote if t.digest == tag.digest}
+    # Tags not listed this scan (Docker Hub stops paging early) are judged by what was seen.
+    names |= {k.tag for k in known.values() if k.digest == tag.digest and k.tag not in listed}
+    names.discard(tag.name)
+    return sorted(names)

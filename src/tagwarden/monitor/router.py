@@ -1,0 +1,61 @@
+"""Monitor control endpoints, in seed 001's exact response shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from tagwarden.deps import Approver, Session, Viewer
+from tagwarden.monitor import service
+from tagwarden.monitor.worker import ImageMonitor
+
+router = APIRouter(prefix="/api/v1/images", tags=["monitor"])
+
+
+def _monitor(request: Request) -> ImageMonitor:
+    monitor: ImageMonitor = request.app.state.monitor
+    return monitor
+
+
+class CheckOut(BaseModel):
+    message: str
+    image_name: str
+    result: dict[str, Any]
+
+
+class TriggerOut(BaseModel):
+    message: str
+    images_checked: int
+    requests_created: int
+    errors: int
+    results: list[dict[str, Any]]
+
+
+@router.get("/monitor/status")
+async def monitor_status(request: Request, _: Viewer) -> dict[str, Any]:
+    return _monitor(request).status()
+
+
+@router.post("/monitor/trigger")
+async def trigger_all(request: Request, _: Approver) -> TriggerOut:
+    summary = await _monitor(request).run_once(force=True)
+    return TriggerOut(
+        message="Manual check triggered successfully",
+        images_checked=summary.images_checked,
+        requests_created=summary.requests_created,
+        errors=summary.errors,
+        results=[r.as_dict() for r in summary.results],
+    )
+
+
+@router.post("/{image_id}/check")
+async def check_image(image_id: int, request: Request, session: Session, _: Approver) -> CheckOut:
+    image = await service.checkable_image(session, image_id)
+    result = await _monitor(request).check(image.id)
+    return CheckOut(
+        message="Image check triggered successfully",
+        image_name=image.image_name,
+        result=result.as_dict(),
+    )

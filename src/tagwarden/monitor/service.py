@@ -1,0 +1,302 @@
+"""Checking one image (seed 001): read what was seen, ask the registry, record the outcome.
+
+The three steps are apart on purpose: no database transaction stays open while the registry is
+slow, and the outcome (discovered tags, approval requests, the image's schedule) is written in
+one transaction, so a failure half-way leaves nothing half-recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tagwarden.approvals.models import ApprovalRequest
+from tagwarden.approvals.service import create_request
+from tagwarden.audit import service as audit
+from tagwarden.catalogue.models import Image
+from tagwarden.errors import Conflict, NotFound
+from tagwarden.monitor.discovery import (
+    Candidate,
+    KnownTag,
+    Plan,
+    TagFilter,
+    also_tagged,
+    needs_resolving,
+    plan,
+)
+from tagwarden.monitor.models import DiscoveredTag
+from tagwarden.registry.base import RegistryClient, RemoteTag
+
+log = logging.getLogger("tagwarden.monitor")
+MONITOR = "image_monitor"
+RESOLVE_CONCURRENCY = 8
+
+
+@dataclass
+class CheckResult:
+    image_id: int
+    image_name: str
+    tags_seen: int = 0
+    new_tags: int = 0
+    changed_tags: int = 0
+    requests_created: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "image_id": self.image_id,
+            "image_name": self.image_name,
+            "tags_seen": self.tags_seen,
+            "new_tags": self.new_tags,
+            "changed_tags": self.changed_tags,
+            "requests_created": self.requests_created,
+            "error": self.error,
+        }
+
+
+def interval_of(image: Image, default_minutes: int) -> timedelta:
+    return timedelta(minutes=image.check_interval_minutes or default_minutes)
+
+
+async def load_known(session: AsyncSession, image_id: int) -> dict[str, KnownTag]:
+    rows = await session.execute(
+        select(
+            DiscoveredTag.tag,
+            DiscoveredTag.digest,
+            DiscoveredTag.platforms,
+            DiscoveredTag.first_seen_at,
+        ).where(DiscoveredTag.image_id == image_id)
+    )
+    return {
+        tag: KnownTag(tag, digest, platforms or {}, first_seen)
+        for tag, digest, platforms, first_seen in rows.all()
+    }
+
+
+async def fetch(
+    client: RegistryClient, repository: str, known: Mapping[str, KnownTag], wanted: TagFilter
+) -> list[RemoteTag]:
+    """List tags (the client stops early where it can), then resolve what the plan needs."""
+    listed = [
+        t async for t in client.iter_tags(repository, {k: v.digest for k, v in known.items()})
+    ]
+    todo = needs_resolving(listed, known, wanted)
+    if not todo:
+        return listed
+    gate = asyncio.Semaphore(RESOLVE_CONCURRENCY)
+
+    async def resolve(tag: RemoteTag) -> RemoteTag:
+        async with gate:
+            return await client.resolve_tag(repository, tag.name)
+
+    resolved = {t.name: t for t in await asyncio.gather(*(resolve(t) for t in todo))}
+    return [resolved.get(t.name, t) for t in listed]
+
+
+def request_metadata(
+    candidate: Candidate,
+    remote: Sequence[RemoteTag],
+    known: Mapping[str, KnownTag],
+    now: datetime,
+) -> dict[str, Any]:
+    """The seeds' metadata (digest, last_updated, architectures, auto_detected, source) and more."""
+    tag = candidate.tag
+    seen_before = known.get(tag.name)
+    metadata: dict[str, Any] = {
+        "digest": tag.digest,
+        "last_updated": tag.last_updated.isoformat() if tag.last_updated else None,
+        "architectures": tag.architectures,
+        "auto_detected": True,
+        "source": MONITOR,
+        "platforms": tag.platform_digests,
+        "first_seen": (seen_before.first_seen_at if seen_before else now).isoformat(),
+        "also_tagged": also_tagged(tag, remote, known),
+    }
+    if candidate.reason == "digest_changed":
+        metadata["reason"] = "digest_changed"
+        metadata["old_digest"] = candidate.old_digest
+        metadata["changed_platforms"] = list(candidate.changed_platforms)
+    return metadata
+
+
+async def _record_discovered(
+    session: AsyncSession, image_id: int, tags: Sequence[RemoteTag], now: datetime
+) -> None:
+    if not tags:
+        return
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    rows = [
+        {
+            "image_id": image_id,
+            "tag": t.name,
+            "digest": t.digest,
+            "architectures": t.architectures,
+            "platforms": t.platform_digests,
+            "last_updated": t.last_updated,
+            "first_seen_at": now,
+            "last_seen_at": now,
+        }
+        for t in tags
+    ]
+    # Executemany form: compiled once and cached, where a multi-row VALUES is compiled anew for
+    # every row count (it dominated the monitor's CPU time in bench/monitor_scan.py).
+    statement = insert(cast(Table, DiscoveredTag.__table__))
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["image_id", "tag"],
+            set_={
+                "digest": statement.excluded.digest,
+                "architectures": statement.excluded.architectures,
+                "platforms": statement.excluded.platforms,
+                "last_updated": statement.excluded.last_updated,
+                "last_seen_at": statement.excluded.last_seen_at,
+            },
+        ),
+        rows,
+    )
+
+
+async def _already_requested(session: AsyncSession, image_id: int, tag: RemoteTag) -> bool:
+    """A request for this tag and digest exists already, pending or decided: never ask twice."""
+    found = await session.scalar(
+        select(ApprovalRequest.id)
+        .where(
+            ApprovalRequest.image_id == image_id,
+            ApprovalRequest.tag_name == tag.name,
+            ApprovalRequest.digest == tag.digest,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def _supersede_pending(
+    session: AsyncSession, image_id: int, tag: RemoteTag, now: datetime
+) -> None:
+    """A pending request for an older digest of this tag no longer describes what would deploy."""
+    stale = await session.scalar(
+        select(ApprovalRequest).where(
+            ApprovalRequest.image_id == image_id,
+            ApprovalRequest.tag_name == tag.name,
+            ApprovalRequest.status == "pending",
+        )
+    )
+    if stale is None or stale.digest == tag.digest:
+        return
+    stale.status = "rejected"
+    stale.reviewed_by = MONITOR
+    stale.reviewed_at = now
+    stale.notes = f"superseded: the tag was re-pushed as {tag.digest}"
+    await session.flush()
+    audit.record(
+        session,
+        actor=MONITOR,
+        action="approval.superseded",
+        entity_type="approval_request",
+        entity_id=stale.id,
+        before={"status": "pending", "digest": stale.digest},
+        after={"status": "rejected", "new_digest": tag.digest},
+    )
+
+
+async def record_outcome(
+    session: AsyncSession,
+    image_id: int,
+    remote: Sequence[RemoteTag],
+    known: Mapping[str, KnownTag],
+    the_plan: Plan,
+    *,
+    now: datetime,
+    default_interval_minutes: int,
+) -> CheckResult:
+    image = await session.get(Image, image_id)
+    if image is None:  # deleted while we were asking the registry
+        return CheckResult(image_id, f"#{image_id}", error="image no longer exists")
+    result = CheckResult(
+        image.id,
+        image.display_name,
+        tags_seen=len(remote),
+        new_tags=len(the_plan.new),
+        changed_tags=len(the_plan.changed),
+    )
+    unseen = [t for t in remote if t.digest and t.name not in known]
+    await _record_discovered(session, image.id, unseen + the_plan.changed, now)
+
+    if the_plan.candidates and the_plan.new and the_plan.candidates[0].reason == "new":
+        log.info(
+            "[ImageMonitor] Creating approval request for most recent: %s:%s",
+            image.display_name,
+            the_plan.candidates[0].tag.name,
+        )
+    for candidate in the_plan.candidates:
+        tag = candidate.tag
+        if await _already_requested(session, image.id, tag):
+            continue
+        await _supersede_pending(session, image.id, tag, now)
+        try:
+            await create_request(
+                session,
+                image=image,
+                tag_name=tag.name,
+                metadata=request_metadata(candidate, remote, known, now),
+                actor=MONITOR,
+            )
+        except Conflict:
+            continue  # another replica created it a moment ago
+        result.requests_created.append(tag.name)
+        log.info(
+            "[ImageMonitor] ✅ Created approval request for %s:%s", image.display_name, tag.name
+        )
+
+    image.last_checked_at = now
+    image.next_check_at = now + interval_of(image, default_interval_minutes)
+    image.last_error = None
+    return result
+
+
+async def record_failure(
+    session: AsyncSession,
+    image_id: int,
+    error: str,
+    *,
+    now: datetime,
+    default_interval_minutes: int,
+) -> None:
+    image = await session.get(Image, image_id)
+    if image is None:
+        return
+    image.last_checked_at = now
+    image.next_check_at = now + interval_of(image, default_interval_minutes)
+    image.last_error = error[:2000]
+
+
+def plan_for(image: Image, remote: Sequence[RemoteTag], known: Mapping[str, KnownTag]) -> Plan:
+    return plan(
+        remote,
+        known,
+        policy=image.tag_policy,
+        wanted=TagFilter(image.tag_include, image.tag_exclude),
+    )
+
+
+async def checkable_image(session: AsyncSession, image_id: int) -> Image:
+    """Only approved images are checked (seed 001: "Only approved images can be monitored")."""
+    image = await session.get(Image, image_id)
+    if image is None:
+        raise NotFound(f"image {image_id} not found")
+    if image.approval_status != "approved":
+        raise Conflict(
+            f"image {image.display_name} is {image.approval_status}; only approved images are "
+            "checked",
+            code="image_not_approved",
+        )
+    return image

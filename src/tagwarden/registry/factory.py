@@ -1,0 +1,88 @@
+"""Which client serves an image, from its ``registry`` field and the settings."""
+
+from __future__ import annotations
+
+import httpx
+
+from tagwarden.config import Settings
+from tagwarden.registry.base import RegistryClient
+from tagwarden.registry.dockerhub import DockerHubClient
+from tagwarden.registry.oci import OciClient
+from tagwarden.registry.transport import RegistryState, Transport
+
+# Every name an image's registry field may use for Docker Hub.
+DOCKER_HUB_HOSTS = frozenset(
+    {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+)
+
+_shared_state: RegistryState | None = None
+
+
+def shared_state() -> RegistryState:
+    """The process-wide limits and tokens, so budgets and tokens survive from scan to scan."""
+    global _shared_state  # one per process is the point
+    if _shared_state is None:
+        _shared_state = RegistryState()
+    return _shared_state
+
+
+def is_docker_hub(registry_host: str) -> bool:
+    return registry_host.strip().lower() in DOCKER_HUB_HOSTS
+
+
+def repository_path(namespace: str | None, image_name: str, registry_host: str) -> str:
+    """``namespace/image_name``; Docker Hub puts official images under ``library``."""
+    namespace = (namespace or "").strip("/")
+    if not namespace:
+        if is_docker_hub(registry_host):
+            namespace = "library"
+        else:
+            return image_name.strip("/")
+    return f"{namespace}/{image_name.strip('/')}"
+
+
+def client_for(
+    registry_host: str,
+    settings: Settings,
+    http: httpx.AsyncClient,
+    *,
+    state: RegistryState | None = None,
+    resolve_changed: bool = False,
+    head_concurrency: int = 8,
+) -> RegistryClient:
+    """Docker Hub hosts → the Hub API client; a host in ``settings.registries`` → its URL and
+    credentials; any other host → ``https://<host>`` anonymously.
+
+    ``resolve_changed`` only affects OCI registries (see :mod:`tagwarden.registry.oci`).
+    """
+    transport = Transport(
+        http,
+        state or shared_state(),
+        max_retries=settings.registry_max_retries,
+        timeout=settings.registry_timeout_seconds,
+    )
+    host = registry_host.strip().lower()
+    if is_docker_hub(host):
+        password = settings.dockerhub_password
+        return DockerHubClient(
+            transport,
+            settings.dockerhub_api_url,
+            username=settings.dockerhub_username,
+            password=password.get_secret_value() if password else None,
+        )
+    credentials = settings.registries.get(registry_host) or settings.registries.get(host)
+    if credentials is None:
+        return OciClient(
+            transport,
+            f"https://{host}",
+            resolve_changed=resolve_changed,
+            head_concurrency=head_concurrency,
+        )
+    return OciClient(
+        transport,
+        credentials.url,
+        username=credentials.username,
+        password=credentials.password.get_secret_value() if credentials.password else None,
+        resolve_changed=resolve_changed,
+        head_concurrency=head_concurrency,
+    )

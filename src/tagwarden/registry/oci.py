@@ -1,0 +1,320 @@
+"""Any OCI distribution v2 registry: ghcr.io, quay.io, self-hosted ``registry:2``, Harbor…
+
+Discovery is by ``tags/list`` plus one manifest HEAD per tag. A HEAD gives the digest and, on
+Docker's registries, is not counted as a pull; a GET is. Platforms and dates need GETs (the index,
+one platform manifest, one config blob), so they are fetched only when asked for:
+
+* ``resolve_tag`` always returns the full detail;
+* ``iter_tags`` yields ``resolved=False`` tags (name and digest) unless the client was built with
+  ``resolve_changed=True``, in which case tags that are new or whose digest differs from
+  ``known`` are resolved as they are found. Leave it off for big repositories on pull-limited
+  registries: a first scan would then cost about two pulls per tag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import quote, urljoin
+
+import httpx
+
+from tagwarden.registry.auth import Challenge, basic_header, parse_challenges
+from tagwarden.registry.base import (
+    AuthenticationFailed,
+    ImageNotFound,
+    MalformedResponse,
+    Platform,
+    RemoteTag,
+    normalise_architecture,
+)
+from tagwarden.registry.manifests import (
+    ACCEPT,
+    IMAGE_MANIFEST_TYPES,
+    INDEX_TYPES,
+    ImageConfig,
+    ImageManifest,
+    media_type_of,
+    parse_image_config,
+    parse_image_manifest,
+    parse_index,
+    pick_representative,
+    sha256_digest,
+)
+from tagwarden.registry.transport import Transport, excerpt, host_of, json_object, unexpected
+
+log = logging.getLogger(__name__)
+
+# Token endpoints may omit expires_in; the token spec says to assume 60 seconds then.
+DEFAULT_TOKEN_SECONDS = 60.0
+
+
+class OciClient:
+    def __init__(
+        self,
+        transport: Transport,
+        base_url: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        resolve_changed: bool = False,
+        head_concurrency: int = 8,
+        page_size: int = 100,
+    ) -> None:
+        self.transport = transport
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self.password = password
+        self.resolve_changed = resolve_changed
+        self.head_concurrency = max(1, head_concurrency)
+        self.page_size = page_size
+
+    def budget(self) -> int | None:
+        limiter = self.transport.state.limits.for_host(host_of(self.base_url))
+        pulls = limiter.remaining(pulls=True)
+        return pulls if pulls is not None else limiter.remaining()
+
+    # -- discovery ---------------------------------------------------------------------------
+
+    async def iter_tags(
+        self, repository: str, known: Mapping[str, str | None]
+    ) -> AsyncIterator[RemoteTag]:
+        """Every tag in the registry's (lexical) order, with its digest from a HEAD.
+
+        HEADs start while later pages are still being listed and run ``head_concurrency`` at a
+        time; results come out in listing order.
+        """
+        limit = asyncio.Semaphore(self.head_concurrency)
+        pending: deque[asyncio.Task[RemoteTag | None]] = deque()
+        window = self.head_concurrency * 4  # enough queued work to keep every slot busy
+        try:
+            async for name in self.list_tags(repository):
+                pending.append(asyncio.create_task(self._discover(repository, name, known, limit)))
+                if len(pending) >= window:
+                    found = await pending.popleft()
+                    if found is not None:
+                        yield found
+            while pending:
+                found = await pending.popleft()
+                if found is not None:
+                    yield found
+        finally:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def list_tags(self, repository: str) -> AsyncIterator[str]:
+        url: str | None = f"{self._repo_url(repository)}/tags/list?n={self.page_size}"
+        seen: set[str] = set()
+        while url is not None:
+            if url in seen:
+                raise MalformedResponse(f"tag list pagination loops at {url}", url=url)
+            seen.add(url)
+            response = await self._request("GET", url, repository)
+            if response.status_code != 200:
+                raise unexpected(response)
+            tags = json_object(response).get("tags") or []  # distribution sends null when empty
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise MalformedResponse(f"{url}: tags is not a list of names", url=url)
+            for tag in tags:
+                yield tag
+            link = response.links.get("next", {}).get("url")
+            # distribution sends a path ("/v2/…?last=…"); Quay an absolute URL.
+            url = urljoin(str(response.url), link) if link else None
+
+    async def head_digest(self, repository: str, reference: str) -> str | None:
+        url = f"{self._repo_url(repository)}/manifests/{quote(reference, safe=':')}"
+        response = await self._request("HEAD", url, repository, accept=ACCEPT)
+        if response.status_code != 200:
+            raise unexpected(response)
+        digest: str | None = response.headers.get("docker-content-digest")
+        return digest
+
+    async def _discover(
+        self,
+        repository: str,
+        name: str,
+        known: Mapping[str, str | None],
+        limit: asyncio.Semaphore,
+    ) -> RemoteTag | None:
+        async with limit:
+            try:
+                digest = await self.head_digest(repository, name)
+                changed = name not in known or known[name] != digest
+                if digest is None or (self.resolve_changed and changed):
+                    # A registry that leaves Docker-Content-Digest off its HEADs (against the
+                    # spec) can only be read with a GET. Otherwise resolve by digest, so a push
+                    # between the HEAD and the GET cannot mix two images.
+                    return await self._resolve(repository, digest or name, name)
+            except ImageNotFound:
+                log.info("%s:%s disappeared between listing and HEAD", repository, name)
+                return None
+        return RemoteTag(name, digest, None, (), resolved=False)
+
+    # -- resolution --------------------------------------------------------------------------
+
+    async def resolve_tag(self, repository: str, tag: str) -> RemoteTag:
+        return await self._resolve(repository, tag, tag)
+
+    async def _resolve(self, repository: str, reference: str, name: str) -> RemoteTag:
+        body, media_type, digest = await self._manifest(repository, reference)
+        if media_type in INDEX_TYPES:
+            entries, created = parse_index(body)
+            sizes: dict[str, int] = {}
+            representative = pick_representative(entries)
+            if created is None and representative is not None:
+                child, _, _ = await self._manifest(repository, representative.digest)
+                manifest = parse_image_manifest(child)
+                config = await self._config(repository, manifest)
+                created = config.created or manifest.created or config.label_created
+                sizes[representative.digest] = manifest.size
+            platforms = tuple(
+                Platform(
+                    normalise_architecture(e.architecture, e.variant),
+                    e.os.lower(),
+                    e.digest,
+                    sizes.get(e.digest),
+                )
+                for e in entries
+            )
+            return RemoteTag(name, digest, created, platforms, resolved=True)
+        if media_type in IMAGE_MANIFEST_TYPES:
+            manifest = parse_image_manifest(body)
+            config = await self._config(repository, manifest)
+            platform = Platform(
+                normalise_architecture(config.architecture, config.variant),
+                config.os.lower(),
+                digest,
+                manifest.size,
+            )
+            created = config.created or manifest.created or config.label_created
+            return RemoteTag(name, digest, created, (platform,), resolved=True)
+        raise MalformedResponse(f"{repository}:{name}: unsupported manifest type {media_type}")
+
+    async def _manifest(self, repository: str, reference: str) -> tuple[dict[str, Any], str, str]:
+        url = f"{self._repo_url(repository)}/manifests/{quote(reference, safe=':')}"
+        response = await self._request("GET", url, repository, accept=ACCEPT, is_pull=True)
+        if response.status_code != 200:
+            raise unexpected(response)
+        computed = sha256_digest(response.content)
+        if reference.startswith("sha256:") and computed != reference:
+            raise MalformedResponse(f"{url}: content does not match its digest", url=url)
+        body = json_object(response)
+        digest = response.headers.get("docker-content-digest") or computed
+        return body, media_type_of(response.headers.get("content-type"), body), digest
+
+    async def _config(self, repository: str, manifest: ImageManifest) -> ImageConfig:
+        url = f"{self._repo_url(repository)}/blobs/{manifest.config_digest}"
+        response = await self._request("GET", url, repository)
+        if response.status_code != 200:
+            raise unexpected(response)
+        return parse_image_config(json_object(response))
+
+    # -- authentication ----------------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        repository: str,
+        *,
+        accept: str | None = None,
+        is_pull: bool = False,
+    ) -> httpx.Response:
+        """Send with whatever the registry last asked for; on a 401, answer its challenge once."""
+        scope = f"repository:{repository}:pull"
+        for retry in (False, True):
+            headers = {"Accept": accept} if accept else {}
+            authorization = await self._authorization(scope)
+            if authorization:
+                headers["Authorization"] = authorization
+            response = await self.transport.send(method, url, headers=headers, is_pull=is_pull)
+            if response.status_code == 403:
+                raise AuthenticationFailed(
+                    f"{method} {url}: access denied {excerpt(response)}", url=url, status=403
+                )
+            if response.status_code != 401:
+                return response
+            challenge = _preferred(parse_challenges(response.headers))
+            if retry or challenge is None:
+                raise AuthenticationFailed(
+                    f"{method} {url}: 401 {excerpt(response)} (credentials for "
+                    f"{host_of(self.base_url)} missing, wrong, or without access)",
+                    url=url,
+                    status=401,
+                )
+            state = self.transport.state
+            state.tokens.remember_challenge(self.base_url, challenge)
+            state.tokens.drop(self._token_key(challenge, scope))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _authorization(self, scope: str) -> str | None:
+        challenge = self.transport.state.tokens.challenge_for(self.base_url)
+        if challenge is None:
+            return None  # nothing asked for yet: try anonymously, as public registries allow
+        if challenge.scheme == "basic":
+            if not (self.username and self.password):
+                raise AuthenticationFailed(
+                    f"{self.base_url} wants Basic credentials; none are configured"
+                )
+            return basic_header(self.username, self.password)
+        state = self.transport.state
+        key = self._token_key(challenge, scope)
+        # One fetch per token even when many HEADs find it missing at once.
+        async with state.tokens.lock(key):
+            token = state.tokens.get(key, state.clock.now())
+            if token is None:
+                token, expires_at = await self._fetch_token(challenge, scope)
+                state.tokens.put(key, token, expires_at=expires_at)
+        return f"Bearer {token}"
+
+    def _token_key(self, challenge: Challenge, scope: str) -> tuple[str, ...]:
+        return (
+            challenge.realm or "",
+            challenge.params.get("service", ""),
+            scope,
+            self.username or "",
+        )
+
+    async def _fetch_token(self, challenge: Challenge, scope: str) -> tuple[str, float]:
+        if not challenge.realm:
+            raise AuthenticationFailed(f"{self.base_url}: Bearer challenge without a realm")
+        realm = urljoin(self.base_url + "/", challenge.realm)
+        params = {"scope": scope}
+        if "service" in challenge.params:
+            params["service"] = challenge.params["service"]
+        headers = {}
+        if self.username and self.password:
+            headers["Authorization"] = basic_header(self.username, self.password)
+        response = await self.transport.send("GET", realm, params=params, headers=headers)
+        if response.status_code in (401, 403):
+            raise AuthenticationFailed(
+                f"token endpoint {realm} refused: {excerpt(response)}",
+                url=realm,
+                status=response.status_code,
+            )
+        if response.status_code != 200:
+            raise unexpected(response)
+        body = json_object(response)
+        # Docker Hub once sent only "token", others only "access_token": accept either.
+        token = body.get("token") or body.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise MalformedResponse(f"{realm}: no token in response", url=realm)
+        lifetime = body.get("expires_in")
+        seconds = float(lifetime) if isinstance(lifetime, int | float) else DEFAULT_TOKEN_SECONDS
+        return token, self.transport.state.clock.now() + seconds
+
+    def _repo_url(self, repository: str) -> str:
+        return f"{self.base_url}/v2/{quote(repository.strip('/'), safe='/')}"
+
+
+def _preferred(challenges: list[Challenge]) -> Challenge | None:
+    # Quay offers Basic and Bearer together; the token flow is the one that scopes access.
+    for scheme in ("bearer", "basic"):
+        for challenge in challenges:
+            if challenge.scheme == scheme:
+                return challenge
+    return None

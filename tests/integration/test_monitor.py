@@ -1,0 +1,339 @@
+"""The image monitor against the fake registry, on both databases (seed 001)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tagwarden.app import create_app
+from tagwarden.approvals.models import ApprovalRequest
+from tagwarden.catalogue.models import Image
+from tagwarden.config import RegistryCredentials, Settings
+from tagwarden.monitor.models import DiscoveredTag
+from tagwarden.monitor.worker import ImageMonitor
+from tagwarden.registry.transport import RegistryState
+from tagwarden.testing.clock import FakeClock
+from tagwarden.testing.fake_registry import FakeRegistry
+
+HUB = "http://hub.fake"
+
+
+@dataclass
+class World:
+    fake: FakeRegistry
+    clock: FakeClock
+    monitor: ImageMonitor
+    client: httpx.AsyncClient
+    sessionmaker: async_sessionmaker[AsyncSession]
+    admin: dict[str, str]
+
+    async def add_image(self, name: str, namespace: str = "library", **extra: Any) -> int:
+        body = {"image_name": name, "namespace": namespace, "watch_for_updates": True, **extra}
+        response = await self.client.post("/api/v1/images", json=body, headers=self.admin)
+        assert response.status_code == 201, response.text
+        return int(response.json()["id"])
+
+    async def requests(self, image_id: int | None = None) -> list[ApprovalRequest]:
+        async with self.sessionmaker() as session:
+            query = select(ApprovalRequest).order_by(ApprovalRequest.id)
+            if image_id is not None:
+                query = query.where(ApprovalRequest.image_id == image_id)
+            return list((await session.scalars(query)).all())
+
+    async def image(self, image_id: int) -> Image:
+        async with self.sessionmaker() as session:
+            image = await session.get(Image, image_id)
+            assert image is not None
+            return image
+
+
+@pytest.fixture
+async def world(
+    settings: Settings, tokens: Any, sessionmaker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[World]:
+    clock = FakeClock()
+    fake = FakeRegistry(clock=clock)
+    configured = Settings(
+        database_url=settings.database_url,
+        monitor_enabled=False,
+        dockerhub_api_url=HUB,
+        registries={"ghcr.fake": RegistryCredentials(url="http://ghcr.fake")},
+    )
+    app = create_app(configured, registry_transport=fake.transport())
+    monitor: ImageMonitor = app.state.monitor
+    monitor.state = RegistryState(clock=clock)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tw") as client,
+    ):
+        yield World(fake, clock, monitor, client, sessionmaker, tokens.headers("admin"))
+
+
+async def test_first_scan_requests_only_the_most_recent_tag_and_records_the_rest(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    world.fake.add_repository("library/redis", 30, platforms=["linux/amd64", "linux/arm64/v8"])
+    image_id = await world.add_image("redis")
+    caplog.set_level(logging.INFO, logger="tagwarden.monitor")
+
+    summary = await world.monitor.run_once()
+
+    assert (summary.images_checked, summary.requests_created) == (1, 1)
+    [request] = await world.requests(image_id)
+    newest = world.fake.model.repository("library/redis").newest_first()[0]
+    assert request.tag_name == newest.name
+    assert request.status == "pending"
+    meta = request.metadata_
+    assert meta["digest"] == newest.artifact.digest == request.digest
+    assert meta["architectures"] == ["amd64", "arm64"]
+    assert set(meta["platforms"]) == {"amd64", "arm64"}
+    assert meta["auto_detected"] is True
+    assert meta["source"] == "image_monitor"
+    assert meta["last_updated"].startswith(newest.last_updated.isoformat()[:19])
+    assert "first_seen" in meta
+    assert meta["also_tagged"] == []
+    async with world.sessionmaker() as session:
+        seen = await session.scalar(select(func.count()).select_from(DiscoveredTag))
+    assert seen == 30
+    assert world.fake.stats.count("hub_tags") == 1
+    image = await world.image(image_id)
+    assert image.last_checked_at is not None
+    assert image.next_check_at is not None
+    assert image.last_error is None
+
+    lines = [r.getMessage() for r in caplog.records]
+    for expected in (
+        "[ImageMonitor] Checking for new image tags...",
+        "[ImageMonitor] Monitoring 1 images",
+        f"[ImageMonitor] Checking redis at {HUB}/v2/repositories/library/redis/tags/",
+        "[ImageMonitor] Found 30 tags for redis",
+        "[ImageMonitor] Found 30 new tags for redis",
+        f"[ImageMonitor] Creating approval request for most recent: redis:{newest.name}",
+        f"[ImageMonitor] ✅ Created approval request for redis:{newest.name}",
+        "[ImageMonitor] Check complete",
+    ):
+        assert expected in lines
+
+
+async def test_rescan_of_an_unchanged_repository_costs_one_request_and_asks_nothing(
+    world: World,
+) -> None:
+    world.fake.add_repository("library/redis", 250)
+    image_id = await world.add_image("redis")
+    await world.monitor.run_once()
+    first = world.fake.stats.count("hub_tags")
+    assert first == 3  # 250 tags, 100 a page
+
+    summary = await world.monitor.run_once(force=True)
+    assert summary.requests_created == 0
+    assert world.fake.stats.count("hub_tags") == first + 1
+    assert len(await world.requests(image_id)) == 1
+
+
+@pytest.mark.parametrize(("policy", "expected"), [("latest", 1), ("all", 3)])
+async def test_new_tags_after_the_first_scan_follow_the_image_policy(
+    world: World, policy: str, expected: int
+) -> None:
+    world.fake.add_repository("library/nginx", 5)
+    image_id = await world.add_image("nginx", tag_policy=policy)
+    await world.monitor.run_once()
+    for name in ("1.27.0", "1.27.1", "1.27.2"):
+        world.clock.advance(60)
+        world.fake.push_tag("library/nginx", name)
+
+    summary = await world.monitor.run_once(force=True)
+
+    assert summary.requests_created == expected
+    created = [r.tag_name for r in await world.requests(image_id)][1:]
+    assert created == ["1.27.2", "1.27.1", "1.27.0"][:expected]
+
+
+async def test_include_and_exclude_filters_decide_which_tags_are_asked_for(world: World) -> None:
+    world.fake.add_repository("library/postgres", 2)
+    image_id = await world.add_image(
+        "postgres", tag_policy="all", tag_include=r"^\d+\.\d+$", tag_exclude=r"^9\."
+    )
+    await world.monitor.run_once()
+    for name in ("17.1", "17.2-rc1", "9.6", "17.2"):
+        world.clock.advance(60)
+        world.fake.push_tag("library/postgres", name)
+    await world.monitor.run_once(force=True)
+    # The generated first tags (1.x.y) never match the filter, so the first scan asked nothing.
+    assert [r.tag_name for r in await world.requests(image_id)] == ["17.2", "17.1"]
+
+
+async def test_a_repushed_tag_gets_its_own_request_naming_the_changed_platform(
+    world: World,
+) -> None:
+    world.fake.add_repository("library/redis", 3, platforms=["linux/amd64", "linux/arm64/v8"])
+    image_id = await world.add_image("redis")
+    await world.monitor.run_once()
+    [first] = await world.requests(image_id)
+    await world.client.post(f"/api/v1/images/approvals/{first.id}/approve", headers=world.admin)
+    world.clock.advance(60)
+    world.fake.repush_tag("library/redis", first.tag_name or "", only_platform="linux/arm64/v8")
+
+    await world.monitor.run_once(force=True)
+
+    requests = await world.requests(image_id)
+    assert len(requests) == 2
+    again = requests[1]
+    assert again.tag_name == first.tag_name
+    assert again.digest != first.digest
+    assert again.metadata_["reason"] == "digest_changed"
+    assert again.metadata_["old_digest"] == first.digest
+    assert again.metadata_["changed_platforms"] == ["arm64"]
+
+
+async def test_a_decided_tag_and_digest_is_never_asked_for_again(world: World) -> None:
+    world.fake.add_repository("library/redis", 3)
+    image_id = await world.add_image("redis")
+    await world.monitor.run_once()
+    [first] = await world.requests(image_id)
+    rejected = await world.client.post(
+        f"/api/v1/images/approvals/{first.id}/reject", json={"notes": "no"}, headers=world.admin
+    )
+    assert rejected.status_code == 200
+    async with world.sessionmaker() as session, session.begin():
+        # Forget what was seen: the request table alone must prevent asking again.
+        for row in (await session.scalars(select(DiscoveredTag))).all():
+            await session.delete(row)
+    await world.monitor.run_once(force=True)
+    assert len(await world.requests(image_id)) == 1
+
+
+async def test_missing_and_malformed_images_are_marked_and_the_scan_goes_on(world: World) -> None:
+    world.fake.add_repository("library/redis", 3)
+    world.fake.add_repository("library/nginx", 3)
+    world.fake.add_repository("grafana/grafana", 3)
+    gone = await world.add_image("gone")
+    broken = await world.add_image("nginx")
+    healthy = await world.add_image("grafana", namespace="grafana")
+    world.fake.faults.not_found("library/gone")
+    world.fake.faults.malform("/v2/repositories/library/nginx/*")
+
+    summary = await world.monitor.run_once()
+
+    assert summary.images_checked == 3
+    assert summary.errors == 2
+    assert "not found" in ((await world.image(gone)).last_error or "")
+    assert (await world.image(broken)).last_error
+    assert (await world.image(healthy)).last_error is None
+    assert len(await world.requests(healthy)) == 1
+    assert (await world.image(gone)).next_check_at is not None
+
+
+async def test_a_burst_of_5xx_is_retried_and_the_scan_recovers(world: World) -> None:
+    world.fake.add_repository("library/redis", 3)
+    image_id = await world.add_image("redis")
+    world.fake.faults.fail_next(2, status=503, kind="hub_tags")
+    summary = await world.monitor.run_once()
+    assert summary.errors == 0
+    assert len(await world.requests(image_id)) == 1
+    assert world.fake.stats.count("hub_tags", status=503) == 2
+
+
+async def test_429_with_retry_after_is_waited_out_before_the_next_request(world: World) -> None:
+    world.fake.add_repository("library/redis", 3)
+    image_id = await world.add_image("redis")
+    world.fake.faults.force_429(30, kind="hub_tags")
+    summary = await world.monitor.run_once()
+    assert summary.errors == 0
+    assert len(await world.requests(image_id)) == 1
+    refused = world.fake.stats.matching("hub_tags", status=429)
+    served = world.fake.stats.matching("hub_tags", status=200)
+    assert len(refused) == 1
+    assert served[0].at >= refused[0].at + 30
+
+
+async def test_an_oci_registry_image_is_discovered_with_platforms_and_created_time(
+    world: World,
+) -> None:
+    world.fake.add_repository("acme/app", 4, platforms=["linux/amd64", "linux/arm/v7"])
+    image_id = await world.add_image("app", namespace="acme", registry="ghcr.fake")
+    summary = await world.monitor.run_once()
+    assert summary.errors == 0, summary.results
+    [request] = await world.requests(image_id)
+    newest = world.fake.model.repository("acme/app").newest_first()[0]
+    assert request.tag_name == newest.name
+    assert request.digest == newest.artifact.digest
+    assert request.metadata_["architectures"] == ["amd64", "arm/v7"]
+    assert request.metadata_["last_updated"] is not None
+
+
+async def test_control_endpoints_answer_in_the_seeds_shapes(world: World) -> None:
+    world.fake.add_repository("library/redis", 3)
+    image_id = await world.add_image("redis")
+    status = await world.client.get("/api/v1/images/monitor/status", headers=world.admin)
+    assert status.status_code == 200
+    assert {"running", "checkIntervalMinutes", "nextCheckIn"} <= set(status.json())
+    assert status.json()["checkIntervalMinutes"] == 60
+
+    checked = await world.client.post(f"/api/v1/images/{image_id}/check", headers=world.admin)
+    assert checked.status_code == 200
+    assert checked.json()["message"] == "Image check triggered successfully"
+    assert checked.json()["image_name"] == "redis"
+    assert checked.json()["result"]["requests_created"] == [
+        world.fake.model.repository("library/redis").newest_first()[0].name
+    ]
+
+    triggered = await world.client.post("/api/v1/images/monitor/trigger", headers=world.admin)
+    assert triggered.status_code == 200
+    assert triggered.json()["message"] == "Manual check triggered successfully"
+    assert triggered.json()["images_checked"] == 1
+    assert (
+        await world.client.post("/api/v1/images/999/check", headers=world.admin)
+    ).status_code == 404
+
+
+async def test_two_monitors_racing_check_each_image_once_and_create_each_request_once(
+    world: World, settings: Settings, database_url: str
+) -> None:
+    for i in range(6):
+        world.fake.add_repository(f"library/img{i}", 3)
+        await world.add_image(f"img{i}")
+    other = ImageMonitor(
+        world.monitor.settings, world.sessionmaker, world.monitor.http, state=world.monitor.state
+    )
+    first, second = await asyncio.gather(world.monitor.run_once(), other.run_once())
+    if database_url.startswith("postgresql"):
+        # SKIP LOCKED hands each due image to exactly one replica.
+        assert first.images_checked + second.images_checked == 6
+        assert world.fake.stats.count("hub_tags") == 6
+    requests = await world.requests()
+    assert len(requests) == 6
+    assert len({(r.image_id, r.tag_name) for r in requests}) == 6
+
+
+async def test_the_monitor_starts_with_the_server_and_runs_at_once(
+    settings: Settings, tokens: Any, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    fake = FakeRegistry()
+    fake.add_repository("library/redis", 3)
+    async with sessionmaker() as session, session.begin():
+        session.add(Image(image_name="redis", approval_status="approved", watch_for_updates=True))
+    configured = Settings(
+        database_url=settings.database_url, monitor_enabled=True, dockerhub_api_url=HUB
+    )
+    app = create_app(configured, registry_transport=fake.transport())
+    async with app.router.lifespan_context(app):
+        for _ in range(200):
+            async with sessionmaker() as session:
+                found = await session.scalar(select(func.count()).select_from(ApprovalRequest))
+            if found:
+                break
+            await asyncio.sleep(0.05)
+        status = app.state.monitor.status()
+        assert status["running"] is True
+        assert status["lastRun"]["imagesChecked"] == 1
+        assert 0 < status["nextCheckIn"] <= 60_000
+    assert found == 1
+    assert app.state.monitor.running is False

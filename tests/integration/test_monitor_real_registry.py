@@ -1,0 +1,64 @@
+"""The monitor against a real OCI registry: Debian's docker-registry on loopback, htpasswd auth."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tagwarden.app import create_app
+from tagwarden.approvals.models import ApprovalRequest
+from tagwarden.catalogue.models import Image
+from tagwarden.config import Settings
+from tests.integration.real_registry import RealRegistry
+
+pytestmark = pytest.mark.registry
+
+
+async def test_the_monitor_discovers_a_multiarch_index_pushed_to_a_real_registry(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    real_registry: RealRegistry,
+    database_url: str,
+) -> None:
+    # One repository per database run: the registry outlives a single test.
+    repository = "fleet/" + ("app-pg" if database_url.startswith("postgresql") else "app-sqlite")
+    namespace, name = repository.split("/")
+    real_registry.push_multiarch(repository, "1.0.0", created=datetime(2025, 9, 1, tzinfo=UTC))
+    newest = real_registry.push_multiarch(
+        repository, "1.1.0", created=datetime(2025, 10, 17, 10, 30, tzinfo=UTC)
+    )
+    async with sessionmaker() as session, session.begin():
+        session.add(
+            Image(
+                image_name=name,
+                namespace=namespace,
+                registry_host=real_registry.host,
+                approval_status="approved",
+                watch_for_updates=True,
+            )
+        )
+    configured = Settings(
+        database_url=settings.database_url,
+        monitor_enabled=False,
+        registries={real_registry.host: real_registry.credentials()},
+    )
+    app = create_app(configured)
+    async with app.router.lifespan_context(app):
+        summary = await app.state.monitor.run_once()
+    assert summary.errors == 0, [r.error for r in summary.results]
+
+    async with sessionmaker() as session:
+        [request] = (await session.scalars(select(ApprovalRequest))).all()
+    assert request.tag_name == "1.1.0"
+    assert request.digest == newest.digest
+    assert request.metadata_["architectures"] == ["amd64", "arm64"]
+    assert request.metadata_["platforms"] == newest.platform_digests
+    assert request.metadata_["last_updated"] == "2025-10-17T10:30:00+00:00"
+    # A real registry's /v2/ answers the anonymous probe with 401: credentials were needed.
+    async with httpx.AsyncClient() as http:
+        anonymous = await http.get(f"{real_registry.url}/v2/")
+    assert anonymous.status_code == 401
