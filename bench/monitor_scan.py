@@ -6,7 +6,10 @@ Prints, for Docker Hub's Hub API:
   * the wall time of a scan of N images at L ms latency with concurrency C, against its lower
     bound (requests * latency / concurrency), as a ratio (target ≤ 1.5).
 
-Runs on a temporary SQLite database (or TAGWARDEN_BENCH_DATABASE_URL). Never a pass/fail test.
+The registry of the latency run is the fake served by uvicorn in a separate process on loopback,
+as a real registry is remote: its CPU is not the monitor's. Runs on a temporary SQLite database,
+and on a fresh PostgreSQL database too when TAGWARDEN_BENCH_POSTGRES_URL names a server (e.g.
+postgresql://postgres@127.0.0.1:5432/test). Never a pass/fail test.
 """
 
 from __future__ import annotations
@@ -14,11 +17,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from sqlalchemy import text
 
 from tagwarden.catalogue.models import Image
 from tagwarden.config import Settings
@@ -27,19 +36,26 @@ from tagwarden.migrations import upgrade
 from tagwarden.monitor.worker import ImageMonitor
 from tagwarden.registry.transport import RegistryState
 from tagwarden.testing.fake_registry import FakeRegistry
+from tagwarden.testing.fake_server import serve
 
 HUB = "http://hub.bench"
+
+
+def seeded_fake(images: int, tags: int, public_url: str | None = None) -> FakeRegistry:
+    fake = FakeRegistry(hub_rate_limit=None, public_url=public_url)
+    for i in range(images):
+        fake.add_repository(f"library/img{i}", tags)
+    return fake
 
 
 async def scenario(
     url: str, images: int, tags: int, latency_ms: int, concurrency: int
 ) -> tuple[list[int], list[int], float, int]:
+    """In-process fake: exact request counts per image."""
     engine = make_engine(url)
     await upgrade(engine)
     sessionmaker = make_sessionmaker(engine)
-    fake = FakeRegistry(hub_rate_limit=None)
-    for i in range(images):
-        fake.add_repository(f"library/img{i}", tags)
+    fake = seeded_fake(images, tags)
     async with sessionmaker() as session, session.begin():
         session.add_all(
             Image(image_name=f"img{i}", approval_status="approved", watch_for_updates=True)
@@ -69,6 +85,72 @@ async def scenario(
     return first, rescan, elapsed, total_first
 
 
+async def remote_scenario(
+    url: str, registry_url: str, images: int, concurrency: int
+) -> tuple[float, float, int]:
+    """The fake in another process: wall times of the first scan and of a rescan (one request
+    per image each: a Hub page of <= 100 tags), and the requests per scan."""
+    engine = make_engine(url)
+    await upgrade(engine)
+    sessionmaker = make_sessionmaker(engine)
+    async with sessionmaker() as session, session.begin():
+        session.add_all(
+            Image(image_name=f"img{i}", approval_status="approved", watch_for_updates=True)
+            for i in range(images)
+        )
+    settings = Settings(
+        database_url=url,
+        dockerhub_api_url=registry_url,
+        monitor_concurrency=concurrency,
+        monitor_enabled=False,
+    )
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency * 2)) as http:
+        monitor = ImageMonitor(settings, sessionmaker, http, state=RegistryState())
+        times = []
+        for _ in range(2):
+            started = time.perf_counter()
+            summary = await monitor.run_once(force=True)
+            times.append(time.perf_counter() - started)
+            if summary.errors:
+                raise SystemExit(f"{summary.errors} images failed: {summary.results[0].error}")
+    await engine.dispose()
+    return times[0], times[1], summary.images_checked
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def fake_in_subprocess(images: int, tags: int, latency_ms: int) -> Iterator[str]:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve-fake", str(port), "--images", str(images),
+         "--tags", str(tags), "--latency-ms", str(latency_ms)],
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{base}/v2/", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def serve_fake(port: int, images: int, tags: int, latency_ms: int) -> None:
+    fake = seeded_fake(images, tags, public_url=f"http://127.0.0.1:{port}")
+    fake.faults.latency_ms = latency_ms
+    serve("127.0.0.1", port, fake)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200)
@@ -76,13 +158,16 @@ def main() -> None:
     parser.add_argument("--big-repo-tags", type=int, default=1000)
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--serve-fake", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_fake:
+        serve_fake(args.serve_fake, args.images, args.tags, args.latency_ms)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
-        base = os.environ.get("TAGWARDEN_BENCH_DATABASE_URL")
 
         def fresh(name: str) -> str:
-            return base or f"sqlite+aiosqlite:///{Path(tmp) / name}.db"
+            return f"sqlite+aiosqlite:///{Path(tmp) / name}.db"
 
         first, rescan, _, _ = asyncio.run(scenario(fresh("big"), 1, args.big_repo_tags, 0, 1))
         print(
@@ -91,19 +176,39 @@ def main() -> None:
         )
         print(f"rescan of the unchanged repository:      {rescan[0]} request(s) (target = 1)")
 
-        if base:
-            print("note: the latency run needs an empty database; skipped on a shared URL")
-            return
-        _, _, elapsed, total = asyncio.run(
-            scenario(fresh("many"), args.images, args.tags, args.latency_ms, args.concurrency)
-        )
-        bound = total * args.latency_ms / 1000 / args.concurrency
-        print(
-            f"{args.images} images, {args.latency_ms} ms latency, concurrency "
-            f"{args.concurrency}: {total} requests in {elapsed:.2f} s; lower bound "
-            f"{bound:.2f} s; ratio {elapsed / bound if bound else float('inf'):.2f} "
-            "(target ≤ 1.5)"
-        )
+        databases = [("SQLite", fresh("many"))]
+        pg_server = os.environ.get("TAGWARDEN_BENCH_POSTGRES_URL")
+        if pg_server:
+            databases.append(("PostgreSQL", fresh_postgres(pg_server)))
+        with fake_in_subprocess(args.images, args.tags, args.latency_ms) as registry_url:
+            for label, url in databases:
+                first_scan, rescan, total = asyncio.run(
+                    remote_scenario(url, registry_url, args.images, args.concurrency)
+                )
+                bound = total * args.latency_ms / 1000 / args.concurrency
+                for scan, elapsed in (("first scan", first_scan), ("rescan", rescan)):
+                    ratio = elapsed / bound if bound else float("inf")
+                    print(
+                        f"{label} {scan}: {args.images} images, {args.latency_ms} ms latency, "
+                        f"concurrency {args.concurrency}: {total} requests in {elapsed:.2f} s; "
+                        f"lower bound {bound:.2f} s; ratio {ratio:.2f} (target ≤ 1.5)"
+                    )
+
+
+def fresh_postgres(server_url: str) -> str:
+    """A new, empty database on that server (dropped and recreated each run)."""
+    name = "tagwarden_bench_monitor"
+    admin = Settings(database_url=server_url).database_url
+
+    async def recreate() -> None:
+        engine = make_engine(admin, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        await engine.dispose()
+
+    asyncio.run(recreate())
+    return admin.rsplit("/", 1)[0] + "/" + name
 
 
 if __name__ == "__main__":

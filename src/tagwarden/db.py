@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -100,3 +102,11 @@ async def transaction(
     """One use case, one transaction: commit when the block ends cleanly, roll back otherwise."""
     async with sessionmaker() as session, session.begin():
         yield session
+
+
+def insert_for(session: AsyncSession) -> Callable[..., Any]:
+    """The dialect's INSERT construct, which has ``on_conflict_do_nothing``/``…_do_update``.
+
+    Both databases speak ``INSERT … ON CONFLICT``; SQLAlchemy exposes it per dialect.
+    """
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert

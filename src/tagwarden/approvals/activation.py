@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from sqlalchemy import Table, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.approvals import metadata as meta
@@ -22,7 +20,7 @@ from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.audit import service as audit
 from tagwarden.auth.service import Principal
 from tagwarden.catalogue.models import Image, ImageTag
-from tagwarden.db import utcnow
+from tagwarden.db import insert_for, utcnow
 from tagwarden.errors import Conflict, NotFound
 
 
@@ -133,7 +131,7 @@ async def _insert_tag_row(
     session: AsyncSession, image_id: int, tag: str, arch: str, values: dict[str, object]
 ) -> bool:
     """Insert one architecture row; a row another transaction just added is left alone."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     row = {
         "image_id": image_id,
         "tag": tag,

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.approvals import metadata as meta
@@ -15,9 +14,8 @@ from tagwarden.approvals.activation import Activation, process
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.audit import service as audit
 from tagwarden.auth.service import Principal
-from tagwarden.catalogue.models import Image
 from tagwarden.catalogue.service import get_image
-from tagwarden.db import utcnow
+from tagwarden.db import insert_for, utcnow
 from tagwarden.errors import Conflict, DomainError, NotFound
 
 DECISION_FIELDS = ("status", "reviewed_by", "reviewed_at", "notes")
@@ -52,43 +50,58 @@ async def list_requests(
 async def create_request(
     session: AsyncSession,
     *,
-    image: Image,
+    image_id: int,
+    image_name: str,
     tag_name: str | None,
     metadata: dict[str, Any],
     actor: str,
 ) -> ApprovalRequest:
-    """Insert a pending request; the database refuses a second pending one for the same tag."""
-    request = ApprovalRequest(
-        image_id=image.id,
-        image_name=image.display_name,
-        tag_name=tag_name,
-        status="pending",
-        metadata_=metadata,
-        digest=metadata.get("digest"),
-        requested_by=actor,
+    """Insert a pending request; the database refuses a second pending one for the same tag.
+
+    ``ON CONFLICT DO NOTHING`` against the one-pending-per-tag index answers a race (two monitor
+    replicas, a double submit) without a savepoint and without aborting the transaction.
+    """
+    insert = insert_for(session)
+    table = ApprovalRequest.__table__
+    statement = (
+        insert(ApprovalRequest)
+        .values(
+            image_id=image_id,
+            image_name=image_name,
+            tag_name=tag_name,
+            status="pending",
+            metadata_=metadata,
+            digest=metadata.get("digest"),
+            requested_at=utcnow(),
+            requested_by=actor,
+        )
+        .on_conflict_do_nothing(
+            # Spelled exactly as the index is (see the migration): SQLite matches the text.
+            index_elements=[table.c.image_id, text("coalesce(tag_name, '')")],
+            index_where=text("status = 'pending'"),
+        )
+        .returning(ApprovalRequest)
     )
-    try:
-        async with session.begin_nested():
-            session.add(request)
-    except IntegrityError as exc:
+    request: ApprovalRequest | None = await session.scalar(statement)
+    if request is None:
         existing = await session.scalar(
             select(ApprovalRequest.id).where(
-                ApprovalRequest.image_id == image.id,
+                ApprovalRequest.image_id == image_id,
                 ApprovalRequest.tag_name == tag_name,
                 ApprovalRequest.status == "pending",
             )
         )
         raise Conflict(
-            f"{image.display_name}:{tag_name} already has a pending approval request (#{existing})",
+            f"{image_name}:{tag_name} already has a pending approval request (#{existing})",
             code="request_pending",
-        ) from exc
+        )
     audit.record(
         session,
         actor=actor,
         action="approval.requested",
         entity_type="approval_request",
         entity_id=request.id,
-        after={"image_id": image.id, "tag_name": tag_name, "digest": request.digest},
+        after={"image_id": image_id, "tag_name": tag_name, "digest": request.digest},
     )
     return request
 
@@ -112,7 +125,12 @@ async def create_manual_request(
     checked["source"] = "manual"
     checked.setdefault("auto_detected", False)
     return await create_request(
-        session, image=image, tag_name=tag_name, metadata=checked, actor=actor.identity
+        session,
+        image_id=image.id,
+        image_name=image.display_name,
+        tag_name=tag_name,
+        metadata=checked,
+        actor=actor.identity,
     )
 
 

@@ -78,10 +78,10 @@ def run_once(
             progress.update(task, advance=1, last=result.image_name)
 
         async def work(monitor: ImageMonitor) -> RunSummary:
-            ids, deferred = await monitor.claim(force=all_images)
-            progress.update(task, total=len(ids))
+            targets, deferred = await monitor.claim(force=all_images)
+            progress.update(task, total=len(targets))
             summary = RunSummary(started_at=monitor.clock(), deferred_for_budget=deferred)
-            summary.results = await monitor.check_many(ids)
+            summary.results = await monitor.check_many(targets)
             summary.images_checked = len(summary.results)
             summary.requests_created = sum(len(r.requests_created) for r in summary.results)
             summary.errors = sum(r.error is not None for r in summary.results)

@@ -14,15 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.approvals.service import create_request
 from tagwarden.audit import service as audit
 from tagwarden.catalogue.models import Image
+from tagwarden.db import insert_for
 from tagwarden.errors import Conflict, NotFound
 from tagwarden.monitor.discovery import (
     Candidate,
@@ -63,7 +62,40 @@ class CheckResult:
         }
 
 
-def interval_of(image: Image, default_minutes: int) -> timedelta:
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a check needs to know of an image, read once when the image is claimed."""
+
+    id: int
+    display_name: str
+    image_name: str
+    namespace: str
+    registry_host: str
+    tag_policy: str
+    tag_include: str | None
+    tag_exclude: str | None
+    check_interval_minutes: int | None
+
+    @classmethod
+    def of(cls, image: Image) -> Target:
+        return cls(
+            id=image.id,
+            display_name=image.display_name,
+            image_name=image.image_name,
+            namespace=image.namespace,
+            registry_host=image.registry_host,
+            tag_policy=image.tag_policy,
+            tag_include=image.tag_include,
+            tag_exclude=image.tag_exclude,
+            check_interval_minutes=image.check_interval_minutes,
+        )
+
+    @property
+    def wanted(self) -> TagFilter:
+        return TagFilter(self.tag_include, self.tag_exclude)
+
+
+def interval_of(image: Image | Target, default_minutes: int) -> timedelta:
     return timedelta(minutes=image.check_interval_minutes or default_minutes)
 
 
@@ -133,7 +165,7 @@ async def _record_discovered(
 ) -> None:
     if not tags:
         return
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     rows = [
         {
             "image_id": image_id,
@@ -165,52 +197,50 @@ async def _record_discovered(
     )
 
 
-async def _already_requested(session: AsyncSession, image_id: int, tag: RemoteTag) -> bool:
-    """A request for this tag and digest exists already, pending or decided: never ask twice."""
-    found = await session.scalar(
-        select(ApprovalRequest.id)
-        .where(
-            ApprovalRequest.image_id == image_id,
-            ApprovalRequest.tag_name == tag.name,
-            ApprovalRequest.digest == tag.digest,
-        )
-        .limit(1)
-    )
-    return found is not None
+async def _make_way(session: AsyncSession, target: Target, tag: RemoteTag, now: datetime) -> bool:
+    """Whether a request for this tag and digest may be created.
 
-
-async def _supersede_pending(
-    session: AsyncSession, image_id: int, tag: RemoteTag, now: datetime
-) -> None:
-    """A pending request for an older digest of this tag no longer describes what would deploy."""
-    stale = await session.scalar(
-        select(ApprovalRequest).where(
-            ApprovalRequest.image_id == image_id,
-            ApprovalRequest.tag_name == tag.name,
-            ApprovalRequest.status == "pending",
+    Never twice for one tag and digest, pending or decided (a rejection sticks). A pending
+    request for an older digest of the tag no longer describes what would deploy: it is closed
+    as superseded, with an audit entry, so the new digest can be asked about.
+    """
+    rows = (
+        await session.execute(
+            select(ApprovalRequest.id, ApprovalRequest.digest, ApprovalRequest.status).where(
+                ApprovalRequest.image_id == target.id,
+                ApprovalRequest.tag_name == tag.name,
+                (ApprovalRequest.status == "pending") | (ApprovalRequest.digest == tag.digest),
+            )
         )
-    )
-    if stale is None or stale.digest == tag.digest:
-        return
-    stale.status = "rejected"
-    stale.reviewed_by = MONITOR
-    stale.reviewed_at = now
-    stale.notes = f"superseded: the tag was re-pushed as {tag.digest}"
-    await session.flush()
-    audit.record(
-        session,
-        actor=MONITOR,
-        action="approval.superseded",
-        entity_type="approval_request",
-        entity_id=stale.id,
-        before={"status": "pending", "digest": stale.digest},
-        after={"status": "rejected", "new_digest": tag.digest},
-    )
+    ).all()
+    if any(digest == tag.digest for _, digest, _ in rows):
+        return False
+    for request_id, digest, _ in rows:  # only pending ones for another digest are left
+        await session.execute(
+            update(ApprovalRequest)
+            .where(ApprovalRequest.id == request_id, ApprovalRequest.status == "pending")
+            .values(
+                status="rejected",
+                reviewed_by=MONITOR,
+                reviewed_at=now,
+                notes=f"superseded: the tag was re-pushed as {tag.digest}",
+            )
+        )
+        audit.record(
+            session,
+            actor=MONITOR,
+            action="approval.superseded",
+            entity_type="approval_request",
+            entity_id=request_id,
+            before={"status": "pending", "digest": digest},
+            after={"status": "rejected", "new_digest": tag.digest},
+        )
+    return True
 
 
 async def record_outcome(
     session: AsyncSession,
-    image_id: int,
+    target: Target,
     remote: Sequence[RemoteTag],
     known: Mapping[str, KnownTag],
     the_plan: Plan,
@@ -218,34 +248,43 @@ async def record_outcome(
     now: datetime,
     default_interval_minutes: int,
 ) -> CheckResult:
-    image = await session.get(Image, image_id)
-    if image is None:  # deleted while we were asking the registry
-        return CheckResult(image_id, f"#{image_id}", error="image no longer exists")
     result = CheckResult(
-        image.id,
-        image.display_name,
+        target.id,
+        target.display_name,
         tags_seen=len(remote),
         new_tags=len(the_plan.new),
         changed_tags=len(the_plan.changed),
     )
+    scheduled = await session.execute(
+        update(Image)
+        .where(Image.id == target.id)
+        .values(
+            last_checked_at=now,
+            next_check_at=now + interval_of(target, default_interval_minutes),
+            last_error=None,
+        )
+    )
+    if getattr(scheduled, "rowcount", 0) != 1:  # deleted while we asked the registry
+        result.error = "image no longer exists"
+        return result
     unseen = [t for t in remote if t.digest and t.name not in known]
-    await _record_discovered(session, image.id, unseen + the_plan.changed, now)
+    await _record_discovered(session, target.id, unseen + the_plan.changed, now)
 
-    if the_plan.candidates and the_plan.new and the_plan.candidates[0].reason == "new":
+    if the_plan.candidates and the_plan.candidates[0].reason == "new":
         log.info(
             "[ImageMonitor] Creating approval request for most recent: %s:%s",
-            image.display_name,
+            target.display_name,
             the_plan.candidates[0].tag.name,
         )
     for candidate in the_plan.candidates:
         tag = candidate.tag
-        if await _already_requested(session, image.id, tag):
+        if not await _make_way(session, target, tag, now):
             continue
-        await _supersede_pending(session, image.id, tag, now)
         try:
             await create_request(
                 session,
-                image=image,
+                image_id=target.id,
+                image_name=target.display_name,
                 tag_name=tag.name,
                 metadata=request_metadata(candidate, remote, known, now),
                 actor=MONITOR,
@@ -254,38 +293,32 @@ async def record_outcome(
             continue  # another replica created it a moment ago
         result.requests_created.append(tag.name)
         log.info(
-            "[ImageMonitor] ✅ Created approval request for %s:%s", image.display_name, tag.name
+            "[ImageMonitor] ✅ Created approval request for %s:%s", target.display_name, tag.name
         )
-
-    image.last_checked_at = now
-    image.next_check_at = now + interval_of(image, default_interval_minutes)
-    image.last_error = None
     return result
 
 
 async def record_failure(
     session: AsyncSession,
-    image_id: int,
+    target: Target,
     error: str,
     *,
     now: datetime,
     default_interval_minutes: int,
 ) -> None:
-    image = await session.get(Image, image_id)
-    if image is None:
-        return
-    image.last_checked_at = now
-    image.next_check_at = now + interval_of(image, default_interval_minutes)
-    image.last_error = error[:2000]
-
-
-def plan_for(image: Image, remote: Sequence[RemoteTag], known: Mapping[str, KnownTag]) -> Plan:
-    return plan(
-        remote,
-        known,
-        policy=image.tag_policy,
-        wanted=TagFilter(image.tag_include, image.tag_exclude),
+    await session.execute(
+        update(Image)
+        .where(Image.id == target.id)
+        .values(
+            last_checked_at=now,
+            next_check_at=now + interval_of(target, default_interval_minutes),
+            last_error=error[:2000],
+        )
     )
+
+
+def plan_for(target: Target, remote: Sequence[RemoteTag], known: Mapping[str, KnownTag]) -> Plan:
+    return plan(remote, known, policy=target.tag_policy, wanted=target.wanted)
 
 
 async def checkable_image(session: AsyncSession, image_id: int) -> Image:

@@ -25,7 +25,6 @@ from tagwarden.catalogue.models import Image
 from tagwarden.config import Settings
 from tagwarden.db import utcnow
 from tagwarden.monitor import service
-from tagwarden.monitor.discovery import TagFilter
 from tagwarden.registry.base import ImageNotFound, RegistryClient, RegistryError
 from tagwarden.registry.factory import client_for, is_docker_hub, repository_path
 from tagwarden.registry.transport import RegistryState
@@ -92,7 +91,7 @@ class ImageMonitor:
         creds = self.settings.registries.get(registry_host)
         return (creds.url if creds else f"https://{registry_host}").rstrip("/")
 
-    def listing_url(self, image: Image) -> str:
+    def listing_url(self, image: Image | service.Target) -> str:
         repo = repository_path(image.namespace, image.image_name, image.registry_host)
         if is_docker_hub(image.registry_host):
             return f"{self.api_url(image.registry_host)}/v2/repositories/{repo}/tags/"
@@ -103,34 +102,39 @@ class ImageMonitor:
         return {host: limiter.remaining() for host, limiter in self.state.limits.hosts().items()}
 
     # -- one image ----------------------------------------------------------------------------
-    async def check(self, image_id: int) -> service.CheckResult:
+    async def check(self, image: int | service.Target) -> service.CheckResult:
+        """Check one image: by id (a manual check) or as claimed by a scan."""
+        if isinstance(image, int):
+            async with self.sessionmaker() as session:
+                found = await session.get(Image, image)
+                if found is None:
+                    return service.CheckResult(image, f"#{image}", error="image not found")
+                target = service.Target.of(found)
+        else:
+            target = image
         async with self.sessionmaker() as session:
-            image = await session.get(Image, image_id)
-            if image is None:
-                return service.CheckResult(image_id, f"#{image_id}", error="image not found")
-            known = await service.load_known(session, image_id)
-        name = image.display_name
-        log.info("[ImageMonitor] Checking %s at %s", name, self.listing_url(image))
-        repository = repository_path(image.namespace, image.image_name, image.registry_host)
-        wanted = TagFilter(image.tag_include, image.tag_exclude)
+            known = await service.load_known(session, target.id)
+        name = target.display_name
+        log.info("[ImageMonitor] Checking %s at %s", name, self.listing_url(target))
+        repository = repository_path(target.namespace, target.image_name, target.registry_host)
         try:
             remote = await service.fetch(
-                self.client(image.registry_host), repository, known, wanted
+                self.client(target.registry_host), repository, known, target.wanted
             )
         except ImageNotFound as exc:
             log.warning("[ImageMonitor] Image %s not found in its registry: %s", name, exc)
-            return await self._failed(image_id, name, f"not found: {exc}")
+            return await self._failed(target, f"not found: {exc}")
         except RegistryError as exc:
             log.error("[ImageMonitor] Error checking %s: %s", name, exc)
-            return await self._failed(image_id, name, str(exc))
+            return await self._failed(target, str(exc))
 
-        plan = service.plan_for(image, remote, known)
+        plan = service.plan_for(target, remote, known)
         log.info("[ImageMonitor] Found %d tags for %s", len(remote), name)
         log.info("[ImageMonitor] Found %d new tags for %s", len(plan.new), name)
         async with self._write_gate, self.sessionmaker() as session, session.begin():
             result = await service.record_outcome(
                 session,
-                image_id,
+                target,
                 remote,
                 known,
                 plan,
@@ -140,16 +144,16 @@ class ImageMonitor:
         self._report(result)
         return result
 
-    async def _failed(self, image_id: int, name: str, error: str) -> service.CheckResult:
+    async def _failed(self, target: service.Target, error: str) -> service.CheckResult:
         async with self._write_gate, self.sessionmaker() as session, session.begin():
             await service.record_failure(
                 session,
-                image_id,
+                target,
                 error,
                 now=self.clock(),
                 default_interval_minutes=self.settings.check_interval_minutes,
             )
-        result = service.CheckResult(image_id, name, error=error)
+        result = service.CheckResult(target.id, target.display_name, error=error)
         self._report(result)
         return result
 
@@ -158,7 +162,9 @@ class ImageMonitor:
             self.on_result(result)
 
     # -- a scan -------------------------------------------------------------------------------
-    async def claim(self, *, force: bool = False, limit: int = 1000) -> tuple[list[int], int]:
+    async def claim(
+        self, *, force: bool = False, limit: int = 1000
+    ) -> tuple[list[service.Target], int]:
         """Claim due images (all monitored ones when ``force``) and schedule their next check.
 
         Images whose registry has no budget left stay due and are counted as deferred: the
@@ -176,7 +182,7 @@ class ImageMonitor:
             .with_for_update(skip_locked=True)
         )
         allowance = {h: b for h, b in self.budgets().items() if b is not None}
-        claimed: list[int] = []
+        claimed: list[service.Target] = []
         deferred = 0
         async with self.sessionmaker() as session, session.begin():
             for image in (await session.scalars(query)).all():
@@ -189,15 +195,15 @@ class ImageMonitor:
                 image.next_check_at = now + service.interval_of(
                     image, self.settings.check_interval_minutes
                 )
-                claimed.append(image.id)
+                claimed.append(service.Target.of(image))
         return claimed, deferred
 
     async def run_once(self, *, force: bool = False) -> RunSummary:
         summary = RunSummary(started_at=self.clock())
         log.info("[ImageMonitor] Checking for new image tags...")
-        ids, summary.deferred_for_budget = await self.claim(force=force)
-        log.info("[ImageMonitor] Monitoring %d images", len(ids))
-        results = await self.check_many(ids)
+        targets, summary.deferred_for_budget = await self.claim(force=force)
+        log.info("[ImageMonitor] Monitoring %d images", len(targets))
+        results = await self.check_many(targets)
         summary.results = results
         summary.images_checked = len(results)
         summary.requests_created = sum(len(r.requests_created) for r in results)
@@ -207,18 +213,20 @@ class ImageMonitor:
         log.info("[ImageMonitor] Check complete")
         return summary
 
-    async def check_many(self, ids: Sequence[int]) -> list[service.CheckResult]:
+    async def check_many(self, targets: Sequence[service.Target]) -> list[service.CheckResult]:
         gate = asyncio.Semaphore(self.settings.monitor_concurrency)
 
-        async def one(image_id: int) -> service.CheckResult:
+        async def one(target: service.Target) -> service.CheckResult:
             async with gate:
                 try:
-                    return await self.check(image_id)
+                    return await self.check(target)
                 except Exception as exc:  # one bad image never stops the scan
-                    log.exception("[ImageMonitor] Unexpected error checking image %s", image_id)
-                    return service.CheckResult(image_id, f"#{image_id}", error=repr(exc))
+                    log.exception(
+                        "[ImageMonitor] Unexpected error checking %s", target.display_name
+                    )
+                    return service.CheckResult(target.id, target.display_name, error=repr(exc))
 
-        return list(await asyncio.gather(*(one(i) for i in ids)))
+        return list(await asyncio.gather(*(one(t) for t in targets)))
 
     # -- the loop -----------------------------------------------------------------------------
     async def run_forever(self) -> None:
