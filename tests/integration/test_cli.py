@@ -13,6 +13,8 @@ from tagwarden.catalogue.models import Image
 from tagwarden.cli.main import app
 from tagwarden.config import get_settings
 from tagwarden.db import make_engine, make_sessionmaker
+from tagwarden.testing.fake_registry import FakeRegistry
+from tagwarden.testing.fake_server import running
 from tests.factories import SEED_METADATA
 
 runner = CliRunner()
@@ -116,3 +118,35 @@ def test_a_bad_setting_stops_the_command_with_a_clear_message(
     result = runner.invoke(app, ["images", "list"])
     assert result.exit_code == 2
     assert "TAGWARDEN_CHECK_INTERVAL_MINUTES" in result.output
+
+
+def test_monitor_run_once_and_images_check_against_a_served_fake_registry(
+    cli_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeRegistry()
+    fake.add_repository("library/redis", 12)
+    fake.add_repository("library/nginx", 4)
+    with running(fake) as url:
+        monkeypatch.setenv("TAGWARDEN_DOCKERHUB_API_URL", url)
+        get_settings.cache_clear()
+        for name in ("redis", "nginx"):
+            added = runner.invoke(app, ["images", "add", name, "--watch"])
+            assert added.exit_code == 0, added.output
+
+        result = runner.invoke(app, ["monitor", "run-once"])
+        assert result.exit_code == 0, result.output
+        assert "2 images checked, 2 approval requests created, 0 errors" in result.stdout
+        newest = fake.model.repository("library/redis").newest_first()[0].name
+        assert newest in result.stdout
+
+        fake.push_tag("library/redis", "9.9.9")
+        checked = runner.invoke(app, ["images", "check", "1"])
+        assert checked.exit_code == 0, checked.output
+        assert "requests created: 9.9.9" in checked.stdout
+
+        listed = runner.invoke(app, ["approvals", "list"])
+        assert "redis:9.9.9" in listed.stdout
+
+        missing = runner.invoke(app, ["images", "check", "42"])
+        assert missing.exit_code == 1
+        assert "image 42 not found" in missing.output
