@@ -132,10 +132,22 @@ async def test_rescan_of_an_unchanged_repository_costs_one_request_and_asks_noth
     first = world.fake.stats.count("hub_tags")
     assert first == 3  # 250 tags, 100 a page
 
+    checked_before = (await world.image(image_id)).last_checked_at
+    async with world.sessionmaker() as session, session.begin():
+        image = await session.get(Image, image_id)
+        assert image is not None
+        image.last_error = "an old failure"
+
     summary = await world.monitor.run_once(force=True)
     assert summary.requests_created == 0
     assert world.fake.stats.count("hub_tags") == first + 1
     assert len(await world.requests(image_id)) == 1
+    # Nothing new: the schedule alone is written (batched with other such checks).
+    after = await world.image(image_id)
+    assert checked_before is not None
+    assert after.last_checked_at is not None
+    assert after.last_checked_at > checked_before
+    assert after.last_error is None
 
 
 @pytest.mark.parametrize(("policy", "expected"), [("latest", 1), ("all", 3)])

@@ -298,6 +298,41 @@ async def record_outcome(
     return result
 
 
+def nothing_to_record(
+    remote: Sequence[RemoteTag], known: Mapping[str, KnownTag], the_plan: Plan
+) -> bool:
+    """True when a check found no unseen tag, no re-push and nothing to ask: only its schedule
+    changes, and that write can join other such checks' in one statement."""
+    return (
+        not the_plan.candidates
+        and not the_plan.changed
+        and all(t.name in known or not t.digest for t in remote)
+    )
+
+
+async def record_unchanged(
+    session: AsyncSession,
+    checked: Sequence[tuple[Target, datetime]],
+    *,
+    default_interval_minutes: int,
+) -> None:
+    """The schedule of many checks that found nothing new, in one executemany UPDATE."""
+    if not checked:
+        return
+    await session.execute(
+        update(Image),
+        [
+            {
+                "id": target.id,
+                "last_checked_at": at,
+                "next_check_at": at + interval_of(target, default_interval_minutes),
+                "last_error": None,
+            }
+            for target, at in checked
+        ],
+    )
+
+
 async def record_failure(
     session: AsyncSession,
     target: Target,

@@ -102,8 +102,17 @@ class ImageMonitor:
         return {host: limiter.remaining() for host, limiter in self.state.limits.hosts().items()}
 
     # -- one image ----------------------------------------------------------------------------
-    async def check(self, image: int | service.Target) -> service.CheckResult:
-        """Check one image: by id (a manual check) or as claimed by a scan."""
+    async def check(
+        self,
+        image: int | service.Target,
+        *,
+        unchanged: list[tuple[service.Target, datetime]] | None = None,
+    ) -> service.CheckResult:
+        """Check one image: by id (a manual check) or as claimed by a scan.
+
+        A scan passes ``unchanged``: a check that found nothing new is appended there and its
+        schedule written with the others' at the end, instead of in a transaction of its own.
+        """
         if isinstance(image, int):
             async with self.sessionmaker() as session:
                 found = await session.get(Image, image)
@@ -131,6 +140,11 @@ class ImageMonitor:
         plan = service.plan_for(target, remote, known)
         log.info("[ImageMonitor] Found %d tags for %s", len(remote), name)
         log.info("[ImageMonitor] Found %d new tags for %s", len(plan.new), name)
+        if unchanged is not None and service.nothing_to_record(remote, known, plan):
+            unchanged.append((target, self.clock()))
+            result = service.CheckResult(target.id, name, tags_seen=len(remote))
+            self._report(result)
+            return result
         async with self._write_gate, self.sessionmaker() as session, session.begin():
             result = await service.record_outcome(
                 session,
@@ -215,18 +229,27 @@ class ImageMonitor:
 
     async def check_many(self, targets: Sequence[service.Target]) -> list[service.CheckResult]:
         gate = asyncio.Semaphore(self.settings.monitor_concurrency)
+        unchanged: list[tuple[service.Target, datetime]] = []
 
         async def one(target: service.Target) -> service.CheckResult:
             async with gate:
                 try:
-                    return await self.check(target)
+                    return await self.check(target, unchanged=unchanged)
                 except Exception as exc:  # one bad image never stops the scan
                     log.exception(
                         "[ImageMonitor] Unexpected error checking %s", target.display_name
                     )
                     return service.CheckResult(target.id, target.display_name, error=repr(exc))
 
-        return list(await asyncio.gather(*(one(t) for t in targets)))
+        try:
+            return list(await asyncio.gather(*(one(t) for t in targets)))
+        finally:
+            async with self._write_gate, self.sessionmaker() as session, session.begin():
+                await service.record_unchanged(
+                    session,
+                    unchanged,
+                    default_interval_minutes=self.settings.check_interval_minutes,
+                )
 
     # -- the loop -----------------------------------------------------------------------------
     async def run_forever(self) -> None:
