@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.catalogue import references
@@ -45,12 +45,14 @@ class BulkDecision(BaseModel):
 
 
 class ApprovalRequestOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     image_id: int
     image_name: str
     tag_name: str | None
     status: str
-    metadata: dict[str, Any]
+    metadata: dict[str, Any] = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     digest: str | None
     source: str
     requested_at: datetime
@@ -67,23 +69,9 @@ class ApprovalRequestOut(BaseModel):
     def of(
         cls, request: ApprovalRequest, image_tags: list[ImageTagOut] | None = None
     ) -> ApprovalRequestOut:
-        return cls(
-            id=request.id,
-            image_id=request.image_id,
-            image_name=request.image_name,
-            tag_name=request.tag_name,
-            status=request.status,
-            metadata=request.metadata_,
-            digest=request.digest,
-            source=request.source,
-            requested_at=request.requested_at,
-            requested_by=request.requested_by,
-            reviewed_at=request.reviewed_at,
-            reviewed_by=request.reviewed_by,
-            notes=request.notes,
-            processed_at=request.processed_at,
-            image_tags=image_tags,
-        )
+        out = cls.model_validate(request)
+        out.image_tags = image_tags
+        return out
 
 
 class ProcessOut(BaseModel):

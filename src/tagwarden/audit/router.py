@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from tagwarden.audit import service
 from tagwarden.audit.models import AuditEntry
@@ -17,6 +17,8 @@ router = APIRouter(prefix="/api/v1", tags=["audit"])
 
 
 class AuditEntryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     occurred_at: datetime
     actor: str
@@ -28,16 +30,7 @@ class AuditEntryOut(BaseModel):
 
     @classmethod
     def of(cls, e: AuditEntry) -> AuditEntryOut:
-        return cls(
-            id=e.id,
-            occurred_at=e.occurred_at,
-            actor=e.actor,
-            action=e.action,
-            entity_type=e.entity_type,
-            entity_id=e.entity_id,
-            before=e.before,
-            after=e.after,
-        )
+        return cls.model_validate(e)
 
 
 @router.get("/audit")

@@ -19,6 +19,8 @@ class TokenCreate(BaseModel):
 
 
 class TokenOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     name: str
     role: str
@@ -31,17 +33,7 @@ class TokenOut(BaseModel):
 
     @classmethod
     def of(cls, token: ApiToken) -> TokenOut:
-        return cls(
-            id=token.id,
-            name=token.name,
-            role=token.role,
-            identity=token.identity,
-            token_prefix=token.token_prefix,
-            created_at=token.created_at,
-            created_by=token.created_by,
-            last_used_at=token.last_used_at,
-            revoked_at=token.revoked_at,
-        )
+        return cls.model_validate(token)
 
 
 class TokenCreated(TokenOut):

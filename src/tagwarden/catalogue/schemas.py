@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from tagwarden.catalogue import references
 from tagwarden.catalogue.models import Image, ImageTag
@@ -79,10 +79,13 @@ class TagFlag(BaseModel):
 
 
 class ImageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     image_name: str
     namespace: str
-    registry: str
+    # The model's attribute is registry_host ("registry" is reserved by SQLAlchemy).
+    registry: str = Field(validation_alias=AliasChoices("registry_host", "registry"))
     approval_status: str
     category: str | None
     description: str | None
@@ -99,25 +102,7 @@ class ImageOut(BaseModel):
 
     @classmethod
     def of(cls, image: Image) -> ImageOut:
-        return cls(
-            id=image.id,
-            image_name=image.image_name,
-            namespace=image.namespace,
-            registry=image.registry_host,
-            approval_status=image.approval_status,
-            category=image.category,
-            description=image.description,
-            watch_for_updates=image.watch_for_updates,
-            last_checked_at=image.last_checked_at,
-            next_check_at=image.next_check_at,
-            check_interval_minutes=image.check_interval_minutes,
-            tag_include=image.tag_include,
-            tag_exclude=image.tag_exclude,
-            tag_policy=image.tag_policy,
-            last_error=image.last_error,
-            created_at=image.created_at,
-            updated_at=image.updated_at,
-        )
+        return cls.model_validate(image)
 
 
 class MonitoringOut(BaseModel):
@@ -126,6 +111,8 @@ class MonitoringOut(BaseModel):
 
 
 class ImageTagOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     image_id: int
     tag: str
@@ -133,7 +120,7 @@ class ImageTagOut(BaseModel):
     platform_digest: str | None
     architecture: str
     last_updated: datetime | None
-    metadata: dict[str, Any]
+    metadata: dict[str, Any] = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     is_recommended: bool
     is_deprecated: bool
     approval_request_id: int | None
@@ -141,20 +128,7 @@ class ImageTagOut(BaseModel):
 
     @classmethod
     def of(cls, row: ImageTag) -> ImageTagOut:
-        return cls(
-            id=row.id,
-            image_id=row.image_id,
-            tag=row.tag,
-            digest=row.digest,
-            platform_digest=row.platform_digest,
-            architecture=row.architecture,
-            last_updated=row.last_updated,
-            metadata=row.metadata_,
-            is_recommended=row.is_recommended,
-            is_deprecated=row.is_deprecated,
-            approval_request_id=row.approval_request_id,
-            created_at=row.created_at,
-        )
+        return cls.model_validate(row)
 
 
 class TagFlagOut(BaseModel):
