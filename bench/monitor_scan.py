@@ -22,9 +22,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import text
@@ -48,48 +49,11 @@ def seeded_fake(images: int, tags: int, public_url: str | None = None) -> FakeRe
     return fake
 
 
-async def scenario(
-    url: str, images: int, tags: int, latency_ms: int, concurrency: int
-) -> tuple[list[int], list[int], float, int]:
-    """In-process fake: exact request counts per image."""
-    engine = make_engine(url)
-    await upgrade(engine)
-    sessionmaker = make_sessionmaker(engine)
-    fake = seeded_fake(images, tags)
-    async with sessionmaker() as session, session.begin():
-        session.add_all(
-            Image(image_name=f"img{i}", approval_status="approved", watch_for_updates=True)
-            for i in range(images)
-        )
-    settings = Settings(
-        database_url=url,
-        dockerhub_api_url=HUB,
-        monitor_concurrency=concurrency,
-        monitor_enabled=False,
-    )
-    async with httpx.AsyncClient(
-        transport=fake.transport(), limits=httpx.Limits(max_connections=None)
-    ) as http:
-        monitor = ImageMonitor(settings, sessionmaker, http, state=RegistryState())
-        fake.faults.latency_ms = latency_ms
-        started = time.perf_counter()
-        await monitor.run_once(force=True)
-        elapsed = time.perf_counter() - started
-        first = [fake.stats.count("hub", repository=f"library/img{i}") for i in range(images)]
-        fake.stats.reset()
-        fake.faults.latency_ms = 0
-        await monitor.run_once(force=True)
-        rescan = [fake.stats.count("hub", repository=f"library/img{i}") for i in range(images)]
-        total_first = sum(first)
-    await engine.dispose()
-    return first, rescan, elapsed, total_first
-
-
-async def remote_scenario(
-    url: str, registry_url: str, images: int, concurrency: int
-) -> tuple[float, float, int]:
-    """The fake in another process: wall times of the first scan and of a rescan (one request
-    per image each: a Hub page of <= 100 tags), and the requests per scan."""
+@asynccontextmanager
+async def monitor_for(
+    url: str, images: int, registry_url: str, concurrency: int, transport: Any = None
+) -> AsyncIterator[ImageMonitor]:
+    """A migrated database holding ``images`` watched images, and a monitor over it."""
     engine = make_engine(url)
     await upgrade(engine)
     sessionmaker = make_sessionmaker(engine)
@@ -104,8 +68,31 @@ async def remote_scenario(
         monitor_concurrency=concurrency,
         monitor_enabled=False,
     )
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency * 2)) as http:
-        monitor = ImageMonitor(settings, sessionmaker, http, state=RegistryState())
+    limits = httpx.Limits(max_connections=concurrency * 2)
+    try:
+        async with httpx.AsyncClient(transport=transport, limits=limits) as http:
+            yield ImageMonitor(settings, sessionmaker, http, state=RegistryState())
+    finally:
+        await engine.dispose()
+
+
+async def request_counts(url: str, tags: int) -> tuple[int, int]:
+    """In-process fake, so every request is counted: (first scan, rescan) of one repository."""
+    fake = seeded_fake(1, tags)
+    async with monitor_for(url, 1, HUB, 1, fake.transport()) as monitor:
+        await monitor.run_once(force=True)
+        first = fake.stats.count("hub", repository="library/img0")
+        fake.stats.reset()
+        await monitor.run_once(force=True)
+        return first, fake.stats.count("hub", repository="library/img0")
+
+
+async def scan_times(
+    url: str, registry_url: str, images: int, concurrency: int
+) -> tuple[float, float, int]:
+    """Wall times of the first scan and of a rescan (one request per image each: a Hub page of
+    <= 100 tags), and the requests per scan."""
+    async with monitor_for(url, images, registry_url, concurrency) as monitor:
         times = []
         for _ in range(2):
             started = time.perf_counter()
@@ -113,7 +100,6 @@ async def remote_scenario(
             times.append(time.perf_counter() - started)
             if summary.errors:
                 raise SystemExit(f"{summary.errors} images failed: {summary.results[0].error}")
-    await engine.dispose()
     return times[0], times[1], summary.images_checked
 
 
@@ -169,12 +155,11 @@ def main() -> None:
         def fresh(name: str) -> str:
             return f"sqlite+aiosqlite:///{Path(tmp) / name}.db"
 
-        first, rescan, _, _ = asyncio.run(scenario(fresh("big"), 1, args.big_repo_tags, 0, 1))
+        first, rescan = asyncio.run(request_counts(fresh("big"), args.big_repo_tags))
         print(
-            f"first scan of a {args.big_repo_tags}-tag repository: {first[0]} requests "
-            "(target ≤ 11)"
+            f"first scan of a {args.big_repo_tags}-tag repository: {first} requests (target ≤ 11)"
         )
-        print(f"rescan of the unchanged repository:      {rescan[0]} request(s) (target = 1)")
+        print(f"rescan of the unchanged repository:      {rescan} request(s) (target = 1)")
 
         databases = [("SQLite", fresh("many"))]
         pg_server = os.environ.get("TAGWARDEN_BENCH_POSTGRES_URL")
@@ -183,7 +168,7 @@ def main() -> None:
         with fake_in_subprocess(args.images, args.tags, args.latency_ms) as registry_url:
             for label, url in databases:
                 first_scan, rescan, total = asyncio.run(
-                    remote_scenario(url, registry_url, args.images, args.concurrency)
+                    scan_times(url, registry_url, args.images, args.concurrency)
                 )
                 bound = total * args.latency_ms / 1000 / args.concurrency
                 for scan, elapsed in (("first scan", first_scan), ("rescan", rescan)):
