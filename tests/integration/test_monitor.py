@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -349,3 +350,43 @@ async def test_the_monitor_starts_with_the_server_and_runs_at_once(
         assert 0 < status["nextCheckIn"] <= 60_000
     assert found == 1
     assert app.state.monitor.running is False
+
+
+async def test_a_spent_registry_budget_goes_to_the_most_overdue_images_first(
+    world: World,
+) -> None:
+    ids = []
+    for i in range(5):
+        world.fake.add_repository(f"library/img{i}", 2)
+        ids.append(await world.add_image(f"img{i}"))
+    now = world.monitor.clock()
+    async with world.sessionmaker() as session, session.begin():
+        for age, image_id in enumerate(ids):
+            image = await session.get(Image, image_id)
+            assert image is not None
+            image.next_check_at = now - timedelta(minutes=10 * (age + 1))  # img4 most overdue
+    # The Hub said two requests are left in this window.
+    world.monitor.state.limits.for_host("hub.fake").observe(
+        httpx.Headers(
+            {
+                "X-RateLimit-Limit": "180",
+                "X-RateLimit-Remaining": "2",
+                "X-RateLimit-Reset": str(int(world.clock.now()) + 60),
+            }
+        )
+    )
+
+    summary = await world.monitor.run_once()
+
+    assert (summary.images_checked, summary.deferred_for_budget) == (2, 3)
+    assert {r.image_id for r in summary.results} == {ids[4], ids[3]}
+    for image_id in ids[:3]:  # still due, untouched, first in line next time
+        image = await world.image(image_id)
+        assert image.last_checked_at is None
+        assert image.next_check_at is not None
+        assert image.next_check_at <= now
+    status = world.monitor.status()
+    assert status["lastRun"]["deferredForBudget"] == 3
+    assert "hub.fake" in status["registryBudget"]
+    metrics = await world.client.get("/metrics", headers=world.admin)
+    assert 'tagwarden_registry_budget_remaining{host="hub.fake"}' in metrics.text
