@@ -103,9 +103,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
+    # Background loops off: tests drive the monitor and the rollout worker tick by tick.
     return Settings(
         database_url=database_url,
         monitor_enabled=False,
+        rollout_worker_enabled=False,
         secret_key="test-secret-key-0123456789",
     )
 

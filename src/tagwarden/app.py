@@ -16,11 +16,15 @@ from tagwarden.auth.router import router as auth_router
 from tagwarden.catalogue.router import router as catalogue_router
 from tagwarden.config import Settings, get_settings
 from tagwarden.db import make_engine, make_sessionmaker
+from tagwarden.devices.presence import Presence
+from tagwarden.devices.router import router as devices_router
 from tagwarden.errors import install_error_handlers
 from tagwarden.monitor.router import router as monitor_router
 from tagwarden.monitor.worker import ImageMonitor
 from tagwarden.observability import Metrics, metrics_middleware
 from tagwarden.observability import router as ops_router
+from tagwarden.rollouts.router import router as rollouts_router
+from tagwarden.rollouts.worker import RolloutMonitor
 from tagwarden.workers import BackgroundWorkers
 
 log = logging.getLogger(__name__)
@@ -53,6 +57,10 @@ def create_app(
         app.state.workers = workers
         if settings.monitor_enabled:
             workers.start("monitor", monitor.run_forever)
+        if settings.rollout_worker_enabled:
+            workers.start("rollouts", app.state.rollout_monitor.run_forever)
+        # Always on: the device API buffers last-seen times in memory and this writes them.
+        workers.start("device_presence", app.state.device_presence.run_forever)
         try:
             yield
         finally:
@@ -72,6 +80,10 @@ def create_app(
     app.state.sessionmaker = sessionmaker
     app.state.metrics = metrics
     app.state.monitor = monitor
+    app.state.rollout_monitor = RolloutMonitor(settings, sessionmaker)
+    app.state.device_presence = Presence(
+        sessionmaker, flush_seconds=settings.device_last_seen_flush_seconds
+    )
     metrics.watch_budgets(monitor.budgets)
     app.middleware("http")(metrics_middleware(app.state.metrics))
     install_error_handlers(app)
@@ -84,4 +96,6 @@ def create_app(
     app.include_router(monitor_router)
     app.include_router(catalogue_router)
     # Routers of later parts (monitor, devices, rollouts, webhooks, web UI) are included below.
+    app.include_router(devices_router)
+    app.include_router(rollouts_router)
     return app

@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     registry_timeout_seconds: float = Field(default=20.0, gt=0)
     registry_max_retries: int = Field(default=4, ge=0, le=20)
 
+    # Devices and rollouts (issue 4). Devices poll every device_poll_interval_seconds, more often
+    # while in an active batch; last-seen times are flushed in batches, never one write per poll.
+    rollout_worker_enabled: bool = True
+    rollout_tick_seconds: float = Field(default=2.0, gt=0, le=3600)
+    device_poll_interval_seconds: int = Field(default=60, ge=1, le=86400)
+    device_active_poll_interval_seconds: int = Field(default=10, ge=1, le=86400)
+    device_last_seen_flush_seconds: float = Field(default=5.0, gt=0, le=3600)
+
     # Signs the admin UI's session cookies; must be set outside development.
     secret_key: SecretStr = SecretStr("dev-insecure-secret-key-change-me")
 

@@ -5,14 +5,20 @@ from tagwarden.audit.models import AuditEntry
 from tagwarden.auth.models import ApiToken
 from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.db import Base
+from tagwarden.devices.models import Device, DeviceApp
 from tagwarden.monitor.models import DiscoveredTag
+from tagwarden.rollouts.models import Rollout, RolloutDevice
 
 __all__ = [
     "ApiToken",
     "ApprovalRequest",
     "AuditEntry",
     "Base",
+    "Device",
+    "DeviceApp",
     "DiscoveredTag",
     "Image",
     "ImageTag",
+    "Rollout",
+    "RolloutDevice",
 ]

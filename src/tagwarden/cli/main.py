@@ -5,7 +5,18 @@ from __future__ import annotations
 import typer
 
 from tagwarden import __version__
-from tagwarden.cli import approvals, db, fake_registry, images, monitor, serve, tokens
+from tagwarden.cli import (
+    approvals,
+    db,
+    devices,
+    fake_registry,
+    images,
+    monitor,
+    rollouts,
+    serve,
+    simulate,
+    tokens,
+)
 
 app = typer.Typer(
     help="tagwarden: discover, approve and roll out container image tags.",
@@ -21,6 +32,9 @@ app.add_typer(monitor.app, name="monitor")
 images.app.command("check")(monitor.check_image)
 app.command("fake-registry")(fake_registry.fake_registry)
 # Command groups of later parts (monitor, devices, rollouts, …) register below.
+app.add_typer(devices.app, name="devices")
+app.add_typer(rollouts.app, name="rollouts")
+app.command("simulate-fleet")(simulate.simulate_fleet)
 
 
 @app.command("version")

@@ -1,0 +1,1 @@
+"""Devices and the device API: registration, keys, target state, reports."""

@@ -1,0 +1,91 @@
+"""Devices and their apps: the target state a device polls for and what it last reported."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tagwarden.db import Base, JSONType, UTCDateTime, utcnow
+
+APP_STATUSES = ("downloading", "installing", "running", "failed")
+HEALTH_VALUES = ("healthy", "unhealthy", "unknown")
+
+
+class Device(Base):
+    __tablename__ = "devices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    architecture: Mapped[str] = mapped_column(String(32), index=True)
+    labels: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    # SHA-256 of the device key: keys are 256-bit random, so a fast hash is enough (as tokens).
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_prefix: Mapped[str] = mapped_column(String(16))
+    # Bumped on every change of the target state or the poll interval: the ETag is derived from
+    # it, so a conditional poll is one indexed row read and no body is built.
+    state_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # True while the device is in an active batch: it is told to poll more often.
+    fast_poll: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Written in batches by the presence flusher, never once per poll.
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class DeviceApp(Base):
+    """One app on one device: its target (null target = none) and the device's last report."""
+
+    __tablename__ = "device_apps"
+    __table_args__ = (UniqueConstraint("device_id", "app_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    app_name: Mapped[str] = mapped_column(String(100))
+    # Target state; ``image`` is the image's display name (``redis``), kept here so a poll
+    # builds the reference without a join.
+    image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    image: Mapped[str | None] = mapped_column(String(500))
+    tag: Mapped[str | None] = mapped_column(String(128))
+    digest: Mapped[str | None] = mapped_column(String(100))
+    rollout_id: Mapped[int | None] = mapped_column(ForeignKey("rollouts.id", ondelete="SET NULL"))
+    target_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What the device last reported.
+    current_image: Mapped[str | None] = mapped_column(String(600))
+    current_digest: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str | None] = mapped_column(String(16))
+    health: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    message: Mapped[str | None] = mapped_column(Text)
+    reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def reference(self) -> str | None:
+        """The pinned reference a device pulls: ``redis:7.2.5-alpine@sha256:…``."""
+        if not self.digest or not self.image:
+            return None
+        return (
+            f"{self.image}:{self.tag}@{self.digest}" if self.tag else f"{self.image}@{self.digest}"
+        )
+
+    def as_report(self) -> dict[str, Any]:
+        return {
+            "image": self.current_image,
+            "digest": self.current_digest,
+            "status": self.status,
+            "health": self.health,
+            "reason": self.reason,
+            "message": self.message,
+            "reported_at": self.reported_at.isoformat() if self.reported_at else None,
+        }

@@ -1,0 +1,102 @@
+"""Device routes: management (API tokens) and the device's own state (device key)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+
+from tagwarden.db import utcnow
+from tagwarden.deps import Admin, AppSettings, Session, Viewer
+from tagwarden.devices import service
+from tagwarden.devices.auth import DeviceKey
+from tagwarden.devices.presence import Presence
+from tagwarden.devices.schemas import DeviceCreate, DeviceCreated, DeviceOut, ReportOut, StateReport
+from tagwarden.errors import InvalidInput
+from tagwarden.pagination import Page, Paging
+
+router = APIRouter(prefix="/api/v1", tags=["devices"])
+
+
+@router.post("/devices", status_code=status.HTTP_201_CREATED)
+async def register(body: DeviceCreate, session: Session, who: Admin) -> DeviceCreated:
+    device, key = await service.register(session, body, who)
+    return DeviceCreated(**DeviceOut.of(device).model_dump(), device_key=key)
+
+
+@router.get("/devices")
+async def list_devices(
+    session: Session,
+    _: Viewer,
+    paging: Paging,
+    architecture: str | None = None,
+    label: Annotated[list[str] | None, Query(description="key=value; repeat to AND")] = None,
+) -> Page[DeviceOut]:
+    labels: dict[str, str] = {}
+    for item in label or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"label filter {item!r} must be key=value")
+        labels[key] = value
+    rows, total = await service.list_devices(
+        session,
+        architecture=architecture,
+        labels=labels,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
+    return Page(items=[DeviceOut.of(d) for d in rows], total=total, **paging.model_dump())
+
+
+@router.get("/devices/{uuid}")
+async def get_device(uuid: str, session: Session, _: Viewer) -> DeviceOut:
+    device = await service.get_device(session, uuid)
+    return DeviceOut.of(device, await service.device_apps(session, device.id))
+
+
+@router.delete("/devices/{uuid}")
+async def delete_device(uuid: str, session: Session, who: Admin) -> DeviceOut:
+    return DeviceOut.of(await service.delete_device(session, uuid, who))
+
+
+def _presence(request: Request) -> Presence:
+    presence: Presence = request.app.state.device_presence
+    return presence
+
+
+@router.get(
+    "/device/{uuid}/state",
+    responses={200: {"description": "the target state"}, 304: {"description": "unchanged"}},
+)
+async def device_state(
+    uuid: str,
+    key: DeviceKey,
+    request: Request,
+    settings: AppSettings,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    polled = await service.read_state(
+        request.app.state.engine,
+        uuid,
+        key,
+        if_none_match=if_none_match,
+        poll_interval=settings.device_poll_interval_seconds,
+        active_poll_interval=settings.device_active_poll_interval_seconds,
+    )
+    _presence(request).seen(polled.device_id)
+    headers = {"ETag": polled.etag, "X-Poll-Interval": str(polled.poll_interval)}
+    if polled.body is None:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(polled.body, media_type="application/json", headers=headers)
+
+
+@router.patch("/device/{uuid}/state")
+async def report_state(
+    uuid: str, key: DeviceKey, body: StateReport, session: Session, request: Request
+) -> ReportOut:
+    device = await service.authenticate_device(session, uuid, key)
+    # Tests drive time through app.state.clock; reports and the rollout monitor share it.
+    clock = getattr(request.app.state, "clock", utcnow)
+    accepted = await service.record_report(session, device, body, now=clock())
+    _presence(request).seen(device.id)
+    return ReportOut(accepted=accepted)

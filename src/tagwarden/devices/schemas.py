@@ -1,0 +1,130 @@
+"""Device request and response bodies."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tagwarden.devices.models import Device, DeviceApp
+from tagwarden.rollouts.planner import normalise_architecture
+
+UUID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+APP_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
+ARCH_PATTERN = r"^[a-z0-9]+(/[a-z0-9]+)?$"
+FailureReason = Literal["pull_failed", "disk_full", "unhealthy", "crashloop", "timeout", "other"]
+
+
+def check_labels(labels: dict[str, str]) -> dict[str, str]:
+    if len(labels) > 50:
+        raise ValueError("at most 50 labels")
+    for key, value in labels.items():
+        if not key or len(key) > 63 or len(value) > 255:
+            raise ValueError(f"label {key!r}: keys are 1-63 characters, values at most 255")
+    return labels
+
+
+class DeviceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    uuid: str = Field(pattern=UUID_PATTERN)
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    architecture: str = Field(min_length=1, max_length=32)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("architecture")
+    @classmethod
+    def _arch(cls, value: str) -> str:
+        arch = normalise_architecture(value)
+        if not re.match(ARCH_PATTERN, arch):
+            raise ValueError(f"{value!r} is not an architecture (e.g. amd64, arm64, arm/v7)")
+        return arch
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_labels(value)
+
+
+class AppTarget(BaseModel):
+    image: str | None
+    tag: str | None
+    digest: str | None
+    rollout_id: int | None
+
+
+class AppOut(BaseModel):
+    target: AppTarget
+    reported: dict[str, Any]
+
+    @classmethod
+    def of(cls, app: DeviceApp) -> AppOut:
+        return cls(
+            target=AppTarget(
+                image=app.reference, tag=app.tag, digest=app.digest, rollout_id=app.rollout_id
+            ),
+            reported=app.as_report(),
+        )
+
+
+class DeviceOut(BaseModel):
+    id: int
+    uuid: str
+    name: str
+    architecture: str
+    labels: dict[str, str]
+    key_prefix: str
+    state_version: int
+    last_seen_at: datetime | None
+    created_at: datetime
+    apps: dict[str, AppOut] | None = None
+
+    @classmethod
+    def of(cls, device: Device, apps: list[DeviceApp] | None = None) -> DeviceOut:
+        return cls(
+            id=device.id,
+            uuid=device.uuid,
+            name=device.name,
+            architecture=device.architecture,
+            labels=device.labels,
+            key_prefix=device.key_prefix,
+            state_version=device.state_version,
+            last_seen_at=device.last_seen_at,
+            created_at=device.created_at,
+            apps=None if apps is None else {a.app_name: AppOut.of(a) for a in apps},
+        )
+
+
+class DeviceCreated(DeviceOut):
+    device_key: str = Field(description="shown once; the device's bearer key for its state")
+
+
+class AppReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: str | None = Field(default=None, max_length=600)
+    digest: str | None = Field(default=None, max_length=100)
+    status: Literal["downloading", "installing", "running", "failed"]
+    health: Literal["healthy", "unhealthy", "unknown"] = "unknown"
+    reason: FailureReason | None = None
+    message: str | None = Field(default=None, max_length=2000)
+
+
+class StateReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    apps: dict[str, AppReport] = Field(max_length=50)
+
+    @field_validator("apps")
+    @classmethod
+    def _names(cls, value: dict[str, AppReport]) -> dict[str, AppReport]:
+        for name in value:
+            if not re.match(APP_PATTERN, name):
+                raise ValueError(f"{name!r} is not an app name (lowercase, digits, . _ -)")
+        return value
+
+
+class ReportOut(BaseModel):
+    accepted: list[str]

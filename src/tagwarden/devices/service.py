@@ -1,0 +1,257 @@
+"""Device use cases: registration and keys, the target state a device polls, its reports."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from tagwarden.audit import service as audit
+from tagwarden.auth.service import Principal
+from tagwarden.devices.models import Device, DeviceApp
+from tagwarden.devices.schemas import DeviceCreate, StateReport
+from tagwarden.errors import Conflict, Forbidden, NotFound, Unauthorized
+from tagwarden.rollouts.gates import digest_of
+
+DEVICE_KEY_PREFIX = "twd_"
+DEVICE_FIELDS = ("uuid", "name", "architecture", "labels")
+
+
+def hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+async def register(
+    session: AsyncSession, data: DeviceCreate, actor: Principal
+) -> tuple[Device, str]:
+    """Register a device; its key is returned here once and only its hash is kept."""
+    if await session.scalar(select(Device.id).where(Device.uuid == data.uuid)):
+        raise Conflict(f"device {data.uuid} is already registered", code="device_exists")
+    raw = DEVICE_KEY_PREFIX + secrets.token_urlsafe(32)
+    device = Device(
+        uuid=data.uuid,
+        name=data.name or data.uuid,
+        architecture=data.architecture,
+        labels=data.labels,
+        key_hash=hash_key(raw),
+        key_prefix=raw[:10],
+    )
+    session.add(device)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent registration of the same uuid
+        raise Conflict(f"device {data.uuid} is already registered", code="device_exists") from exc
+    audit.record(
+        session,
+        actor=actor.identity,
+        action="device.registered",
+        entity_type="device",
+        entity_id=device.uuid,
+        after=audit.snapshot(device, DEVICE_FIELDS),
+    )
+    return device, raw
+
+
+async def get_device(session: AsyncSession, uuid: str) -> Device:
+    device = await session.scalar(select(Device).where(Device.uuid == uuid))
+    if device is None:
+        raise NotFound(f"device {uuid} not found")
+    return device
+
+
+async def device_apps(session: AsyncSession, device_id: int) -> list[DeviceApp]:
+    rows = await session.scalars(
+        select(DeviceApp).where(DeviceApp.device_id == device_id).order_by(DeviceApp.app_name)
+    )
+    return list(rows.all())
+
+
+async def list_devices(
+    session: AsyncSession,
+    *,
+    architecture: str | None = None,
+    labels: dict[str, str] | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[Sequence[Device], int]:
+    query = select(Device)
+    if architecture:
+        query = query.where(Device.architecture == architecture)
+    if labels:
+        # Portable label match: narrow in SQL where JSON containment exists, check in Python.
+        rows = (await session.scalars(query.order_by(Device.id))).all()
+        matched = [d for d in rows if all(d.labels.get(k) == v for k, v in labels.items())]
+        return matched[offset : offset + limit], len(matched)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = (await session.scalars(query.order_by(Device.id).limit(limit).offset(offset))).all()
+    return rows, int(total or 0)
+
+
+async def delete_device(session: AsyncSession, uuid: str, actor: Principal) -> Device:
+    device = await get_device(session, uuid)
+    before = audit.snapshot(device, DEVICE_FIELDS)
+    await session.delete(device)
+    audit.record(
+        session,
+        actor=actor.identity,
+        action="device.deleted",
+        entity_type="device",
+        entity_id=uuid,
+        before=before,
+    )
+    return device
+
+
+# -- the device's own API ---------------------------------------------------------------------
+
+_STATE_ROW = select(Device.id, Device.key_hash, Device.state_version, Device.fast_poll)
+_APPS = select(DeviceApp.app_name, DeviceApp.image, DeviceApp.tag, DeviceApp.digest).where(
+    DeviceApp.digest.is_not(None)
+)
+
+
+@dataclass(frozen=True)
+class Polled:
+    device_id: int
+    etag: str
+    poll_interval: int
+    body: bytes | None  # None: the device already has this state (304)
+
+
+def _etag(version: int, interval: int) -> str:
+    return f'"{version}.{interval}"'
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    candidates = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+    return etag in candidates or "*" in candidates
+
+
+async def _refuse(engine: AsyncEngine, key_hash: str) -> None:
+    """401 for an unknown key; 403 for a real key used on another device's state."""
+    async with engine.connect() as conn:
+        owner = await conn.scalar(select(Device.id).where(Device.key_hash == key_hash))
+    if owner is None:
+        raise Unauthorized("invalid device key")
+    raise Forbidden("this device key belongs to another device")
+
+
+async def read_state(
+    engine: AsyncEngine,
+    uuid: str,
+    key: str,
+    *,
+    if_none_match: str | None,
+    poll_interval: int,
+    active_poll_interval: int,
+) -> Polled:
+    """The poll: one indexed row read; the body is built only when the ETag has changed."""
+    key_hash = hash_key(key)
+    async with engine.connect() as conn:
+        row = (await conn.execute(_STATE_ROW.where(Device.uuid == uuid))).first()
+        if row is None or not secrets.compare_digest(row.key_hash, key_hash):
+            await conn.rollback()
+            await _refuse(engine, key_hash)
+        assert row is not None  # _refuse always raises
+        interval = active_poll_interval if row.fast_poll else poll_interval
+        etag = _etag(row.state_version, interval)
+        if _matches(if_none_match, etag):
+            return Polled(row.id, etag, interval, None)
+        apps = (await conn.execute(_APPS.where(DeviceApp.device_id == row.id))).all()
+    body = {
+        "uuid": uuid,
+        "apps": {
+            a.app_name: {
+                "image": f"{a.image}:{a.tag}@{a.digest}" if a.tag else f"{a.image}@{a.digest}",
+                "image_name": a.image,
+                "tag": a.tag,
+                "digest": a.digest,
+            }
+            for a in apps
+        },
+        "poll_interval": interval,
+        "version": row.state_version,
+    }
+    return Polled(row.id, etag, interval, json.dumps(body, separators=(",", ":")).encode())
+
+
+async def authenticate_device(session: AsyncSession, uuid: str, key: str) -> Device:
+    device = await session.scalar(select(Device).where(Device.uuid == uuid))
+    if device is None or not secrets.compare_digest(device.key_hash, hash_key(key)):
+        owner = await session.scalar(select(Device.id).where(Device.key_hash == hash_key(key)))
+        if owner is None:
+            raise Unauthorized("invalid device key")
+        raise Forbidden("this device key belongs to another device")
+    return device
+
+
+async def record_report(
+    session: AsyncSession, device: Device, report: StateReport, *, now: datetime
+) -> list[str]:
+    """Keep what the device says each app runs; the rollout monitor judges it on its tick."""
+    existing = {a.app_name: a for a in await device_apps(session, device.id)}
+    for name, app in report.apps.items():
+        row = existing.get(name)
+        if row is None:
+            row = DeviceApp(device_id=device.id, app_name=name)
+            session.add(row)
+        row.current_image = app.image
+        row.current_digest = app.digest or digest_of(app.image)
+        row.status = app.status
+        row.health = app.health
+        row.reason = app.reason if app.status == "failed" else None
+        row.message = app.message
+        row.reported_at = now
+    return sorted(report.apps)
+
+
+async def set_target(
+    session: AsyncSession,
+    device_id: int,
+    app_name: str,
+    *,
+    image_id: int | None,
+    image: str | None,
+    tag: str | None,
+    digest: str | None,
+    rollout_id: int | None,
+    now: datetime,
+) -> DeviceApp:
+    """Point one app of one device at an image (or at nothing), and bump the state's ETag."""
+    app = await session.scalar(
+        select(DeviceApp).where(DeviceApp.device_id == device_id, DeviceApp.app_name == app_name)
+    )
+    if app is None:
+        app = DeviceApp(device_id=device_id, app_name=app_name)
+        session.add(app)
+    app.image_id, app.image, app.tag, app.digest = image_id, image, tag, digest
+    app.rollout_id = rollout_id
+    app.target_updated_at = now
+    await bump(session, [device_id])
+    return app
+
+
+async def bump(
+    session: AsyncSession, device_ids: Sequence[int], *, fast: bool | None = None
+) -> None:
+    """A new state version: the next conditional poll of these devices gets a 200."""
+    if not device_ids:
+        return
+    values: dict[str, object] = {"state_version": Device.state_version + 1}
+    if fast is not None:
+        values["fast_poll"] = fast
+    await session.execute(
+        update(Device)
+        .where(Device.id.in_(list(device_ids)))
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )

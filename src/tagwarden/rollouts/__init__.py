@@ -1,0 +1,1 @@
+"""Rollouts: the planner (pure), the use cases, and the rollout monitor (worker)."""

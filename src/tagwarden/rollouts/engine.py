@@ -1,0 +1,311 @@
+"""Rollout transitions shared by the rollout monitor and the operator's actions.
+
+Each function works inside the caller's transaction and audits every transition it makes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tagwarden.audit import service as audit
+from tagwarden.catalogue.models import ImageTag
+from tagwarden.devices import service as devices
+from tagwarden.devices.models import Device, DeviceApp
+from tagwarden.rollouts import gates, planner
+from tagwarden.rollouts.models import IN_FLIGHT, Rollout, RolloutDevice
+
+MONITOR = "rollout-monitor"
+TOUCHED = ("scheduled", "updating", "succeeded", "failed")  # states that got the new target
+
+
+def options_of(rollout: Rollout) -> planner.Options:
+    return planner.Options(**rollout.options)
+
+
+async def variants(session: AsyncSession, image_id: int, tag: str) -> dict[str, planner.Variant]:
+    rows = await session.scalars(
+        select(ImageTag).where(
+            ImageTag.image_id == image_id,
+            ImageTag.tag == tag,
+            ImageTag.digest.is_not(None),
+        )
+    )
+    return {
+        planner.normalise_architecture(r.architecture): planner.Variant(
+            planner.normalise_architecture(r.architecture), r.digest or "", r.platform_digest
+        )
+        for r in rows
+    }
+
+
+def set_status(
+    session: AsyncSession,
+    rollout: Rollout,
+    status: str,
+    *,
+    actor: str,
+    reason: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    before = {"status": rollout.status, "current_batch": rollout.current_batch}
+    rollout.status = status
+    rollout.status_reason = reason
+    audit.record(
+        session,
+        actor=actor,
+        action=f"rollout.{status}",
+        entity_type="rollout",
+        entity_id=rollout.id,
+        before=before,
+        after={"status": status, "current_batch": rollout.current_batch, "reason": reason}
+        | (extra or {}),
+    )
+
+
+def _device_state(
+    session: AsyncSession,
+    rollout: Rollout,
+    row: RolloutDevice,
+    uuid: str,
+    state: str,
+    *,
+    actor: str,
+    now: datetime,
+    **details: Any,
+) -> None:
+    audit.record(
+        session,
+        actor=actor,
+        action=f"rollout.device_{state}",
+        entity_type="rollout",
+        entity_id=rollout.id,
+        before={"device": uuid, "state": row.state},
+        after={"device": uuid, "state": state, "batch": row.batch}
+        | {k: v for k, v in details.items() if v is not None},
+    )
+    row.state = state
+    if state in ("succeeded", "failed", "rolled_back", "skipped"):
+        row.finished_at = now
+
+
+async def _rows(
+    session: AsyncSession, rollout: Rollout, *, batch: int | None = None, states: Sequence[str]
+) -> list[tuple[RolloutDevice, Device]]:
+    query = (
+        select(RolloutDevice, Device)
+        .join(Device, Device.id == RolloutDevice.device_id)
+        .where(RolloutDevice.rollout_id == rollout.id, RolloutDevice.state.in_(states))
+        .order_by(RolloutDevice.id)
+    )
+    if batch is not None:
+        query = query.where(RolloutDevice.batch == batch)
+    return [(r, d) for r, d in (await session.execute(query)).all()]
+
+
+async def _apps(
+    session: AsyncSession, app_name: str, device_ids: list[int]
+) -> dict[int, DeviceApp]:
+    if not device_ids:
+        return {}
+    rows = await session.scalars(
+        select(DeviceApp).where(DeviceApp.app_name == app_name, DeviceApp.device_id.in_(device_ids))
+    )
+    return {a.device_id: a for a in rows}
+
+
+async def failure_counts(session: AsyncSession, rollout_id: int) -> dict[str, int]:
+    rows = await session.execute(
+        select(RolloutDevice.failure_reason, func.count())
+        .where(RolloutDevice.rollout_id == rollout_id, RolloutDevice.state == "failed")
+        .group_by(RolloutDevice.failure_reason)
+    )
+    return {str(reason or "other"): int(n) for reason, n in rows.all()}
+
+
+async def schedule_batch(
+    session: AsyncSession, rollout: Rollout, batch: int, now: datetime
+) -> None:
+    """Give one batch the new target; keep each device's previous target for a rollback."""
+    rows = await _rows(session, rollout, batch=batch, states=("pending",))
+    apps = await _apps(session, rollout.app_name, [d.id for _, d in rows])
+    timeout = timedelta(seconds=options_of(rollout).health_timeout)
+    for row, device in rows:
+        previous = apps.get(device.id)
+        if previous is not None and previous.digest:
+            row.had_previous = True
+            row.previous_image_id = previous.image_id
+            row.previous_image = previous.image
+            row.previous_tag = previous.tag
+            row.previous_digest = previous.digest
+        await devices.set_target(
+            session,
+            device.id,
+            rollout.app_name,
+            image_id=rollout.image_id,
+            image=rollout.image,
+            tag=rollout.tag,
+            digest=rollout.digest,
+            rollout_id=rollout.id,
+            now=now,
+        )
+        row.scheduled_at, row.deadline_at = now, now + timeout
+        _device_state(session, rollout, row, device.uuid, "scheduled", actor=MONITOR, now=now)
+    await devices.bump(session, [d.id for _, d in rows], fast=True)
+    rollout.current_batch = batch
+    audit.record(
+        session,
+        actor=MONITOR,
+        action="rollout.batch_targeted",
+        entity_type="rollout",
+        entity_id=rollout.id,
+        after={"batch": batch, "devices": [d.uuid for _, d in rows]},
+    )
+
+
+async def advance(session: AsyncSession, rollout: Rollout, now: datetime) -> None:
+    """One step of one rollout: judge the current batch, then pause, roll back, move or finish."""
+    if rollout.status == "pending":
+        rollout.started_at = now
+        set_status(session, rollout, "running", actor=MONITOR)
+        await schedule_batch(session, rollout, 1, now)
+        return
+    if rollout.status != "running" or rollout.current_batch is None:
+        return
+    options = options_of(rollout)
+    arch_variants = await variants(session, rollout.image_id, rollout.tag)
+    in_flight = await _rows(session, rollout, batch=rollout.current_batch, states=IN_FLIGHT)
+    apps = await _apps(session, rollout.app_name, [d.id for _, d in in_flight])
+    finished: list[int] = []
+    for row, device in in_flight:
+        app = apps.get(device.id)
+        variant = arch_variants.get(planner.normalise_architecture(device.architecture))
+        report = gates.Report(
+            status=app.status if app else None,
+            health=app.health if app else None,
+            digest=app.current_digest if app else None,
+            reason=app.reason if app else None,
+            reported_at=app.reported_at if app else None,
+        )
+        verdict = gates.assess(
+            state=row.state,
+            report=report,
+            accepted_digests=variant.accepted if variant else frozenset({rollout.digest}),
+            scheduled_at=row.scheduled_at or now,
+            deadline_at=row.deadline_at or now,
+            healthy_since=row.healthy_since,
+            bake_seconds=options.bake_seconds,
+            now=now,
+        )
+        row.healthy_since = verdict.healthy_since
+        if verdict.state != row.state:
+            if verdict.state == "failed":
+                row.failure_reason = verdict.failure_reason
+                row.message = app.message if app else None
+            _device_state(
+                session,
+                rollout,
+                row,
+                device.uuid,
+                verdict.state,
+                actor=MONITOR,
+                now=now,
+                reason=verdict.failure_reason,
+            )
+            if verdict.state in ("succeeded", "failed"):
+                finished.append(device.id)
+    await devices.bump(session, finished, fast=False)
+    await session.flush()
+
+    failed = sum((await failure_counts(session, rollout.id)).values())
+    targeted = await session.scalar(
+        select(func.count()).where(
+            RolloutDevice.rollout_id == rollout.id, RolloutDevice.batch.is_not(None)
+        )
+    )
+    allowance = planner.failure_allowance(options.max_failures, int(targeted or 0))
+    if failed - rollout.failures_at_resume > allowance:
+        reason = f"{failed} device(s) failed; the rollout allows {allowance}"
+        if options.on_failure == "rollback":
+            await rollback(session, rollout, now, actor=MONITOR, reason=reason)
+        else:
+            set_status(session, rollout, "paused", actor=MONITOR, reason=reason)
+        return
+    if any(row.state in IN_FLIGHT for row, _ in in_flight):
+        return
+    if rollout.current_batch < rollout.batch_count:
+        await schedule_batch(session, rollout, rollout.current_batch + 1, now)
+        return
+    succeeded = await session.scalar(
+        select(func.count()).where(
+            RolloutDevice.rollout_id == rollout.id, RolloutDevice.state == "succeeded"
+        )
+    )
+    rollout.finished_at = now
+    await deactivate(session, rollout)
+    if not succeeded and failed:
+        set_status(session, rollout, "failed", actor=MONITOR, reason="no device succeeded")
+    else:
+        set_status(session, rollout, "completed", actor=MONITOR)
+
+
+async def deactivate(session: AsyncSession, rollout: Rollout) -> None:
+    """The rollout no longer holds its devices: another one may target them."""
+    await session.execute(
+        update(RolloutDevice)
+        .where(RolloutDevice.rollout_id == rollout.id, RolloutDevice.active.is_(True))
+        .values(active=False)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+async def skip_pending(
+    session: AsyncSession, rollout: Rollout, reason: str, now: datetime, *, actor: str
+) -> None:
+    for row, device in await _rows(session, rollout, states=("pending",)):
+        row.skip_reason = reason
+        _device_state(session, rollout, row, device.uuid, "skipped", actor=actor, now=now)
+
+
+async def rollback(
+    session: AsyncSession, rollout: Rollout, now: datetime, *, actor: str, reason: str
+) -> None:
+    """Every device this rollout updated gets its previous target back (or none, if it had none).
+
+    A device whose app has since been retargeted by a later rollout is left alone.
+    """
+    restored: list[int] = []
+    for row, device in await _rows(session, rollout, states=TOUCHED):
+        app = (await _apps(session, rollout.app_name, [device.id])).get(device.id)
+        if app is not None and app.rollout_id == rollout.id:
+            await devices.set_target(
+                session,
+                device.id,
+                rollout.app_name,
+                image_id=row.previous_image_id if row.had_previous else None,
+                image=row.previous_image if row.had_previous else None,
+                tag=row.previous_tag if row.had_previous else None,
+                digest=row.previous_digest if row.had_previous else None,
+                rollout_id=None,
+                now=now,
+            )
+            restored.append(device.id)
+        _device_state(
+            session,
+            rollout,
+            row,
+            device.uuid,
+            "rolled_back",
+            actor=actor,
+            now=now,
+            previous=row.previous_digest,
+        )
+    await skip_pending(session, rollout, "rolled_back", now, actor=actor)
+    await devices.bump(session, restored, fast=False)
+    rollout.finished_at = now
+    await deactivate(session, rollout)
+    set_status(session, rollout, "rolled_back", actor=actor, reason=reason)

@@ -1,0 +1,162 @@
+"""Rollout routes: thin, each one service call and a schema."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tagwarden.auth.service import Principal
+from tagwarden.db import utcnow
+from tagwarden.deps import Approver, AppSettings, Session, Viewer
+from tagwarden.pagination import Page, Paging
+from tagwarden.rollouts import engine, service
+from tagwarden.rollouts.models import Rollout
+from tagwarden.rollouts.schemas import (
+    BatchOut,
+    PlanOut,
+    RolloutCreate,
+    RolloutDeviceOut,
+    RolloutOut,
+    SkippedOut,
+)
+
+router = APIRouter(prefix="/api/v1/rollouts", tags=["rollouts"])
+
+
+def _now(request: Request) -> datetime:
+    # Tests drive time through app.state.clock, shared with the rollout monitor.
+    clock: Callable[[], datetime] = getattr(request.app.state, "clock", utcnow)
+    return clock()
+
+
+async def _summary(session: AsyncSession, rollout: Rollout, *, detail: bool) -> RolloutOut:
+    counts = (await service.counts(session, [rollout.id]))[rollout.id]
+    out = RolloutOut.of(rollout, counts, await engine.failure_counts(session, rollout.id))
+    if detail:
+        rows = await service.device_rows(session, rollout.id)
+        batches: dict[int, list[str]] = defaultdict(list)
+        batch_counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for row, uuid in rows:
+            if row.batch is not None:
+                batches[row.batch].append(uuid)
+                batch_counts[row.batch][row.state] += 1
+        out.batches = [
+            BatchOut(batch=b, devices=d, counts=dict(batch_counts[b]))
+            for b, d in sorted(batches.items())
+        ]
+        out.skipped = [
+            SkippedOut(device=uuid, reason=row.skip_reason or "")
+            for row, uuid in rows
+            if row.batch is None
+        ]
+        out.devices = [
+            RolloutDeviceOut(
+                device=uuid,
+                batch=row.batch,
+                state=row.state,
+                skip_reason=row.skip_reason,
+                failure_reason=row.failure_reason,
+                message=row.message,
+                scheduled_at=row.scheduled_at,
+                finished_at=row.finished_at,
+            )
+            for row, uuid in rows
+        ]
+    return out
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": PlanOut, "description": "dry run: the plan, nothing created"}},
+)
+async def create_rollout(
+    body: RolloutCreate,
+    session: Session,
+    who: Approver,
+    settings: AppSettings,
+    request: Request,
+    response: Response,
+) -> RolloutOut | PlanOut:
+    prepared = await service.prepare(
+        session, body, now=_now(request), poll_interval=settings.device_poll_interval_seconds
+    )
+    if body.dry_run:
+        response.status_code = status.HTTP_200_OK
+        return PlanOut(
+            image=prepared.image.display_name,
+            tag=body.tag,
+            digest=prepared.digest,
+            app=prepared.app_name,
+            strategy=body.strategy,
+            options=body.options.model_dump(),
+            batches=[
+                BatchOut(batch=n, devices=b) for n, b in enumerate(prepared.plan.batches, start=1)
+            ],
+            skipped=[SkippedOut(device=s.uuid, reason=s.reason) for s in prepared.plan.skipped],
+        )
+    rollout = await service.create(session, body, prepared, who)
+    return await _summary(session, rollout, detail=True)
+
+
+@router.get("")
+async def list_rollouts(
+    session: Session,
+    _: Viewer,
+    paging: Paging,
+    status: Annotated[
+        Literal["pending", "running", "paused", "completed", "failed", "aborted", "rolled_back"]
+        | None,
+        Query(),
+    ] = None,
+) -> Page[RolloutOut]:
+    rows, total = await service.list_rollouts(
+        session, status=status, limit=paging.limit, offset=paging.offset
+    )
+    counts = await service.counts(session, [r.id for r in rows])
+    items = [RolloutOut.of(r, counts[r.id], {}) for r in rows]
+    return Page(items=items, total=total, **paging.model_dump())
+
+
+@router.get("/{rollout_id}")
+async def get_rollout(rollout_id: int, session: Session, _: Viewer) -> RolloutOut:
+    rollout = await service.get_rollout(session, rollout_id)
+    return await _summary(session, rollout, detail=True)
+
+
+Action = Callable[[AsyncSession, int, Principal, datetime], Awaitable[Rollout]]
+
+
+async def _act(
+    action: Action, rollout_id: int, session: AsyncSession, who: Principal, request: Request
+) -> RolloutOut:
+    rollout = await action(session, rollout_id, who, _now(request))
+    await session.flush()
+    return await _summary(session, rollout, detail=True)
+
+
+@router.post("/{rollout_id}/pause")
+async def pause(rollout_id: int, session: Session, who: Approver, request: Request) -> RolloutOut:
+    return await _act(service.pause, rollout_id, session, who, request)
+
+
+@router.post("/{rollout_id}/resume")
+async def resume(rollout_id: int, session: Session, who: Approver, request: Request) -> RolloutOut:
+    return await _act(service.resume, rollout_id, session, who, request)
+
+
+@router.post("/{rollout_id}/abort")
+async def abort(rollout_id: int, session: Session, who: Approver, request: Request) -> RolloutOut:
+    return await _act(service.abort, rollout_id, session, who, request)
+
+
+@router.post("/{rollout_id}/rollback")
+async def rollback(
+    rollout_id: int, session: Session, who: Approver, request: Request
+) -> RolloutOut:
+    return await _act(service.rollback, rollout_id, session, who, request)

@@ -1,0 +1,186 @@
+"""Rollout request and response bodies."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tagwarden.catalogue import references
+from tagwarden.devices.schemas import APP_PATTERN, UUID_PATTERN, check_labels
+from tagwarden.rollouts import planner
+from tagwarden.rollouts.models import Rollout
+
+_PERCENT = re.compile(r"^\d{1,3}(\.\d+)?%$")
+
+
+class RolloutOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    canary_percent: float | None = Field(default=None, gt=0, le=100)
+    canary_count: int | None = Field(default=None, ge=1)
+    batch_size: int | None = Field(default=None, ge=1)
+    bake_seconds: int = Field(default=30, ge=0, le=7 * 86400)
+    health_timeout: int = Field(default=600, ge=1, le=7 * 86400)
+    max_failures: int | str = Field(default=0, description="a count, or a percentage: '10%'")
+    on_failure: Literal["pause", "rollback"] = "pause"
+
+    @field_validator("max_failures")
+    @classmethod
+    def _max_failures(cls, value: int | str) -> int | str:
+        if isinstance(value, int):
+            if value < 0:
+                raise ValueError("must be 0 or more")
+            return value
+        if not _PERCENT.match(value.strip()) or float(value.strip()[:-1]) > 100:
+            raise ValueError("must be a count (e.g. 2) or a percentage (e.g. '10%')")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _one_canary_size(self) -> RolloutOptions:
+        if self.canary_percent is not None and self.canary_count is not None:
+            raise ValueError("give canary_percent or canary_count, not both")
+        return self
+
+    def to_plan(self) -> planner.Options:
+        return planner.Options(**self.model_dump())
+
+
+class RolloutCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: str | None = Field(default=None, min_length=1, max_length=500, examples=["redis"])
+    image_id: int | None = None
+    tag: str = Field(min_length=1, max_length=128, examples=["7.2.5-alpine"])
+    devices: list[str] | None = Field(default=None, min_length=1, max_length=100_000)
+    selector: dict[str, str] | None = Field(default=None, description="labels, all must match")
+    app: str | None = Field(default=None, pattern=APP_PATTERN, description="default: image name")
+    strategy: Literal["all-at-once", "canary", "batched"] = "canary"
+    options: RolloutOptions = Field(default_factory=RolloutOptions)
+    dry_run: bool = False
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, value: str) -> str:
+        error = references.tag_error(value)
+        if error:
+            raise ValueError(error)
+        return value
+
+    @field_validator("devices")
+    @classmethod
+    def _uuids(cls, value: list[str] | None) -> list[str] | None:
+        for uuid in value or []:
+            if not re.match(UUID_PATTERN, uuid):
+                raise ValueError(f"{uuid!r} is not a device uuid")
+        return value
+
+    @field_validator("selector")
+    @classmethod
+    def _selector(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return None if value is None else check_labels(value)
+
+    @model_validator(mode="after")
+    def _targets(self) -> RolloutCreate:
+        if (self.image is None) == (self.image_id is None):
+            raise ValueError("give image (e.g. 'redis') or image_id")
+        if (self.devices is None) == (self.selector is None):
+            raise ValueError("give devices (uuids) or a label selector, not both or neither")
+        if self.strategy != "canary" and (
+            self.options.canary_count is not None or self.options.canary_percent is not None
+        ):
+            raise ValueError("canary_count and canary_percent apply only to the canary strategy")
+        if self.strategy == "all-at-once" and self.options.batch_size is not None:
+            raise ValueError("batch_size does not apply to the all-at-once strategy")
+        return self
+
+
+class SkippedOut(BaseModel):
+    device: str
+    reason: str
+
+
+class BatchOut(BaseModel):
+    batch: int
+    devices: list[str]
+    counts: dict[str, int] | None = None
+
+
+class PlanOut(BaseModel):
+    dry_run: Literal[True] = True
+    image: str
+    tag: str
+    digest: str
+    app: str
+    strategy: str
+    options: dict[str, Any]
+    batches: list[BatchOut]
+    skipped: list[SkippedOut]
+
+
+class RolloutDeviceOut(BaseModel):
+    device: str
+    batch: int | None
+    state: str
+    skip_reason: str | None
+    failure_reason: str | None
+    message: str | None
+    scheduled_at: datetime | None
+    finished_at: datetime | None
+
+
+class RolloutOut(BaseModel):
+    id: int
+    image_id: int
+    image: str
+    tag: str
+    digest: str
+    reference: str
+    app: str
+    strategy: str
+    options: dict[str, Any]
+    target_devices: list[str]
+    selector: dict[str, str] | None
+    status: str
+    status_reason: str | None
+    current_batch: int | None
+    batch_count: int
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    counts: dict[str, int]
+    failures: dict[str, int]
+    batches: list[BatchOut] | None = None
+    skipped: list[SkippedOut] | None = None
+    devices: list[RolloutDeviceOut] | None = None
+
+    @classmethod
+    def of(cls, rollout: Rollout, counts: dict[str, int], failures: dict[str, int]) -> RolloutOut:
+        return cls(
+            id=rollout.id,
+            image_id=rollout.image_id,
+            image=rollout.image,
+            tag=rollout.tag,
+            digest=rollout.digest,
+            reference=f"{rollout.image}:{rollout.tag}@{rollout.digest}",
+            app=rollout.app_name,
+            strategy=rollout.strategy,
+            options=rollout.options,
+            target_devices=rollout.target_devices,
+            selector=rollout.selector,
+            status=rollout.status,
+            status_reason=rollout.status_reason,
+            current_batch=rollout.current_batch,
+            batch_count=rollout.batch_count,
+            created_by=rollout.created_by,
+            created_at=rollout.created_at,
+            updated_at=rollout.updated_at,
+            started_at=rollout.started_at,
+            finished_at=rollout.finished_at,
+            counts=counts,
+            failures=failures,
+        )

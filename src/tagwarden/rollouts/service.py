@@ -1,0 +1,335 @@
+"""Rollout use cases: create (or dry-run), list, show, pause, resume, abort, roll back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tagwarden.audit import service as audit
+from tagwarden.auth.service import Principal
+from tagwarden.catalogue.models import Image, ImageTag
+from tagwarden.catalogue.service import find_image, get_image
+from tagwarden.devices.models import Device, DeviceApp
+from tagwarden.errors import Conflict, InvalidInput, NotFound
+from tagwarden.rollouts import engine, planner
+from tagwarden.rollouts.models import ACTIVE_STATUSES, IN_FLIGHT, Rollout, RolloutDevice
+from tagwarden.rollouts.schemas import RolloutCreate
+
+
+@dataclass(frozen=True)
+class Prepared:
+    image: Image
+    digest: str
+    app_name: str
+    plan: planner.Plan
+    devices: dict[str, Device]
+
+
+def split_reference(name: str) -> tuple[str, str, str]:
+    """``redis`` → docker.io/library/redis; ``ghcr.io/org/app`` → ghcr.io/org/app."""
+    parts = name.strip().lower().split("/")
+    registry = "docker.io"
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        registry = parts.pop(0)
+    if registry in ("index.docker.io", "registry-1.docker.io"):
+        registry = "docker.io"
+    if len(parts) == 1:
+        return registry, "library", parts[0]
+    return registry, "/".join(parts[:-1]), parts[-1]
+
+
+async def _image(session: AsyncSession, data: RolloutCreate) -> Image:
+    if data.image_id is not None:
+        return await get_image(session, data.image_id)
+    assert data.image is not None
+    image = await find_image(session, *split_reference(data.image))
+    if image is None:
+        raise NotFound(f"image {data.image} is not in the catalogue")
+    return image
+
+
+async def _variants(session: AsyncSession, image: Image, tag: str) -> dict[str, planner.Variant]:
+    """The tag's deployable rows; refuse a tag that is not activated or is deprecated."""
+    rows = (
+        await session.scalars(
+            select(ImageTag).where(ImageTag.image_id == image.id, ImageTag.tag == tag)
+        )
+    ).all()
+    ref = f"{image.display_name}:{tag}"
+    if not rows:
+        raise Conflict(
+            f"tag {ref} is not approved: it is not in image_tags (approve and activate it first)",
+            code="tag_not_approved",
+        )
+    live = [r for r in rows if not r.is_deprecated]
+    if not live:
+        raise Conflict(
+            f"tag {ref} is not approved for rollout: it is deprecated", code="tag_not_approved"
+        )
+    if image.approval_status != "approved":
+        raise Conflict(
+            f"image {image.display_name} is {image.approval_status}", code="tag_not_approved"
+        )
+    if not all(r.digest for r in live):
+        raise Conflict(f"tag {ref} has no digest to pin devices to", code="tag_without_digest")
+    return await engine.variants(session, image.id, tag)
+
+
+async def _devices(session: AsyncSession, data: RolloutCreate) -> list[Device]:
+    if data.devices is not None:
+        found = {
+            d.uuid: d
+            for d in await session.scalars(select(Device).where(Device.uuid.in_(data.devices)))
+        }
+        missing = [u for u in data.devices if u not in found]
+        if missing:
+            raise InvalidInput(f"unknown devices: {', '.join(missing[:20])}")
+        return [found[u] for u in dict.fromkeys(data.devices)]
+    selector = data.selector or {}
+    rows = await session.scalars(select(Device).order_by(Device.id))
+    return [d for d in rows if all(d.labels.get(k) == v for k, v in selector.items())]
+
+
+async def prepare(
+    session: AsyncSession, data: RolloutCreate, *, now: datetime, poll_interval: int
+) -> Prepared:
+    """Everything a rollout and its dry run share: validation, the devices and the plan."""
+    image = await _image(session, data)
+    variants = await _variants(session, image, data.tag)
+    app_name = data.app or image.image_name
+    devices = await _devices(session, data)
+    apps: dict[int, DeviceApp] = {}
+    if devices:
+        rows = await session.scalars(
+            select(DeviceApp).where(
+                DeviceApp.app_name == app_name,
+                DeviceApp.device_id.in_([d.id for d in devices]),
+            )
+        )
+        apps = {a.device_id: a for a in rows}
+    candidates = [
+        planner.Candidate(
+            uuid=d.uuid,
+            architecture=d.architecture,
+            registered_at=d.created_at,
+            last_seen_at=d.last_seen_at,
+            target_digest=apps[d.id].digest if d.id in apps else None,
+            reported_digest=apps[d.id].current_digest if d.id in apps else None,
+            reported_status=apps[d.id].status if d.id in apps else None,
+        )
+        for d in devices
+    ]
+    plan = planner.plan(
+        data.strategy,
+        data.options.to_plan(),
+        candidates,
+        variants,
+        now=now,
+        poll_interval_seconds=poll_interval,
+    )
+    by_uuid = {d.uuid: d for d in devices}
+    busy = await _busy(session, app_name, [by_uuid[u].id for u in plan.targeted])
+    if busy:
+        raise Conflict(
+            f"devices already in an active rollout of app {app_name}: "
+            + ", ".join(f"{by_uuid_id(devices, i)} (rollout {r})" for i, r in busy[:20]),
+            code="rollout_active",
+        )
+    digest = next(iter(variants.values())).digest
+    return Prepared(image, digest, app_name, plan, by_uuid)
+
+
+def by_uuid_id(devices: Sequence[Device], device_id: int) -> str:
+    return next(d.uuid for d in devices if d.id == device_id)
+
+
+async def _busy(session: AsyncSession, app_name: str, ids: list[int]) -> list[tuple[int, int]]:
+    if not ids:
+        return []
+    rows = await session.execute(
+        select(RolloutDevice.device_id, RolloutDevice.rollout_id).where(
+            RolloutDevice.active.is_(True),
+            RolloutDevice.app_name == app_name,
+            RolloutDevice.device_id.in_(ids),
+        )
+    )
+    return [(int(d), int(r)) for d, r in rows.all()]
+
+
+async def create(
+    session: AsyncSession, data: RolloutCreate, prepared: Prepared, actor: Principal
+) -> Rollout:
+    plan = prepared.plan
+    if not plan.batches:
+        reasons = ", ".join(f"{s.uuid}: {s.reason}" for s in plan.skipped[:20])
+        raise Conflict(
+            f"no device to update; every device was skipped ({reasons or 'none matched'})",
+            code="no_devices",
+        )
+    rollout = Rollout(
+        image_id=prepared.image.id,
+        image=prepared.image.display_name,
+        tag=data.tag,
+        digest=prepared.digest,
+        app_name=prepared.app_name,
+        strategy=data.strategy,
+        options=data.options.model_dump(),
+        target_devices=list(prepared.devices),
+        selector=data.selector,
+        status="pending",
+        batch_count=len(plan.batches),
+        created_by=actor.identity,
+    )
+    session.add(rollout)
+    await session.flush()
+    for number, batch in enumerate(plan.batches, start=1):
+        for uuid in batch:
+            session.add(
+                RolloutDevice(
+                    rollout_id=rollout.id,
+                    device_id=prepared.devices[uuid].id,
+                    app_name=prepared.app_name,
+                    batch=number,
+                    state="pending",
+                    active=True,
+                )
+            )
+    for skip in plan.skipped:
+        session.add(
+            RolloutDevice(
+                rollout_id=rollout.id,
+                device_id=prepared.devices[skip.uuid].id,
+                app_name=prepared.app_name,
+                state="skipped",
+                skip_reason=skip.reason,
+                active=False,
+            )
+        )
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent rollout claimed one of the devices first
+        raise Conflict(
+            "a device is already in an active rollout of this app", code="rollout_active"
+        ) from exc
+    audit.record(
+        session,
+        actor=actor.identity,
+        action="rollout.created",
+        entity_type="rollout",
+        entity_id=rollout.id,
+        after={
+            "reference": f"{rollout.image}:{rollout.tag}@{rollout.digest}",
+            "app": rollout.app_name,
+            "strategy": rollout.strategy,
+            "batches": plan.batches,
+            "skipped": {s.uuid: s.reason for s in plan.skipped},
+        },
+    )
+    return rollout
+
+
+async def get_rollout(session: AsyncSession, rollout_id: int, *, lock: bool = False) -> Rollout:
+    query = select(Rollout).where(Rollout.id == rollout_id)
+    if lock:
+        query = query.with_for_update()
+    rollout = await session.scalar(query)
+    if rollout is None:
+        raise NotFound(f"rollout {rollout_id} not found")
+    return rollout
+
+
+async def list_rollouts(
+    session: AsyncSession, *, status: str | None = None, limit: int = 50, offset: int = 0
+) -> tuple[Sequence[Rollout], int]:
+    query = select(Rollout)
+    if status:
+        query = query.where(Rollout.status == status)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(query.order_by(Rollout.id.desc()).limit(limit).offset(offset))
+    return rows.all(), int(total or 0)
+
+
+async def counts(session: AsyncSession, rollout_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    out: dict[int, dict[str, int]] = {i: {} for i in rollout_ids}
+    if rollout_ids:
+        rows = await session.execute(
+            select(RolloutDevice.rollout_id, RolloutDevice.state, func.count())
+            .where(RolloutDevice.rollout_id.in_(list(rollout_ids)))
+            .group_by(RolloutDevice.rollout_id, RolloutDevice.state)
+        )
+        for rid, state, n in rows.all():
+            out[rid][state] = int(n)
+    return out
+
+
+async def device_rows(session: AsyncSession, rollout_id: int) -> list[tuple[RolloutDevice, str]]:
+    rows = await session.execute(
+        select(RolloutDevice, Device.uuid)
+        .join(Device, Device.id == RolloutDevice.device_id)
+        .where(RolloutDevice.rollout_id == rollout_id)
+        .order_by(RolloutDevice.batch.is_(None), RolloutDevice.batch, RolloutDevice.id)
+    )
+    return [(r, u) for r, u in rows.all()]
+
+
+def _require(rollout: Rollout, allowed: Sequence[str], action: str) -> None:
+    if rollout.status not in allowed:
+        raise Conflict(
+            f"rollout {rollout.id} is {rollout.status}; only a {' or '.join(allowed)} rollout "
+            f"can be {action}",
+            code="invalid_state",
+        )
+
+
+async def pause(session: AsyncSession, rollout_id: int, actor: Principal, now: datetime) -> Rollout:
+    rollout = await get_rollout(session, rollout_id, lock=True)
+    _require(rollout, ("pending", "running"), "paused")
+    engine.set_status(session, rollout, "paused", actor=actor.identity, reason="paused by operator")
+    return rollout
+
+
+async def resume(
+    session: AsyncSession, rollout_id: int, actor: Principal, now: datetime
+) -> Rollout:
+    rollout = await get_rollout(session, rollout_id, lock=True)
+    _require(rollout, ("paused",), "resumed")
+    # Failures so far are accepted by whoever resumes; devices in flight get a fresh deadline.
+    rollout.failures_at_resume = sum((await engine.failure_counts(session, rollout.id)).values())
+    timeout = timedelta(seconds=engine.options_of(rollout).health_timeout)
+    for row, _ in await device_rows(session, rollout.id):
+        if row.state in IN_FLIGHT:
+            row.deadline_at = now + timeout
+    status = "running" if rollout.current_batch is not None else "pending"
+    engine.set_status(session, rollout, status, actor=actor.identity, reason="resumed")
+    return rollout
+
+
+async def abort(session: AsyncSession, rollout_id: int, actor: Principal, now: datetime) -> Rollout:
+    """Stop: no further device is targeted; devices already updated keep the new target."""
+    rollout = await get_rollout(session, rollout_id, lock=True)
+    _require(rollout, ACTIVE_STATUSES, "aborted")
+    await engine.skip_pending(session, rollout, "aborted", now, actor=actor.identity)
+    rollout.finished_at = now
+    await engine.deactivate(session, rollout)
+    engine.set_status(
+        session, rollout, "aborted", actor=actor.identity, reason="aborted by operator"
+    )
+    return rollout
+
+
+async def rollback(
+    session: AsyncSession, rollout_id: int, actor: Principal, now: datetime
+) -> Rollout:
+    rollout = await get_rollout(session, rollout_id, lock=True)
+    _require(
+        rollout, ("pending", "running", "paused", "completed", "failed", "aborted"), "rolled back"
+    )
+    await engine.rollback(
+        session, rollout, now, actor=actor.identity, reason="rolled back by operator"
+    )
+    return rollout

@@ -1,0 +1,95 @@
+"""The rollout monitor: a background loop that advances every running rollout.
+
+Safe on many replicas: each rollout is claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` and
+advanced in its own transaction, so two workers never judge or target the same batch at once,
+and whoever comes second sees the first one's committed result. One failing rollout is logged
+and never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tagwarden.config import Settings
+from tagwarden.db import utcnow
+from tagwarden.rollouts import engine
+from tagwarden.rollouts.models import Rollout
+
+log = logging.getLogger("tagwarden.rollouts")
+
+
+class RolloutMonitor:
+    def __init__(
+        self,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.clock = clock
+        self._wake = asyncio.Event()
+
+    async def _advance_next(self, done: set[int]) -> int | None:
+        """Claim a rollout not yet advanced in this tick and advance it; None if none is left."""
+        async with self.sessionmaker() as session, session.begin():
+            query = select(Rollout).where(Rollout.status.in_(("pending", "running")))
+            if done:
+                query = query.where(Rollout.id.not_in(done))
+            rollout = await session.scalar(
+                query.order_by(Rollout.id).limit(1).with_for_update(skip_locked=True)
+            )
+            if rollout is None:
+                return None
+            done.add(rollout.id)
+            started = time.perf_counter()
+            await engine.advance(session, rollout, self.clock())
+            log.debug(
+                "advanced rollout %d (%s, batch %s) in %.1f ms",
+                rollout.id,
+                rollout.status,
+                rollout.current_batch,
+                (time.perf_counter() - started) * 1000,
+            )
+            return rollout.id
+
+    async def tick(self) -> int:
+        """Advance every due rollout once; returns how many were advanced."""
+        done: set[int] = set()
+        advanced = 0
+        while True:
+            before = len(done)
+            try:
+                rollout_id = await self._advance_next(done)
+            except Exception:
+                if len(done) == before:  # the claim itself failed (database down): stop here
+                    raise
+                failed = sorted(done)[-1] if done else None
+                log.exception("advancing rollout %s failed; it is retried next tick", failed)
+                continue
+            if rollout_id is None:
+                return advanced
+            advanced += 1
+
+    async def run_forever(self) -> None:
+        log.info("rollout monitor started (tick every %.1f s)", self.settings.rollout_tick_seconds)
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("rollout monitor tick failed; retrying at the next tick")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.rollout_tick_seconds)
+
+    def wake(self) -> None:
+        self._wake.set()
