@@ -21,7 +21,7 @@ from tagwarden.devices.router import router as devices_router
 from tagwarden.errors import install_error_handlers
 from tagwarden.monitor.router import router as monitor_router
 from tagwarden.monitor.worker import ImageMonitor
-from tagwarden.observability import Metrics, metrics_middleware
+from tagwarden.observability import Metrics, MetricsMiddleware
 from tagwarden.observability import router as ops_router
 from tagwarden.rollouts.router import router as rollouts_router
 from tagwarden.rollouts.worker import RolloutMonitor
@@ -85,7 +85,7 @@ def create_app(
         sessionmaker, flush_seconds=settings.device_last_seen_flush_seconds
     )
     metrics.watch_budgets(monitor.budgets)
-    app.middleware("http")(metrics_middleware(app.state.metrics))
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_error_handlers(app)
 
     app.include_router(ops_router)
