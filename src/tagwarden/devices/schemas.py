@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tagwarden.devices.models import Device, DeviceApp
-from tagwarden.rollouts.planner import normalise_architecture
+from tagwarden.platforms import normalise_architecture
 
 UUID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 APP_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"

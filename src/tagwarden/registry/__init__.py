@@ -1,5 +1,6 @@
 """Registry clients: Docker Hub's Hub API and OCI distribution registries behind one interface."""
 
+from tagwarden.platforms import normalise_architecture
 from tagwarden.registry.base import (
     AuthenticationFailed,
     ImageNotFound,
@@ -10,7 +11,6 @@ from tagwarden.registry.base import (
     RegistryError,
     RegistryUnavailable,
     RemoteTag,
-    normalise_architecture,
 )
 from tagwarden.registry.clock import Clock, SystemClock
 from tagwarden.registry.dockerhub import DockerHubClient

@@ -22,6 +22,7 @@ from urllib.parse import quote, urljoin
 
 import httpx
 
+from tagwarden.platforms import normalise_architecture
 from tagwarden.registry.auth import Challenge, basic_header, parse_challenges
 from tagwarden.registry.base import (
     AuthenticationFailed,
@@ -29,7 +30,6 @@ from tagwarden.registry.base import (
     MalformedResponse,
     Platform,
     RemoteTag,
-    normalise_architecture,
 )
 from tagwarden.registry.manifests import (
     ACCEPT,

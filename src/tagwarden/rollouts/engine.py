@@ -16,6 +16,7 @@ from tagwarden.audit import service as audit
 from tagwarden.catalogue.models import ImageTag
 from tagwarden.devices import service as devices
 from tagwarden.devices.models import Device, DeviceApp
+from tagwarden.platforms import normalise_architecture
 from tagwarden.rollouts import gates, planner
 from tagwarden.rollouts.models import IN_FLIGHT, Rollout, RolloutDevice
 
@@ -36,8 +37,8 @@ async def variants(session: AsyncSession, image_id: int, tag: str) -> dict[str, 
         )
     )
     return {
-        planner.normalise_architecture(r.architecture): planner.Variant(
-            planner.normalise_architecture(r.architecture), r.digest or "", r.platform_digest
+        normalise_architecture(r.architecture): planner.Variant(
+            normalise_architecture(r.architecture), r.digest or "", r.platform_digest
         )
         for r in rows
     }
@@ -183,7 +184,7 @@ async def advance(session: AsyncSession, rollout: Rollout, now: datetime) -> Non
     finished: list[int] = []
     for row, device in in_flight:
         app = apps.get(device.id)
-        variant = arch_variants.get(planner.normalise_architecture(device.architecture))
+        variant = arch_variants.get(normalise_architecture(device.architecture))
         report = gates.Report(
             status=app.status if app else None,
             health=app.health if app else None,

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from tagwarden.platforms import normalise_architecture
+
 STRATEGIES = ("all-at-once", "canary", "batched")
 ON_FAILURE = ("pause", "rollback")
 SKIP_REASONS = ("architecture_not_provided", "already_on_target", "offline")
@@ -73,12 +75,6 @@ class Plan:
     @property
     def targeted(self) -> list[str]:
         return [uuid for batch in self.batches for uuid in batch]
-
-
-def normalise_architecture(arch: str) -> str:
-    """``linux/arm64`` and ``arm64`` name the same thing; ``aarch64`` and ``x86_64`` too."""
-    arch = arch.strip().lower().removeprefix("linux/")
-    return {"x86_64": "amd64", "aarch64": "arm64", "armhf": "arm/v7"}.get(arch, arch)
 
 
 def skip_reason(

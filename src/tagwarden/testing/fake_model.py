@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from tagwarden.registry.base import normalise_architecture
+from tagwarden.platforms import normalise_architecture
 from tagwarden.registry.clock import Clock
 from tagwarden.registry.manifests import (
     CREATED_ANNOTATION,
