@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from tagwarden import __version__
 from tagwarden.approvals.router import router as approvals_router
@@ -25,6 +26,8 @@ from tagwarden.observability import Metrics, MetricsMiddleware
 from tagwarden.observability import router as ops_router
 from tagwarden.rollouts.router import router as rollouts_router
 from tagwarden.rollouts.worker import RolloutMonitor
+from tagwarden.web import STATIC_DIR
+from tagwarden.web import router as web_router
 from tagwarden.workers import BackgroundWorkers
 
 log = logging.getLogger(__name__)
@@ -98,4 +101,7 @@ def create_app(
     # Routers of later parts (monitor, devices, rollouts, webhooks, web UI) are included below.
     app.include_router(devices_router)
     app.include_router(rollouts_router)
+    # The admin pages (issue 6) and their local assets: no request leaves the server.
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # Signs the admin UI's session cookies; must be set outside development.
     secret_key: SecretStr = SecretStr("dev-insecure-secret-key-change-me")
 
+    # Admin web UI (issue 6): a login lasts this long; the token is still re-checked (revoked?)
+    # on every request, so revoking a token ends its sessions at once.
+    web_session_hours: int = Field(default=12, ge=1, le=24 * 30)
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:

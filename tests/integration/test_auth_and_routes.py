@@ -13,8 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tagwarden.audit.models import AuditEntry
 from tagwarden.observability import flat_routes
 
-# Public on purpose: liveness, and the API's own documentation.
-PUBLIC = {"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+# Public on purpose: liveness, the API's own documentation, and the admin pages' login form.
+PUBLIC = {"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/login"}
+
+
+def _is_api(path: str) -> bool:
+    """The JSON API (and metrics) answer 401; the admin pages send people to /login instead."""
+    return path.startswith("/api/") or path == "/metrics"
 
 
 def _fill(path: str) -> str:
@@ -31,6 +36,11 @@ async def test_every_route_refuses_a_request_without_a_token(
             continue
         for method in methods - {"HEAD", "OPTIONS"}:
             response = await client.request(method, _fill(path))
+            if not _is_api(path) and response.status_code == 303:
+                location = response.headers["location"]
+                assert location.startswith("/login?"), f"{method} {path} sent to {location}"
+                checked += 1
+                continue
             assert response.status_code == 401, f"{method} {path} answered {response.status_code}"
             assert set(response.json()) == {"detail", "code"}, f"{method} {path}"
             checked += 1

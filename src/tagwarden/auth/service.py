@@ -87,6 +87,14 @@ async def authenticate(session: AsyncSession, raw: str) -> Principal | None:
     return Principal(identity=token.identity, role=token.role, token_id=token.id)
 
 
+async def principal_for(session: AsyncSession, token_id: int) -> Principal | None:
+    """The caller behind a token id (an admin-UI session), or None once it is revoked."""
+    token = await session.get(ApiToken, token_id)
+    if token is None or token.revoked_at is not None:
+        return None
+    return Principal(identity=token.identity, role=token.role, token_id=token.id)
+
+
 async def list_tokens(session: AsyncSession) -> Sequence[ApiToken]:
     return (await session.scalars(select(ApiToken).order_by(ApiToken.id))).all()
 

@@ -1,0 +1,43 @@
+"""The fleet at a glance: last seen, and per app the current image against the target."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from tagwarden.deps import Session
+from tagwarden.devices import service
+from tagwarden.web.render import WebRoute, page
+from tagwarden.web.session import WebUser
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+PAGE_SIZE = 100
+
+
+@router.get("/devices")
+async def devices_page(
+    request: Request,
+    session: Session,
+    _: WebUser,
+    architecture: Annotated[str, Query(max_length=32)] = "",
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> HTMLResponse:
+    rows, total = await service.list_devices(
+        session, architecture=architecture or None, limit=PAGE_SIZE, offset=offset
+    )
+    # One query per device on a page of at most PAGE_SIZE: simple, and bounded.
+    apps = {device.id: await service.device_apps(session, device.id) for device in rows}
+    return page(
+        request,
+        "devices.html",
+        {
+            "rows": rows,
+            "apps": apps,
+            "total": total,
+            "offset": offset,
+            "page_size": PAGE_SIZE,
+            "architecture": architecture,
+        },
+    )

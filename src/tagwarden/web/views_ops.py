@@ -1,0 +1,82 @@
+"""The monitor's status (seed 001) and the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from tagwarden.audit import service as audit
+from tagwarden.catalogue import service as catalogue
+from tagwarden.deps import Session
+from tagwarden.monitor.worker import ImageMonitor
+from tagwarden.web.render import WebRoute, page, redirect
+from tagwarden.web.session import PostingUser, WebUser, need
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+AUDIT_PAGE = 50
+
+
+def _monitor(request: Request) -> ImageMonitor:
+    monitor: ImageMonitor = request.app.state.monitor
+    return monitor
+
+
+@router.get("/monitor")
+async def monitor_page(request: Request, session: Session, user: WebUser) -> HTMLResponse:
+    watched, total = await catalogue.list_images(session, watched=True, limit=500)
+    return page(
+        request,
+        "monitor.html",
+        {
+            "status": _monitor(request).status(),
+            "watched": watched,
+            "watched_total": total,
+            "can_trigger": user.has("approver"),
+        },
+    )
+
+
+@router.post("/monitor/trigger")
+async def trigger(request: Request, user: PostingUser) -> RedirectResponse:
+    need(user, "approver")
+    summary = await _monitor(request).run_once(force=True)
+    return redirect(
+        request,
+        "/monitor",
+        f"Checked {summary.images_checked} images: {summary.requests_created} approval requests "
+        f"created, {summary.errors} errors",
+        "error" if summary.errors else "ok",
+    )
+
+
+@router.get("/audit")
+async def audit_page(
+    request: Request,
+    session: Session,
+    _: WebUser,
+    entity_type: Annotated[str, Query(max_length=64)] = "",
+    action: Annotated[str, Query(max_length=64)] = "",
+    actor: Annotated[str, Query(max_length=255)] = "",
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> HTMLResponse:
+    rows, total = await audit.list_entries(
+        session,
+        entity_type=entity_type or None,
+        action=action or None,
+        actor=actor or None,
+        limit=AUDIT_PAGE,
+        offset=offset,
+    )
+    return page(
+        request,
+        "audit.html",
+        {
+            "rows": rows,
+            "total": total,
+            "offset": offset,
+            "page_size": AUDIT_PAGE,
+            "filters": {"entity_type": entity_type, "action": action, "actor": actor},
+        },
+    )
