@@ -22,12 +22,17 @@ from tagwarden.devices.router import router as devices_router
 from tagwarden.errors import install_error_handlers
 from tagwarden.monitor.router import router as monitor_router
 from tagwarden.monitor.worker import ImageMonitor
+from tagwarden.notify.router import router as notify_router
+from tagwarden.notify.worker import OutboxWorker
 from tagwarden.observability import Metrics, MetricsMiddleware
 from tagwarden.observability import router as ops_router
 from tagwarden.rollouts.router import router as rollouts_router
 from tagwarden.rollouts.worker import RolloutMonitor
+from tagwarden.rules.router import router as rules_router
+from tagwarden.rules.worker import RulesWorker
 from tagwarden.web import STATIC_DIR
 from tagwarden.web import router as web_router
+from tagwarden.webhooks.router import router as webhooks_router
 from tagwarden.workers import BackgroundWorkers
 
 log = logging.getLogger(__name__)
@@ -64,11 +69,16 @@ def create_app(
             workers.start("rollouts", app.state.rollout_monitor.run_forever)
         # Always on: the device API buffers last-seen times in memory and this writes them.
         workers.start("device_presence", app.state.device_presence.run_forever)
+        if settings.outbox_worker_enabled:
+            workers.start("outbox", app.state.outbox.run_forever)
+        if settings.rules_worker_enabled:
+            workers.start("approval_rules", app.state.rules_worker.run_forever)
         try:
             yield
         finally:
             await workers.stop()
             await registry_http.aclose()
+            await app.state.outbox.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -87,6 +97,8 @@ def create_app(
     app.state.device_presence = Presence(
         sessionmaker, flush_seconds=settings.device_last_seen_flush_seconds
     )
+    app.state.outbox = OutboxWorker(settings, sessionmaker)
+    app.state.rules_worker = RulesWorker(settings, sessionmaker)
     metrics.watch_budgets(monitor.budgets)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_error_handlers(app)
@@ -101,6 +113,9 @@ def create_app(
     # Routers of later parts (monitor, devices, rollouts, webhooks, web UI) are included below.
     app.include_router(devices_router)
     app.include_router(rollouts_router)
+    app.include_router(webhooks_router)
+    app.include_router(rules_router)
+    app.include_router(notify_router)
     # The admin pages (issue 6) and their local assets: no request leaves the server.
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

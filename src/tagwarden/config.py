@@ -59,6 +59,32 @@ class Settings(BaseSettings):
     # on every request, so revoking a token ends its sessions at once.
     web_session_hours: int = Field(default=12, ge=1, le=24 * 30)
 
+    # Webhooks, approval rules and notifications (issue 5).
+    # Inbound webhooks are refused (401) until webhook_secret is set: Docker Hub carries it in
+    # the URL path, registries as "Authorization: Bearer <secret>", GitHub signs the body with
+    # it (or with github_webhook_secret when GitHub should have a secret of its own).
+    webhook_secret: SecretStr | None = None
+    github_webhook_secret: SecretStr | None = None
+    # Rules whose minimum age has not passed yet are re-tried by a small worker this often.
+    rules_worker_enabled: bool = True
+    rules_tick_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # The outbox worker: retries with exponential backoff (base * 2^(attempt-1), capped) until
+    # outbox_max_attempts; a claimed delivery is leased, so a crash mid-delivery only delays it.
+    outbox_worker_enabled: bool = True
+    outbox_poll_seconds: float = Field(default=2.0, gt=0, le=3600)
+    outbox_max_attempts: int = Field(default=12, ge=1, le=100)
+    outbox_backoff_seconds: float = Field(default=5.0, gt=0, le=86400)
+    outbox_backoff_max_seconds: float = Field(default=3600.0, gt=0, le=7 * 86400)
+    outbox_lease_seconds: float = Field(default=60.0, gt=0, le=86400)
+    notify_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Email channels send through this SMTP server (credentials stay in settings).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_from: str = "tagwarden@localhost"
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
@@ -72,6 +98,14 @@ class Settings(BaseSettings):
                 "must be a PostgreSQL (postgresql+asyncpg://…) or SQLite "
                 "(sqlite+aiosqlite:///…) URL"
             )
+        return value
+
+    @field_validator("webhook_secret", "github_webhook_secret")
+    @classmethod
+    def _webhook_secret_strong(cls, value: SecretStr | None) -> SecretStr | None:
+        # Docker Hub signs nothing: the secret in the URL is the only guard, so it must be long.
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
         return value
 
     @field_validator("secret_key")

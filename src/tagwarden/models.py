@@ -7,18 +7,27 @@ from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.db import Base
 from tagwarden.devices.models import Device, DeviceApp
 from tagwarden.monitor.models import DiscoveredTag
+from tagwarden.notify.models import NotificationChannel, NotificationDelivery, NotificationEvent
 from tagwarden.rollouts.models import Rollout, RolloutDevice
+from tagwarden.rules.models import ApprovalDecision, ApprovalRule, ImagePolicy, RuleHold
 
 __all__ = [
     "ApiToken",
+    "ApprovalDecision",
     "ApprovalRequest",
+    "ApprovalRule",
     "AuditEntry",
     "Base",
     "Device",
     "DeviceApp",
     "DiscoveredTag",
     "Image",
+    "ImagePolicy",
     "ImageTag",
+    "NotificationChannel",
+    "NotificationDelivery",
+    "NotificationEvent",
     "Rollout",
     "RolloutDevice",
+    "RuleHold",
 ]

@@ -208,8 +208,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def start_registry(workdir: Path, *, timeout: float = 20.0) -> Iterator[RealRegistry]:
-    """Write a config into ``workdir``, start the registry, wait for ``/v2/``, stop it after."""
+def start_registry(
+    workdir: Path, *, timeout: float = 20.0, notifications: dict[str, object] | None = None
+) -> Iterator[RealRegistry]:
+    """Write a config into ``workdir``, start the registry, wait for ``/v2/``, stop it after.
+
+    ``notifications`` is the config's ``notifications`` section (webhook endpoints), if any.
+    """
     username, password = "tagwarden", secrets.token_urlsafe(12)
     (workdir / "htpasswd").write_text(_htpasswd_line(username, password))
     port = _free_port()
@@ -223,6 +228,8 @@ def start_registry(workdir: Path, *, timeout: float = 20.0) -> Iterator[RealRegi
         "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16)},
         "auth": {"htpasswd": {"realm": "tagwarden-test", "path": str(workdir / "htpasswd")}},
     }
+    if notifications is not None:
+        config["notifications"] = notifications
     config_path = workdir / "config.yml"
     config_path.write_text(json.dumps(config, indent=2))
     log_file = workdir / "registry.log"

@@ -22,6 +22,7 @@ from tagwarden.auth.service import Principal
 from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.db import insert_for, utcnow
 from tagwarden.errors import Conflict, NotFound
+from tagwarden.notify.service import emit
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,19 @@ async def process(session: AsyncSession, request_id: int, *, actor: Principal) -
             "digest": digest,
             "created": created,
             "updated": updated,
+        },
+    )
+    await emit(
+        session,
+        "tag.activated",
+        {
+            "request_id": request.id,
+            "image_id": image.id,
+            "image": image.display_name,
+            "tag": request.tag_name,
+            "digest": digest,
+            "architectures": archs,
+            "reviewed_by": request.reviewed_by,
         },
     )
     return Activation(request, image, rows, created=created, updated=updated)

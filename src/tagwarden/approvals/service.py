@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, text, update
@@ -17,6 +18,8 @@ from tagwarden.auth.service import Principal
 from tagwarden.catalogue.service import get_image
 from tagwarden.db import insert_for, utcnow
 from tagwarden.errors import Conflict, DomainError, NotFound
+from tagwarden.notify.service import emit
+from tagwarden.rules import decisions
 
 DECISION_FIELDS = ("status", "reviewed_by", "reviewed_at", "notes")
 
@@ -55,11 +58,15 @@ async def create_request(
     tag_name: str | None,
     metadata: dict[str, Any],
     actor: str,
+    now: datetime | None = None,
+    auto_process: bool = True,
 ) -> ApprovalRequest:
     """Insert a pending request; the database refuses a second pending one for the same tag.
 
     ``ON CONFLICT DO NOTHING`` against the one-pending-per-tag index answers a race (two monitor
     replicas, a double submit) without a savepoint and without aborting the transaction.
+    The image's approval rules are evaluated at once (``now`` is the caller's clock): a rule may
+    approve the request in this same transaction, or hold it until it is old enough.
     """
     insert = insert_for(session)
     table = ApprovalRequest.__table__
@@ -103,7 +110,28 @@ async def create_request(
         entity_id=request.id,
         after={"image_id": image_id, "tag_name": tag_name, "digest": request.digest},
     )
+    await emit(session, "approval.requested", event_payload(request))
+    if tag_name is not None:
+        # approvals → rules → approvals.decide: imported here, where the cycle is harmless.
+        from tagwarden.rules.service import evaluate
+
+        await evaluate(session, request, now=now or utcnow(), auto_process=auto_process)
     return request
+
+
+def event_payload(request: ApprovalRequest) -> dict[str, Any]:
+    """What notifications say about a request (never the whole metadata)."""
+    return {
+        "request_id": request.id,
+        "image_id": request.image_id,
+        "image": request.image_name,
+        "tag": request.tag_name,
+        "digest": request.digest,
+        "status": request.status,
+        "reviewed_by": request.reviewed_by,
+        "source": request.source,
+        "reason": request.metadata_.get("reason"),
+    }
 
 
 async def create_manual_request(
@@ -138,6 +166,8 @@ async def create_manual_request(
 class DecisionResult:
     request: ApprovalRequest
     activation: Activation | None
+    approvals: int = 0
+    required_approvals: int = 1
 
 
 async def decide(
@@ -148,28 +178,61 @@ async def decide(
     notes: str | None,
     actor: Principal,
     auto_process: bool,
+    required_approvals: int | None = None,
 ) -> DecisionResult:
-    """Approve or reject a pending request.
+    """Approve or reject a pending request (four-eyes: the image's ``required_approvals``
+    distinct approvers approve it; one reject decides).
 
-    A conditional UPDATE (``… WHERE status = 'pending'``) makes the decision, so of any number of
-    concurrent decisions exactly one changes the row and every other one sees a conflict.
+    The request row is locked first by a conditional UPDATE that changes nothing
+    (``… WHERE status = 'pending'``): concurrent decisions on one request queue there, each then
+    sees the others' committed decisions, so approvals are neither lost nor counted twice, and
+    once the request is decided every later call sees a conflict. ``required_approvals``
+    overrides the image's (a rule's decision is one, and final).
     """
-    status = "approved" if approve else "rejected"
-    result = await session.execute(
+    locked = await session.execute(
         update(ApprovalRequest)
         .where(ApprovalRequest.id == request_id, ApprovalRequest.status == "pending")
-        .values(status=status, reviewed_by=actor.identity, reviewed_at=utcnow(), notes=notes)
+        .values(status=ApprovalRequest.status)
         .execution_options(synchronize_session=False)
     )
     request = await session.get(ApprovalRequest, request_id, populate_existing=True)
     if request is None:
         raise NotFound(f"approval request {request_id} not found")
-    if getattr(result, "rowcount", 0) != 1:
+    if getattr(locked, "rowcount", 0) != 1:
         raise Conflict(
             f"approval request {request_id} is already {request.status}"
             + (f" (by {request.reviewed_by})" if request.reviewed_by else ""),
             code="already_decided",
         )
+    status = "approved" if approve else "rejected"
+    required = required_approvals or await decisions.required_approvals(session, request.image_id)
+    recorded = await decisions.record(
+        session, request.id, actor.identity, "approve" if approve else "reject", notes
+    )
+    count = await decisions.approvals(session, request.id)
+    if approve and not recorded:
+        raise Conflict(
+            f"{actor.identity} has already approved request {request_id}; it needs {required} "
+            f"distinct approvers ({count} so far)",
+            code="already_approved_by_you",
+        )
+    if approve and count < required:
+        audit.record(
+            session,
+            actor=actor.identity,
+            action="approval.approval_recorded",
+            entity_type="approval_request",
+            entity_id=request.id,
+            after={"approvals": count, "required_approvals": required, "notes": notes},
+        )
+        return DecisionResult(request, None, approvals=count, required_approvals=required)
+    await session.execute(
+        update(ApprovalRequest)
+        .where(ApprovalRequest.id == request_id)
+        .values(status=status, reviewed_by=actor.identity, reviewed_at=utcnow(), notes=notes)
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(request)
     audit.record(
         session,
         actor=actor.identity,
@@ -179,13 +242,14 @@ async def decide(
         before={"status": "pending"},
         after=audit.snapshot(request, DECISION_FIELDS),
     )
+    await emit(session, f"approval.{status}", event_payload(request))
     activation = None
     if approve and auto_process:
         activation = await process(session, request.id, actor=actor)
     elif not approve and request.tag_name is None:
         image = await get_image(session, request.image_id)
         image.approval_status = "rejected"
-    return DecisionResult(request=request, activation=activation)
+    return DecisionResult(request, activation, approvals=count, required_approvals=required)
 
 
 @dataclass(frozen=True)

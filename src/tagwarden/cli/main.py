@@ -12,6 +12,7 @@ from tagwarden.cli import (
     fake_registry,
     images,
     monitor,
+    notify,
     rollouts,
     serve,
     simulate,
@@ -34,6 +35,7 @@ app.command("fake-registry")(fake_registry.fake_registry)
 # Command groups of later parts (monitor, devices, rollouts, …) register below.
 app.add_typer(devices.app, name="devices")
 app.add_typer(rollouts.app, name="rollouts")
+app.add_typer(notify.app, name="notify")
 app.command("simulate-fleet")(simulate.simulate_fleet)
 
 

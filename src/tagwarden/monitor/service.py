@@ -33,6 +33,7 @@ from tagwarden.monitor.discovery import (
     plan,
 )
 from tagwarden.monitor.models import DiscoveredTag
+from tagwarden.notify.service import emit
 from tagwarden.registry.base import RegistryClient, RemoteTag
 
 log = logging.getLogger("tagwarden.monitor")
@@ -278,6 +279,19 @@ async def record_outcome(
         )
     for candidate in the_plan.candidates:
         tag = candidate.tag
+        if candidate.reason == "digest_changed":
+            await emit(
+                session,
+                "tag.digest_changed",
+                {
+                    "image_id": target.id,
+                    "image": target.display_name,
+                    "tag": tag.name,
+                    "digest": tag.digest,
+                    "old_digest": candidate.old_digest,
+                    "changed_platforms": list(candidate.changed_platforms),
+                },
+            )
         if not await _make_way(session, target, tag, now):
             continue
         try:
@@ -288,6 +302,7 @@ async def record_outcome(
                 tag_name=tag.name,
                 metadata=request_metadata(candidate, remote, known, now),
                 actor=MONITOR,
+                now=now,
             )
         except Conflict:
             continue  # another replica created it a moment ago
@@ -341,6 +356,8 @@ async def record_failure(
     now: datetime,
     default_interval_minutes: int,
 ) -> None:
+    # Notify when an image starts failing, not on every failed check of a long outage.
+    previous = await session.scalar(select(Image.last_error).where(Image.id == target.id))
     await session.execute(
         update(Image)
         .where(Image.id == target.id)
@@ -350,6 +367,12 @@ async def record_failure(
             last_error=error[:2000],
         )
     )
+    if previous is None:
+        await emit(
+            session,
+            "monitor.error",
+            {"image_id": target.id, "image": target.display_name, "error": error[:500]},
+        )
 
 
 def plan_for(target: Target, remote: Sequence[RemoteTag], known: Mapping[str, KnownTag]) -> Plan:

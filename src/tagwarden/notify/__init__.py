@@ -1,0 +1,1 @@
+"""Outbound notifications: channels, the transactional outbox, and its delivery worker."""

@@ -1,0 +1,81 @@
+"""Notification channel routes (admins): add, list, remove, test; and the outbox's state."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, status
+
+from tagwarden.db import utcnow
+from tagwarden.deps import Admin, Session
+from tagwarden.notify import service
+from tagwarden.notify.schemas import (
+    ChannelCreate,
+    ChannelCreated,
+    ChannelOut,
+    ChannelTestOut,
+    OutboxOut,
+)
+from tagwarden.notify.senders import DeliveryFailed, Message, send
+from tagwarden.notify.worker import OutboxWorker
+
+router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
+
+
+@router.get("/channels")
+async def list_channels(session: Session, _: Admin) -> list[ChannelOut]:
+    return [ChannelOut.of(c) for c in await service.list_channels(session)]
+
+
+@router.post("/channels", status_code=status.HTTP_201_CREATED)
+async def create_channel(body: ChannelCreate, session: Session, who: Admin) -> ChannelCreated:
+    channel = await service.create_channel(
+        session,
+        name=body.name,
+        kind=body.kind,
+        config=body.config,
+        events=body.events,
+        actor=who.identity,
+    )
+    secret = channel.config.get("secret") if channel.kind == "webhook" else None
+    return ChannelCreated(**ChannelOut.of(channel).model_dump(), secret=secret)
+
+
+@router.get("/channels/{channel_id}")
+async def get_channel(channel_id: int, session: Session, _: Admin) -> ChannelOut:
+    return ChannelOut.of(await service.get_channel(session, channel_id))
+
+
+@router.delete("/channels/{channel_id}")
+async def delete_channel(channel_id: int, session: Session, who: Admin) -> ChannelOut:
+    return ChannelOut.of(await service.delete_channel(session, channel_id, actor=who.identity))
+
+
+@router.post("/channels/{channel_id}/test")
+async def test_channel(
+    channel_id: int, request: Request, session: Session, who: Admin
+) -> ChannelTestOut:
+    """Send a test message now, outside the outbox, and say whether the receiver took it."""
+    channel = await service.get_channel(session, channel_id)
+    outbox: OutboxWorker = request.app.state.outbox
+    message = Message(
+        str(uuid.uuid4()),
+        "test",
+        {"channel": channel.name, "requested_by": who.identity},
+        utcnow(),
+    )
+    try:
+        await send(
+            channel.kind, channel.config, message, http=outbox.http, settings=outbox.settings
+        )
+    except DeliveryFailed as exc:
+        return ChannelTestOut(ok=False, detail=str(exc))
+    return ChannelTestOut(ok=True, detail=f"test message sent to {channel.name}")
+
+
+@router.get("/outbox")
+async def outbox_state(session: Session, _: Admin) -> OutboxOut:
+    return OutboxOut(
+        **await service.outbox_counts(session),
+        recent_failures=await service.recent_failures(session),
+    )

@@ -1,0 +1,77 @@
+"""Approval rules and the image's approval policy; the decisions recorded on a request."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from tagwarden.approvals.service import get_request
+from tagwarden.deps import Admin, Session, Viewer
+from tagwarden.rules import decisions, service
+from tagwarden.rules.schemas import (
+    DecisionOut,
+    DecisionsOut,
+    PolicyOut,
+    PolicyUpdate,
+    RuleCreate,
+    RuleOut,
+)
+
+router = APIRouter(prefix="/api/v1/images", tags=["approval rules"])
+
+
+@router.get("/approvals/{request_id}/decisions")
+async def list_decisions(request_id: int, session: Session, _: Viewer) -> DecisionsOut:
+    request = await get_request(session, request_id)
+    rows = await decisions.list_decisions(session, request_id)
+    return DecisionsOut(
+        request_id=request.id,
+        status=request.status,
+        required_approvals=await decisions.required_approvals(session, request.image_id),
+        approvals=sum(d.decision == "approve" for d in rows),
+        decisions=[DecisionOut.of(d) for d in rows],
+    )
+
+
+@router.get("/{image_id}/rules")
+async def list_rules(image_id: int, session: Session, _: Viewer) -> list[RuleOut]:
+    return [RuleOut.of(r) for r in await service.list_rules(session, image_id)]
+
+
+@router.post("/{image_id}/rules", status_code=status.HTTP_201_CREATED)
+async def add_rule(image_id: int, body: RuleCreate, session: Session, who: Admin) -> RuleOut:
+    rule = await service.add_rule(
+        session,
+        image_id,
+        name=body.name,
+        kind=body.kind,
+        pattern=body.pattern,
+        min_age_hours=body.min_age_hours,
+        actor=who.identity,
+    )
+    return RuleOut.of(rule)
+
+
+@router.delete("/{image_id}/rules/{rule_id}")
+async def delete_rule(image_id: int, rule_id: int, session: Session, who: Admin) -> RuleOut:
+    return RuleOut.of(await service.delete_rule(session, image_id, rule_id, actor=who.identity))
+
+
+@router.get("/{image_id}/policy")
+async def get_policy(image_id: int, session: Session, _: Viewer) -> PolicyOut:
+    return PolicyOut.of(await service.get_policy(session, image_id))
+
+
+@router.put("/{image_id}/policy")
+async def set_policy(image_id: int, body: PolicyUpdate, session: Session, who: Admin) -> PolicyOut:
+    """Fields left out stay as they are; ``null`` clears the secret or the template."""
+    given = body.model_fields_set
+    template = body.rollout_template.model_dump() if body.rollout_template else None
+    policy = await service.set_policy(
+        session,
+        image_id,
+        actor=who.identity,
+        required_approvals=body.required_approvals,
+        webhook_secret=body.webhook_secret if "webhook_secret" in given else service.UNSET,
+        rollout_template=template if "rollout_template" in given else service.UNSET,
+    )
+    return PolicyOut.of(policy)

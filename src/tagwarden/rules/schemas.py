@@ -1,0 +1,94 @@
+"""Approval rule, image policy and decision bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tagwarden.rules.models import ApprovalDecision, ApprovalRule, ImagePolicy
+
+
+class RuleCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    kind: Literal["patch", "minor", "range", "regex"]
+    pattern: str | None = Field(
+        default=None, max_length=500, description='range: ">=7.2, <8"; regex: a full-match'
+    )
+    min_age_hours: int = Field(default=0, ge=0, le=24 * 365)
+
+
+class RuleOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    image_id: int
+    name: str
+    kind: str
+    pattern: str | None
+    min_age_hours: int
+    enabled: bool
+    created_at: datetime
+    created_by: str | None
+
+    @classmethod
+    def of(cls, rule: ApprovalRule) -> RuleOut:
+        return cls.model_validate(rule)
+
+
+class RolloutTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: str = Field(min_length=1, max_length=32)
+    selector: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class PolicyUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    required_approvals: int | None = Field(default=None, ge=1, le=10)
+    webhook_secret: str | None = Field(
+        default=None, min_length=16, max_length=200, description="this image's Docker Hub secret"
+    )
+    rollout_template: RolloutTemplate | None = None
+
+
+class PolicyOut(BaseModel):
+    image_id: int
+    required_approvals: int
+    webhook_secret_set: bool
+    rollout_template: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, policy: ImagePolicy) -> PolicyOut:
+        return cls(
+            image_id=policy.image_id,
+            required_approvals=policy.required_approvals or 1,
+            webhook_secret_set=policy.webhook_secret_hash is not None,
+            rollout_template=policy.rollout_template,
+        )
+
+
+class DecisionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    identity: str
+    decision: str
+    notes: str | None
+    decided_at: datetime
+
+    @classmethod
+    def of(cls, decision: ApprovalDecision) -> DecisionOut:
+        return cls.model_validate(decision)
+
+
+class DecisionsOut(BaseModel):
+    request_id: int
+    status: str
+    required_approvals: int
+    approvals: int
+    decisions: list[DecisionOut]

@@ -1,0 +1,262 @@
+"""Approval rules and the per-image policy: manage them, and let rules decide requests."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tagwarden.approvals.models import ApprovalRequest
+from tagwarden.audit import service as audit
+from tagwarden.auth.service import Principal
+from tagwarden.catalogue.models import ImageTag
+from tagwarden.catalogue.service import get_image
+from tagwarden.errors import Conflict, DomainError, InvalidInput, NotFound
+from tagwarden.rules import policy
+from tagwarden.rules.models import RULE_KINDS, ApprovalRule, ImagePolicy, RuleHold
+
+log = logging.getLogger("tagwarden.rules")
+UNSET: Any = object()  # "leave as it is", distinct from None ("clear it")
+
+
+def rule_identity(rule: ApprovalRule) -> str:
+    return f"rule:{rule.name}"
+
+
+# -- rules -------------------------------------------------------------------------------------
+
+
+async def add_rule(
+    session: AsyncSession,
+    image_id: int,
+    *,
+    name: str,
+    kind: str,
+    pattern: str | None,
+    min_age_hours: int,
+    actor: str,
+) -> ApprovalRule:
+    image = await get_image(session, image_id)
+    name = name.strip()
+    if not name or kind not in RULE_KINDS or min_age_hours < 0:
+        raise InvalidInput(f"a rule needs a name, a kind ({', '.join(RULE_KINDS)}) and age ≥ 0")
+    try:
+        checked = policy.check_pattern(kind, pattern)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+    exists = await session.scalar(
+        select(ApprovalRule.id).where(ApprovalRule.image_id == image.id, ApprovalRule.name == name)
+    )
+    if exists:
+        raise Conflict(
+            f"{image.display_name} already has a rule named {name!r}", code="rule_exists"
+        )
+    rule = ApprovalRule(
+        image_id=image.id,
+        name=name,
+        kind=kind,
+        pattern=checked,
+        min_age_hours=min_age_hours,
+        enabled=True,
+        created_by=actor,
+    )
+    session.add(rule)
+    await session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="approval_rule.created",
+        entity_type="approval_rule",
+        entity_id=rule.id,
+        after={"image_id": image.id, "name": name, "kind": kind, "pattern": checked,
+               "min_age_hours": min_age_hours},
+    )  # fmt: skip
+    return rule
+
+
+async def list_rules(session: AsyncSession, image_id: int) -> Sequence[ApprovalRule]:
+    await get_image(session, image_id)
+    rows = await session.scalars(
+        select(ApprovalRule).where(ApprovalRule.image_id == image_id).order_by(ApprovalRule.id)
+    )
+    return rows.all()
+
+
+async def delete_rule(
+    session: AsyncSession, image_id: int, rule_id: int, *, actor: str
+) -> ApprovalRule:
+    rule = await session.get(ApprovalRule, rule_id)
+    if rule is None or rule.image_id != image_id:
+        raise NotFound(f"approval rule {rule_id} of image {image_id} not found")
+    await session.delete(rule)
+    audit.record(
+        session,
+        actor=actor,
+        action="approval_rule.deleted",
+        entity_type="approval_rule",
+        entity_id=rule.id,
+        before={"image_id": image_id, "name": rule.name, "kind": rule.kind},
+    )
+    return rule
+
+
+# -- the image's policy ------------------------------------------------------------------------
+
+
+async def get_policy(session: AsyncSession, image_id: int) -> ImagePolicy:
+    """The stored policy, or the defaults (unsaved) for an image without one."""
+    await get_image(session, image_id)
+    found = await session.get(ImagePolicy, image_id)
+    return found or ImagePolicy(image_id=image_id, required_approvals=1)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def set_policy(
+    session: AsyncSession,
+    image_id: int,
+    *,
+    actor: str,
+    required_approvals: int | None = None,
+    webhook_secret: str | None = UNSET,
+    rollout_template: dict[str, Any] | None = UNSET,
+) -> ImagePolicy:
+    await get_image(session, image_id)
+    row = await session.get(ImagePolicy, image_id)
+    if row is None:
+        row = ImagePolicy(image_id=image_id, required_approvals=1)
+        session.add(row)
+    before = {
+        "required_approvals": row.required_approvals,
+        "webhook_secret_set": row.webhook_secret_hash is not None,
+        "rollout_template": row.rollout_template,
+    }
+    if required_approvals is not None:
+        if required_approvals < 1:
+            raise InvalidInput("required_approvals must be at least 1")
+        row.required_approvals = required_approvals
+    if webhook_secret is not UNSET:
+        if webhook_secret is not None and len(webhook_secret) < 16:
+            raise InvalidInput("webhook_secret must be at least 16 characters")
+        row.webhook_secret_hash = hash_secret(webhook_secret) if webhook_secret else None
+    if rollout_template is not UNSET:
+        row.rollout_template = rollout_template
+    row.updated_by = actor
+    await session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="image.policy_updated",
+        entity_type="image",
+        entity_id=image_id,
+        before=before,
+        after={
+            "required_approvals": row.required_approvals,
+            "webhook_secret_set": row.webhook_secret_hash is not None,
+            "rollout_template": row.rollout_template,
+        },
+    )
+    return row
+
+
+# -- rules deciding requests -------------------------------------------------------------------
+
+
+async def _activated_tags(session: AsyncSession, image_id: int) -> list[str]:
+    rows = await session.scalars(
+        select(ImageTag.tag).where(ImageTag.image_id == image_id).distinct()
+    )
+    return list(rows.all())
+
+
+async def evaluate(
+    session: AsyncSession, request: ApprovalRequest, *, now: datetime, auto_process: bool
+) -> ApprovalRule | None:
+    """Let the image's rules decide a pending tag request.
+
+    Of the matching rules, the one whose minimum age passes first wins. Old enough: the
+    request is approved now, through the same decision and activation path as a person's, as
+    ``rule:<name>``. Too young: a hold records when it will be, for :func:`approve_due`.
+    Returns the rule that approved the request, if one did.
+    """
+    if request.tag_name is None or request.status != "pending":
+        return None
+    rules = (
+        await session.scalars(
+            select(ApprovalRule)
+            .where(ApprovalRule.image_id == request.image_id, ApprovalRule.enabled.is_(True))
+            .order_by(ApprovalRule.id)
+        )
+    ).all()
+    if not rules:
+        return None
+    activated = await _activated_tags(session, request.image_id)
+    released = policy.released_at(request.metadata_, request.requested_at)
+    matching = [
+        (policy.due_at(released, r.min_age_hours), r.id, r)
+        for r in rules
+        if policy.matches(r.kind, r.pattern, request.tag_name, activated)
+    ]
+    if not matching:
+        return None
+    due, _, rule = min(matching, key=lambda m: (m[0], m[1]))
+    if due > now:
+        session.add(RuleHold(request_id=request.id, rule_id=rule.id, due_at=due))
+        log.info("rule %s holds %s:%s until %s", rule.name, request.image_name,
+                 request.tag_name, due.isoformat())  # fmt: skip
+        return None
+    # approvals.service imports this module; importing it back here keeps the cycle harmless.
+    from tagwarden.approvals.service import decide
+
+    age_hours = (now - released).total_seconds() / 3600
+    await decide(
+        session,
+        request.id,
+        approve=True,
+        notes=f"approved by rule {rule.name} ({rule.kind}"
+        + (f" {rule.pattern}" if rule.pattern else "")
+        + f"; released {age_hours:.1f} h ago, minimum {rule.min_age_hours} h)",
+        actor=Principal(identity=rule_identity(rule), role="approver"),
+        auto_process=auto_process,
+        required_approvals=1,
+    )
+    return rule
+
+
+async def approve_due(
+    session: AsyncSession, *, now: datetime, auto_process: bool, limit: int = 100
+) -> list[int]:
+    """Approve held requests that came of age; returns their ids.
+
+    Each hold is re-evaluated, not trusted: the rule may be gone, a person may have decided,
+    or a newer tag may have been activated so that this one is no longer a bump.
+    """
+    holds = (
+        await session.scalars(
+            select(RuleHold)
+            .where(RuleHold.due_at <= now)
+            .order_by(RuleHold.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    approved: list[int] = []
+    for hold in holds:
+        await session.execute(delete(RuleHold).where(RuleHold.request_id == hold.request_id))
+        request = await session.get(ApprovalRequest, hold.request_id, populate_existing=True)
+        if request is None or request.status != "pending":
+            continue
+        try:
+            async with session.begin_nested():  # one request's failure spoils no other
+                if await evaluate(session, request, now=now, auto_process=auto_process):
+                    approved.append(request.id)
+        except DomainError as exc:
+            log.warning("rule approval of request %d failed: %s", request.id, exc.detail)
+    return approved

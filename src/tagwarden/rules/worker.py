@@ -1,0 +1,46 @@
+"""The small worker that approves held requests once their minimum age has passed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tagwarden.config import Settings
+from tagwarden.db import utcnow
+from tagwarden.rules.service import approve_due
+
+log = logging.getLogger("tagwarden.rules")
+
+
+class RulesWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.clock = clock
+
+    async def run_once(self) -> list[int]:
+        async with self.sessionmaker() as session, session.begin():
+            approved = await approve_due(
+                session, now=self.clock(), auto_process=self.settings.auto_process_approved
+            )
+        if approved:
+            log.info("approval rules approved %d held requests: %s", len(approved), approved)
+        return approved
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:  # the loop outlives a failed tick (database down, say)
+                log.exception("approval rules tick failed; retrying")
+            await asyncio.sleep(self.settings.rules_tick_seconds)

@@ -1,0 +1,135 @@
+"""Inbound webhook routes: Docker Hub (secret in the path), distribution registries and Harbor
+(bearer secret), GitHub Container Registry (HMAC signature of the body).
+
+Every route authenticates before it reads the body, so a request without credentials gets 401
+and nothing else; a push of an image that is not in the catalogue, or not approved, gets 202
+with the reason and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+from pydantic import BaseModel
+
+from tagwarden.config import Settings
+from tagwarden.db import transaction
+from tagwarden.errors import InvalidInput, Unauthorized
+from tagwarden.monitor.worker import ImageMonitor
+from tagwarden.webhooks import payloads, service
+from tagwarden.webhooks.payloads import Push
+
+router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+
+
+class PushResult(BaseModel):
+    registry: str | None
+    repository: str
+    tag: str | None
+    image_id: int | None
+    status: str  # "checked" or "ignored"
+    reason: str | None = None
+    requests_created: list[str] = []
+    error: str | None = None
+
+
+class WebhookOut(BaseModel):
+    message: str
+    results: list[PushResult]
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except ValueError as exc:
+        raise InvalidInput(f"the body is not JSON: {exc}") from exc
+
+
+async def _check(request: Request, matches: list[service.Match]) -> WebhookOut:
+    """Check each matched image once, through the registry, as a manual check would."""
+    monitor: ImageMonitor = request.app.state.monitor
+    checked: dict[int, Any] = {}
+    results = []
+    for m in matches:
+        result = PushResult(
+            registry=m.push.host,
+            repository=m.push.repository,
+            tag=m.push.tag,
+            image_id=m.image.id if m.image else None,
+            status="checked" if m.image else "ignored",
+            reason=m.reason,
+        )
+        if m.image is not None:
+            if m.image.id not in checked:
+                checked[m.image.id] = await monitor.check(m.image.id)
+            outcome = checked[m.image.id]
+            result.requests_created = list(outcome.requests_created)
+            result.error = outcome.error
+        results.append(result)
+    message = f"{len(checked)} image(s) checked" if checked else "nothing to check"
+    return WebhookOut(message=message, results=results)
+
+
+@router.post("/dockerhub/{secret}", status_code=status.HTTP_202_ACCEPTED)
+async def dockerhub(secret: str, request: Request) -> WebhookOut:
+    """Docker Hub signs nothing: the secret in the path (global, or the image's own) is the
+    credential, compared in constant time."""
+    settings = _settings(request)
+    global_ok = service.same_secret(secret, settings.webhook_secret)
+    try:
+        pushes = payloads.dockerhub(await _json(request))
+    except InvalidInput:
+        if not global_ok:  # a stranger learns nothing about the payload format
+            raise Unauthorized("invalid webhook secret") from None
+        raise
+    async with transaction(request.app.state.sessionmaker) as session:
+        # Raising inside the transaction rolls back the audit entries match_all wrote.
+        matches = await service.match_all(session, pushes, settings, source="dockerhub")
+        for m in [] if global_ok else matches:
+            if m.image is None or not await service.image_secret_matches(
+                session, m.image.id, secret
+            ):
+                raise Unauthorized("invalid webhook secret")
+    return await _check(request, matches)
+
+
+@router.post("/registry", status_code=status.HTTP_202_ACCEPTED)
+async def registry(request: Request) -> WebhookOut:
+    """docker-registry's ``notifications`` (``application/vnd.docker.distribution.events.v1+json``)
+    and Harbor's webhooks, with ``Authorization: Bearer <secret>`` (Harbor's "Auth Header")."""
+    settings = _settings(request)
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    given = given.strip() if scheme.lower() == "bearer" else header.strip()
+    if not given or not service.same_secret(given, settings.webhook_secret):
+        raise Unauthorized("missing or invalid bearer secret (Authorization: Bearer <secret>)")
+    return await _handle(request, payloads.distribution(await _json(request)), "registry")
+
+
+@router.post("/github", status_code=status.HTTP_202_ACCEPTED)
+async def github(request: Request) -> WebhookOut:
+    """GitHub ``package``/``registry_package`` events, verified by ``X-Hub-Signature-256``."""
+    settings = _settings(request)
+    body = await request.body()
+    secret = settings.github_webhook_secret or settings.webhook_secret
+    if not service.valid_signature(body, request.headers.get("x-hub-signature-256"), secret):
+        raise Unauthorized("missing or invalid X-Hub-Signature-256")
+    event = request.headers.get("x-github-event", "")
+    try:
+        parsed = json.loads(body)
+    except ValueError as exc:
+        raise InvalidInput(f"the body is not JSON: {exc}") from exc
+    return await _handle(request, payloads.github(event, parsed), "github")
+
+
+async def _handle(request: Request, pushes: list[Push], source: str) -> WebhookOut:
+    async with transaction(request.app.state.sessionmaker) as session:
+        matches = await service.match_all(session, pushes, _settings(request), source=source)
+    return await _check(request, matches)
