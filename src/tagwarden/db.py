@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
@@ -21,6 +21,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
+
+if TYPE_CHECKING:
+    from tagwarden.config import Settings
 
 # Stable constraint names, so migrations can refer to them on both databases.
 NAMING_CONVENTION = {
@@ -90,9 +93,17 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def make_sessionmaker(
+    engine: AsyncEngine, *, info: dict[str, Any] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """``info`` rides on every session (``session.info``): settings a use case deep in the
+    pipeline needs without every caller passing them down (the auto-rollout's poll interval)."""
     # expire_on_commit=False: results are turned into responses after the commit at the edge.
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, expire_on_commit=False, info=info or {})
+
+
+def session_info(settings: Settings) -> dict[str, Any]:
+    return {"device_poll_interval_seconds": settings.device_poll_interval_seconds}
 
 
 @asynccontextmanager

@@ -23,6 +23,7 @@ from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.db import insert_for, utcnow
 from tagwarden.errors import Conflict, NotFound
 from tagwarden.notify.service import emit
+from tagwarden.rollouts import auto
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Activation:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     already_processed: bool = False
+    auto_rollout_id: int | None = None  # the rollout the image's template started, if any
 
     @property
     def reference(self) -> str:
@@ -138,7 +140,23 @@ async def process(session: AsyncSession, request_id: int, *, actor: Principal) -
             "reviewed_by": request.reviewed_by,
         },
     )
-    return Activation(request, image, rows, created=created, updated=updated)
+    rollout = None
+    if created or updated:
+        rollout = await auto.after_activation(
+            session,
+            image_id=image.id,
+            tag=request.tag_name,
+            approved_by=request.reviewed_by or actor.identity,
+            now=utcnow(),
+        )
+    return Activation(
+        request,
+        image,
+        rows,
+        created=created,
+        updated=updated,
+        auto_rollout_id=rollout.id if rollout else None,
+    )
 
 
 async def _insert_tag_row(

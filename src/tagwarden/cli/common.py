@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.auth.service import Principal
 from tagwarden.config import Settings, describe_error, get_settings
-from tagwarden.db import make_engine, make_sessionmaker
+from tagwarden.db import make_engine, make_sessionmaker, session_info
 from tagwarden.errors import DomainError
 
 T = TypeVar("T")
@@ -57,7 +57,10 @@ async def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     settings = load_settings()
     engine = make_engine(settings.database_url)
     try:
-        async with make_sessionmaker(engine)() as session, session.begin():
+        async with (
+            make_sessionmaker(engine, info=session_info(settings))() as session,
+            session.begin(),
+        ):
             return await work(session)
     finally:
         await engine.dispose()

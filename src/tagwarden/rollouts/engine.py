@@ -16,6 +16,7 @@ from tagwarden.audit import service as audit
 from tagwarden.catalogue.models import ImageTag
 from tagwarden.devices import service as devices
 from tagwarden.devices.models import Device, DeviceApp
+from tagwarden.notify.service import emit
 from tagwarden.platforms import normalise_architecture
 from tagwarden.rollouts import gates, planner
 from tagwarden.rollouts.models import IN_FLIGHT, Rollout, RolloutDevice
@@ -44,7 +45,16 @@ async def variants(session: AsyncSession, image_id: int, tag: str) -> dict[str, 
     }
 
 
-def set_status(
+# What each rollout status tells the notification channels (issue 5's events).
+STATUS_EVENTS = {
+    "paused": "rollout.paused",
+    "completed": "rollout.completed",
+    "failed": "rollout.failed",
+    "rolled_back": "rollout.rolled_back",
+}
+
+
+async def set_status(
     session: AsyncSession,
     rollout: Rollout,
     status: str,
@@ -66,6 +76,23 @@ def set_status(
         after={"status": status, "current_batch": rollout.current_batch, "reason": reason}
         | (extra or {}),
     )
+    # Running with no batch targeted yet is the start (a resume has one targeted already).
+    started = status == "running" and before["status"] == "pending" and not rollout.current_batch
+    event = "rollout.started" if started else STATUS_EVENTS.get(status)
+    if event:
+        await emit(
+            session,
+            event,
+            {
+                "rollout_id": rollout.id,
+                "image": rollout.image,
+                "tag": rollout.tag,
+                "digest": rollout.digest,
+                "app": rollout.app_name,
+                "status": status,
+                "reason": reason,
+            },
+        )
 
 
 def _device_state(
@@ -172,7 +199,7 @@ async def advance(session: AsyncSession, rollout: Rollout, now: datetime) -> Non
     """One step of one rollout: judge the current batch, then pause, roll back, move or finish."""
     if rollout.status == "pending":
         rollout.started_at = now
-        set_status(session, rollout, "running", actor=MONITOR)
+        await set_status(session, rollout, "running", actor=MONITOR)
         await schedule_batch(session, rollout, 1, now)
         return
     if rollout.status != "running" or rollout.current_batch is None:
@@ -234,7 +261,7 @@ async def advance(session: AsyncSession, rollout: Rollout, now: datetime) -> Non
         if options.on_failure == "rollback":
             await rollback(session, rollout, now, actor=MONITOR, reason=reason)
         else:
-            set_status(session, rollout, "paused", actor=MONITOR, reason=reason)
+            await set_status(session, rollout, "paused", actor=MONITOR, reason=reason)
         return
     if any(row.state in IN_FLIGHT for row, _ in in_flight):
         return
@@ -249,9 +276,9 @@ async def advance(session: AsyncSession, rollout: Rollout, now: datetime) -> Non
     rollout.finished_at = now
     await deactivate(session, rollout)
     if not succeeded and failed:
-        set_status(session, rollout, "failed", actor=MONITOR, reason="no device succeeded")
+        await set_status(session, rollout, "failed", actor=MONITOR, reason="no device succeeded")
     else:
-        set_status(session, rollout, "completed", actor=MONITOR)
+        await set_status(session, rollout, "completed", actor=MONITOR)
 
 
 async def deactivate(session: AsyncSession, rollout: Rollout) -> None:
@@ -309,4 +336,4 @@ async def rollback(
     await devices.bump(session, restored, fast=False)
     rollout.finished_at = now
     await deactivate(session, rollout)
-    set_status(session, rollout, "rolled_back", actor=actor, reason=reason)
+    await set_status(session, rollout, "rolled_back", actor=actor, reason=reason)

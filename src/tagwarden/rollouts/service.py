@@ -289,7 +289,9 @@ def _require(rollout: Rollout, allowed: Sequence[str], action: str) -> None:
 async def pause(session: AsyncSession, rollout_id: int, actor: Principal, now: datetime) -> Rollout:
     rollout = await get_rollout(session, rollout_id, lock=True)
     _require(rollout, ("pending", "running"), "paused")
-    engine.set_status(session, rollout, "paused", actor=actor.identity, reason="paused by operator")
+    await engine.set_status(
+        session, rollout, "paused", actor=actor.identity, reason="paused by operator"
+    )
     return rollout
 
 
@@ -305,7 +307,7 @@ async def resume(
         if row.state in IN_FLIGHT:
             row.deadline_at = now + timeout
     status = "running" if rollout.current_batch is not None else "pending"
-    engine.set_status(session, rollout, status, actor=actor.identity, reason="resumed")
+    await engine.set_status(session, rollout, status, actor=actor.identity, reason="resumed")
     return rollout
 
 
@@ -316,7 +318,7 @@ async def abort(session: AsyncSession, rollout_id: int, actor: Principal, now: d
     await engine.skip_pending(session, rollout, "aborted", now, actor=actor.identity)
     rollout.finished_at = now
     await engine.deactivate(session, rollout)
-    engine.set_status(
+    await engine.set_status(
         session, rollout, "aborted", actor=actor.identity, reason="aborted by operator"
     )
     return rollout

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tagwarden.rollouts.schemas import RolloutCreate, RolloutOptions
 from tagwarden.rules.models import ApprovalDecision, ApprovalRule, ImagePolicy
 
 
@@ -40,11 +41,42 @@ class RuleOut(BaseModel):
 
 
 class RolloutTemplate(BaseModel):
+    """The rollout started by itself when one of the image's tags is activated (auto-rollout).
+
+    Validated like a rollout request, so a template that could never start is refused when it
+    is saved rather than when a tag is approved.
+    """
+
     model_config = ConfigDict(extra="forbid")
 
-    strategy: str = Field(min_length=1, max_length=32)
-    selector: dict[str, Any] = Field(default_factory=dict)
-    options: dict[str, Any] = Field(default_factory=dict)
+    strategy: Literal["all-at-once", "canary", "batched"] = "canary"
+    selector: dict[str, str] | None = Field(
+        default=None, description="device labels, all must match ({} = every device)"
+    )
+    devices: list[str] | None = Field(default=None, min_length=1, max_length=100_000)
+    app: str | None = Field(default=None, description="default: the image name")
+    options: RolloutOptions = Field(default_factory=RolloutOptions)
+
+    @model_validator(mode="after")
+    def _valid_as_a_rollout(self) -> RolloutTemplate:
+        try:
+            self.request_for(image_id=1, tag="template-check")
+        except ValidationError as exc:
+            raise ValueError(
+                "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            ) from exc
+        return self
+
+    def request_for(self, *, image_id: int, tag: str) -> RolloutCreate:
+        return RolloutCreate(
+            image_id=image_id,
+            tag=tag,
+            selector=self.selector,
+            devices=self.devices,
+            app=self.app,
+            strategy=self.strategy,
+            options=self.options,
+        )
 
 
 class PolicyUpdate(BaseModel):
