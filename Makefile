@@ -42,6 +42,9 @@ db-check: $(STAMP) ## fail if the models drifted from the migrations (on $$TAGWA
 	$(BIN)/tagwarden db upgrade
 	$(BIN)/tagwarden db check
 
+demo: $(STAMP) ## fake registry + server + 20 simulated devices: discovery → approval → rollout
+	$(BIN)/tagwarden demo
+
 bench: $(STAMP) ## run the benchmarks under bench/ (figures and ratios, no pass/fail)
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
 

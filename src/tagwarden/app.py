@@ -17,6 +17,7 @@ from tagwarden.auth.router import router as auth_router
 from tagwarden.catalogue.router import router as catalogue_router
 from tagwarden.config import Settings, get_settings
 from tagwarden.db import make_engine, make_sessionmaker, session_info
+from tagwarden.devices.index import DeviceIndex
 from tagwarden.devices.presence import Presence
 from tagwarden.devices.router import router as devices_router
 from tagwarden.errors import install_error_handlers
@@ -69,6 +70,7 @@ def create_app(
             workers.start("rollouts", app.state.rollout_monitor.run_forever)
         # Always on: the device API buffers last-seen times in memory and this writes them.
         workers.start("device_presence", app.state.device_presence.run_forever)
+        workers.start("device_index", app.state.device_index.run_forever)
         if settings.outbox_worker_enabled:
             workers.start("outbox", app.state.outbox.run_forever)
         if settings.rules_worker_enabled:
@@ -96,6 +98,9 @@ def create_app(
     app.state.rollout_monitor = RolloutMonitor(settings, sessionmaker)
     app.state.device_presence = Presence(
         sessionmaker, flush_seconds=settings.device_last_seen_flush_seconds
+    )
+    app.state.device_index = DeviceIndex(
+        engine, refresh_seconds=settings.device_index_refresh_seconds
     )
     app.state.outbox = OutboxWorker(settings, sessionmaker)
     app.state.rules_worker = RulesWorker(settings, sessionmaker)

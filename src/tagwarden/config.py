@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     device_poll_interval_seconds: int = Field(default=60, ge=1, le=86400)
     device_active_poll_interval_seconds: int = Field(default=10, ge=1, le=86400)
     device_last_seen_flush_seconds: float = Field(default=5.0, gt=0, le=3600)
+    # Each replica keeps devices' poll state in memory and re-reads changed rows this often: an
+    # unchanged poll costs no database round trip, and a change made on another replica (or a
+    # deleted device's key) reaches this one's polls within this long (devices/index.py).
+    device_index_refresh_seconds: float = Field(default=1.0, gt=0, le=60)
 
     # Signs the admin UI's session cookies; must be set outside development.
     secret_key: SecretStr = SecretStr("dev-insecure-secret-key-change-me")

@@ -8,6 +8,7 @@ from tagwarden import __version__
 from tagwarden.cli import (
     approvals,
     db,
+    demo,
     devices,
     fake_registry,
     images,
@@ -37,6 +38,7 @@ app.add_typer(devices.app, name="devices")
 app.add_typer(rollouts.app, name="rollouts")
 app.add_typer(notify.app, name="notify")
 app.command("simulate-fleet")(simulate.simulate_fleet)
+app.command("demo")(demo.demo)
 
 
 @app.command("version")

@@ -38,6 +38,12 @@ class Device(Base):
     state_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # True while the device is in an active batch: it is told to poll more often.
     fast_poll: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # When key_hash, state_version or fast_poll last changed (the writer's wall clock): the
+    # device index of every replica re-reads rows changed since its last refresh (devices/index.py).
+    # Not updated_at, which the last-seen flush bumps for every polling device.
+    state_changed_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default="1970-01-01 00:00:00+00:00", index=True
+    )
     # Written in batches by the presence flusher, never once per poll.
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -89,3 +95,14 @@ class DeviceApp(Base):
             "message": self.message,
             "reported_at": self.reported_at.isoformat() if self.reported_at else None,
         }
+
+
+class DeviceDeletion(Base):
+    """A tombstone: other replicas' device indexes drop the deleted device's key from it."""
+
+    __tablename__ = "device_deletions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(Integer)
+    uuid: Mapped[str] = mapped_column(String(64))
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

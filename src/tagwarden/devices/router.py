@@ -82,6 +82,7 @@ async def device_state(
         if_none_match=if_none_match,
         poll_interval=settings.device_poll_interval_seconds,
         active_poll_interval=settings.device_active_poll_interval_seconds,
+        device_index=request.app.state.device_index,
     )
     _presence(request).seen(polled.device_id)
     headers = {"ETag": polled.etag, "X-Poll-Interval": str(polled.poll_interval)}

@@ -7,21 +7,25 @@ import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tagwarden.audit import service as audit
 from tagwarden.auth.service import Principal
-from tagwarden.devices.models import Device, DeviceApp
+from tagwarden.db import utcnow
+from tagwarden.devices import index
+from tagwarden.devices.index import DeviceIndex, key_digest
+from tagwarden.devices.models import Device, DeviceApp, DeviceDeletion
 from tagwarden.devices.schemas import DeviceCreate, StateReport
 from tagwarden.errors import Conflict, Forbidden, NotFound, Unauthorized
 from tagwarden.rollouts.gates import digest_of
 
 DEVICE_KEY_PREFIX = "twd_"
 DEVICE_FIELDS = ("uuid", "name", "architecture", "labels")
+TOMBSTONE_KEPT = timedelta(days=1)
 
 
 def hash_key(raw: str) -> str:
@@ -98,6 +102,15 @@ async def delete_device(session: AsyncSession, uuid: str, actor: Principal) -> D
     device = await get_device(session, uuid)
     before = audit.snapshot(device, DEVICE_FIELDS)
     await session.delete(device)
+    # Every replica's device index must stop accepting this key: this one at commit, the others
+    # when their next refresh reads the tombstone. Tombstones older than any refresh window are
+    # of no use to anyone (a replica that was away that long reloads in full).
+    now = utcnow()
+    session.add(DeviceDeletion(device_id=device.id, uuid=uuid, deleted_at=now))
+    await session.execute(
+        delete(DeviceDeletion).where(DeviceDeletion.deleted_at < now - TOMBSTONE_KEPT)
+    )
+    index.note_changed(session, [device.id])
     audit.record(
         session,
         actor=actor.identity,
@@ -153,9 +166,19 @@ async def read_state(
     if_none_match: str | None,
     poll_interval: int,
     active_poll_interval: int,
+    device_index: DeviceIndex | None = None,
 ) -> Polled:
-    """The poll: one indexed row read; the body is built only when the ETag has changed."""
-    key_hash = hash_key(key)
+    """The poll: unchanged and known to the device index, no database at all; otherwise one
+    indexed row read, and the body is built only when the ETag has changed."""
+    digest = key_digest(key)
+    entry = device_index.get(uuid) if device_index is not None else None
+    if entry is not None and secrets.compare_digest(entry.key_digest, digest):
+        interval = active_poll_interval if entry.fast_poll else poll_interval
+        etag = _etag(entry.version, interval)
+        if _matches(if_none_match, etag):
+            return Polled(entry.device_id, etag, interval, None)
+    # Anything else (a changed state, a key the index does not know) is the database's to say.
+    key_hash = digest.hex()
     async with engine.connect() as conn:
         row = (await conn.execute(_STATE_ROW.where(Device.uuid == uuid))).first()
         if row is None or not secrets.compare_digest(row.key_hash, key_hash):
@@ -246,9 +269,15 @@ async def bump(
     """A new state version: the next conditional poll of these devices gets a 200."""
     if not device_ids:
         return
-    values: dict[str, object] = {"state_version": Device.state_version + 1}
+    # state_changed_at is the real wall clock even when a test drives the rollout's clock:
+    # replicas' indexes compare it with their own wall clocks.
+    values: dict[str, object] = {
+        "state_version": Device.state_version + 1,
+        "state_changed_at": utcnow(),
+    }
     if fast is not None:
         values["fast_poll"] = fast
+    index.note_changed(session, device_ids)
     await session.execute(
         update(Device)
         .where(Device.id.in_(list(device_ids)))

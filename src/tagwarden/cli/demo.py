@@ -1,0 +1,309 @@
+"""`tagwarden demo`: discovery → approval → rollout on one laptop, without internet.
+
+A fake registry, a server on a temporary SQLite database with the monitor on, and a simulated
+fleet, driven through the same API and use cases as production, so what a newcomer sees is what
+the system does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+import uvicorn
+from fastapi import FastAPI
+
+from tagwarden.approvals import service as approvals
+from tagwarden.auth import service as auth
+from tagwarden.auth.service import Principal
+from tagwarden.cli.approvals import print_activation
+from tagwarden.cli.common import console, err_console, short_digest
+from tagwarden.config import Settings
+from tagwarden.db import make_engine, make_sessionmaker
+from tagwarden.devices.simulator import FleetSimulator
+from tagwarden.migrations import upgrade
+from tagwarden.testing.fake_registry import FakeRegistry
+from tagwarden.testing.fake_server import DEMO_OCI_HOST, running, seed_demo
+
+ADMIN = "demo-admin@example.com"
+# (registry, namespace, image name) as seed_demo fills the fake registry.
+DEMO_IMAGES = (
+    ("docker.io", "library", "redis"),
+    ("docker.io", "library", "nginx"),
+    ("docker.io", "grafana", "grafana"),
+    (DEMO_OCI_HOST, "org", "app"),
+)
+ROLLED_OUT = "redis"
+SETTLED = ("completed", "failed", "aborted", "rolled_back", "paused")
+ROLLOUT_DEADLINE_SECONDS = 120.0
+
+
+@contextmanager
+def serving(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``app`` (lifespan and workers included) in a thread for the block; yields its URL.
+
+    ``port=0`` picks a free port; binding here, not in uvicorn, is what makes that race-free.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError("the tagwarden server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+def demo_settings(database: Path, registry_url: str, **overrides: Any) -> Settings:
+    """Short intervals, so a rollout's canary, bake and batches take seconds, not minutes."""
+    values: dict[str, Any] = {
+        "database_url": f"sqlite+aiosqlite:///{database}",
+        "dockerhub_api_url": registry_url,
+        "registries": {DEMO_OCI_HOST: {"url": registry_url}},
+        "monitor_enabled": True,
+        "rollout_worker_enabled": True,
+        "rollout_tick_seconds": 0.5,
+        "device_poll_interval_seconds": 5,
+        "device_active_poll_interval_seconds": 1,
+        "device_last_seen_flush_seconds": 1.0,
+        "log_level": "WARNING",
+    }
+    return Settings(**(values | overrides))
+
+
+async def prepare(settings: Settings) -> str:
+    """Migrate the fresh database and create the admin token the demo (and you) use."""
+    engine = make_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        async with make_sessionmaker(engine)() as session, session.begin():
+            _, raw = await auth.create_token(
+                session, name="demo", role="admin", identity=ADMIN, actor="demo"
+            )
+    finally:
+        await engine.dispose()
+    return raw
+
+
+async def approve(settings: Settings, request_id: int) -> None:
+    """Approve and activate as `tagwarden approvals approve` does, printing the seed's lines."""
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            result = await approvals.decide(
+                session,
+                request_id,
+                approve=True,
+                notes="approved in the demo",
+                actor=Principal(identity=ADMIN, role="admin"),
+                auto_process=True,
+            )
+    finally:
+        await engine.dispose()
+    console.print(f"✅ Approved approval request {request_id} as {ADMIN}")
+    if result.activation:
+        print_activation(result.activation)
+
+
+def _ok(response: httpx.Response) -> Any:
+    if response.is_error:
+        raise RuntimeError(f"{response.request.method} {response.request.url.path}: "
+                           f"{response.status_code} {response.text}")  # fmt: skip
+    return response.json()
+
+
+async def discover(client: httpx.AsyncClient) -> dict[str, Any]:
+    """Add the images with monitoring on, run the monitor; the pending request per image."""
+    console.rule("1. discovery")
+    for registry, namespace, name in DEMO_IMAGES:
+        body = {
+            "image_name": name,
+            "namespace": namespace,
+            "registry": registry,
+            "watch_for_updates": True,
+            # A moving tag is never what a fleet should pin: only versions become requests.
+            "tag_exclude": "^latest$",
+        }
+        image = _ok(await client.post("/api/v1/images", json=body))
+        console.print(f"➕ image {image['id']}: {registry}/{namespace}/{name}, monitored")
+    summary = _ok(await client.post("/api/v1/images/monitor/trigger"))
+    console.print(
+        f"monitor: {summary['images_checked']} images checked, "
+        f"{summary['requests_created']} approval requests created"
+    )
+    pending = _ok(await client.get("/api/v1/images/approvals", params={"status": "pending"}))
+    requests: dict[str, Any] = {}
+    for item in pending["items"]:
+        requests.setdefault(item["image_name"], item)
+        meta = item["metadata"]
+        console.print(
+            f"   pending #{item['id']}: {item['image_name']}:{item['tag_name']} "
+            f"{short_digest(item['digest'])} ({', '.join(meta.get('architectures', []))})"
+        )
+    return requests
+
+
+async def roll_out(
+    client: httpx.AsyncClient, fleet: FleetSimulator, tag: str, devices: int
+) -> dict[str, Any]:
+    console.rule("3. rollout")
+    await fleet.register(devices)
+    console.print(
+        f"📟 registered {devices} simulated devices ({fleet.devices[0].uuid} … "
+        f"{fleet.devices[-1].uuid}), {' and '.join(fleet.architectures)}"
+    )
+    await fleet.poll_all()  # every device is seen (and runs nothing) before the rollout
+    options = {"canary_count": 2, "batch_size": max(1, (devices - 2 + 1) // 2)}
+    body = {
+        "image": ROLLED_OUT,
+        "tag": tag,
+        "devices": [d.uuid for d in fleet.devices],
+        "strategy": "canary",
+        "options": options | {"bake_seconds": 2, "health_timeout": 60, "max_failures": "25%"},
+    }
+    rollout = _ok(await client.post("/api/v1/rollouts", json=body))
+    console.print(
+        f"🚀 rollout {rollout['id']}: {rollout['reference']}, canary of 2, "
+        f"then batches of {options['batch_size']} ({rollout['batch_count']} batches)"
+    )
+    return await follow(client, fleet, rollout["id"])
+
+
+async def follow(
+    client: httpx.AsyncClient, fleet: FleetSimulator, rollout_id: int
+) -> dict[str, Any]:
+    """Let the fleet poll and report while the rollout monitor advances; print each change."""
+    started, last = time.monotonic(), ""
+    while True:
+        await fleet.poll_all()
+        rollout: dict[str, Any] = _ok(await client.get(f"/api/v1/rollouts/{rollout_id}"))
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(rollout["counts"].items()) if v)
+        line = (
+            f"   {time.monotonic() - started:5.1f}s  {rollout['status']:<10} batch "
+            f"{rollout['current_batch'] or 0}/{rollout['batch_count']}  {counts}"
+        )
+        if line.split("s  ", 1)[1] != last:
+            console.print(line)
+            last = line.split("s  ", 1)[1]
+        if rollout["status"] in SETTLED:
+            return rollout
+        if time.monotonic() - started > ROLLOUT_DEADLINE_SECONDS:
+            console.print("the rollout did not settle in time; see the admin pages")
+            return rollout
+        await asyncio.sleep(0.4)
+
+
+async def walkthrough(
+    settings: Settings, url: str, token: str, devices: int, fail_rate: float, exit_when_done: bool
+) -> bool:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
+        requests = await discover(client)
+        request = requests.get(ROLLED_OUT)
+        if request is None:
+            console.print(f"no approval request for {ROLLED_OUT}: nothing to roll out")
+            return False
+        console.rule("2. approval")
+        await approve(settings, request["id"])
+        fleet = FleetSimulator(
+            client,
+            admin_headers=headers,
+            fail_rate=fail_rate,
+            architectures=("amd64", "arm64"),
+            prefix="demo",
+            seed=7,
+        )
+        rollout = await roll_out(client, fleet, request["tag_name"], devices)
+        done = bool(rollout["status"] == "completed")
+        running = fleet.running_counts(ROLLED_OUT).get(rollout["digest"], 0)
+        mark = "✅" if done else "⚠️"
+        console.print(f"{mark} rollout {rollout['id']} {rollout['status']}: {running} of "
+                      f"{devices} devices run {rollout['reference']}")  # fmt: skip
+        if exit_when_done:
+            return done
+        console.print(f"\nThe server keeps running at {url} (Ctrl-C stops it); the fleet polls.")
+        while True:
+            await asyncio.sleep(2)
+            await fleet.poll_all()
+
+
+@contextmanager
+def _monitor_log() -> Iterator[None]:
+    """The monitor's seed lines ("[ImageMonitor] …") on stdout, the rest of the server quiet."""
+    logger = logging.getLogger("tagwarden.monitor")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("   %(message)s"))
+    saved = (logger.level, logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
+def demo(
+    host: str = typer.Option("127.0.0.1", help="where the demo server listens"),
+    port: int = typer.Option(0, help="0 = a free port"),
+    devices: int = typer.Option(20, "--devices", "-n", min=3, max=1000),
+    fail_rate: float = typer.Option(0.0, "--fail-rate", min=0.0, max=1.0, help="0.1 = 10%"),
+    exit_when_done: bool = typer.Option(
+        False, "--exit-when-done", help="stop once the rollout settles (exit 1 unless completed)"
+    ),
+) -> None:
+    """Fake registry + server + simulated fleet: discovery → approval → rollout, offline."""
+    from tagwarden.app import create_app
+
+    fake = FakeRegistry()
+    seed_demo(fake)
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="tagwarden-demo-") as tmp,
+            running(fake) as registry_url,
+            _monitor_log(),
+        ):
+            settings = demo_settings(Path(tmp) / "demo.db", registry_url, host=host)
+            token = asyncio.run(prepare(settings))
+            with serving(create_app(settings), host, port) as url:
+                console.print(
+                    f"tagwarden demo at [bold]{url}[/bold]  (fake registry {registry_url})"
+                )
+                console.print(f"   API docs: {url}/docs    admin pages: {url}/")
+                console.print(f"   admin token: {token}")
+                done = asyncio.run(
+                    walkthrough(settings, url, token, devices, fail_rate, exit_when_done)
+                )
+    except KeyboardInterrupt:
+        console.print("\ndemo stopped")
+        return
+    except (RuntimeError, httpx.HTTPError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if not done:
+        raise typer.Exit(1)
