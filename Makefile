@@ -45,6 +45,10 @@ db-check: $(STAMP) ## fail if the models drifted from the migrations (on $$TAGWA
 demo: $(STAMP) ## fake registry + server + 20 simulated devices: discovery → approval → rollout
 	$(BIN)/tagwarden demo
 
+# The benchmarks create (and drop) their own databases on this PostgreSQL server.
+TAGWARDEN_BENCH_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
+export TAGWARDEN_BENCH_POSTGRES_URL
+
 bench: $(STAMP) ## run the benchmarks under bench/ (figures and ratios, no pass/fail)
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
