@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,8 @@ from tagwarden.db import insert_for, utcnow
 from tagwarden.errors import Conflict, DomainError, NotFound
 from tagwarden.notify.service import emit
 from tagwarden.rules import decisions
+
+log = logging.getLogger(__name__)
 
 DECISION_FIELDS = ("status", "reviewed_by", "reviewed_at", "notes")
 
@@ -111,12 +114,36 @@ async def create_request(
         after={"image_id": image_id, "tag_name": tag_name, "digest": request.digest},
     )
     await emit(session, "approval.requested", event_payload(request))
-    if tag_name is not None:
-        # approvals → rules → approvals.decide: imported here, where the cycle is harmless.
-        from tagwarden.rules.service import evaluate
-
-        await evaluate(session, request, now=now or utcnow(), auto_process=auto_process)
+    if tag_name is not None and request.source != "manual":
+        await _let_rules_decide(session, request, now=now or utcnow(), auto_process=auto_process)
     return request
+
+
+async def _let_rules_decide(
+    session: AsyncSession, request: ApprovalRequest, *, now: datetime, auto_process: bool
+) -> None:
+    """Rules judge only what a registry said (the monitor, a webhook's check). A manual
+    request's metadata is typed by a person: a rule acting on its date or digest would let one
+    approver activate anything, past four-eyes.
+
+    A savepoint keeps a rule approval whole: if activating fails (no architecture to activate,
+    say), the request stays pending for a person instead of half-decided.
+    """
+    # approvals → rules → approvals.decide: imported here, where the cycle is harmless.
+    from tagwarden.rules.service import evaluate
+
+    try:
+        async with session.begin_nested():
+            await evaluate(session, request, now=now, auto_process=auto_process)
+    except DomainError as exc:
+        await session.refresh(request)
+        log.warning(
+            "rules could not decide request %d (%s:%s): %s",
+            request.id,
+            request.image_name,
+            request.tag_name,
+            exc.detail,
+        )
 
 
 def event_payload(request: ApprovalRequest) -> dict[str, Any]:
