@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
 
 
 class DomainError(Exception):
@@ -64,6 +68,17 @@ def error_body(detail: str, code: str) -> dict[str, Any]:
     return {"detail": detail, "code": code}
 
 
+def is_unstorable_value(exc: BaseException) -> bool:
+    """A value the database cannot hold: an id past the integer column, a NUL in text, NaN in
+    JSON (PostgreSQL's SQLSTATE class 22, "data exception"), or an integer past SQLite's 64 bits.
+    That is bad input, not a server fault."""
+    if isinstance(exc, OverflowError):
+        return True
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return isinstance(exc, DBAPIError) and isinstance(sqlstate, str) and sqlstate.startswith("22")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def domain(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
@@ -87,6 +102,23 @@ def install_error_handlers(app: FastAPI) -> None:
             parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
         return JSONResponse(error_body("; ".join(parts), "invalid_input"), status_code=422)
 
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # The use case's transaction was rolled back on the way out (see deps._session).
+        if is_unstorable_value(exc):
+            return JSONResponse(
+                error_body(
+                    "a value in the request is out of range or cannot be stored "
+                    "(an id too large, a NUL character, a non-finite number)",
+                    "invalid_input",
+                ),
+                status_code=422,
+            )
+        log.error("unhandled error", exc_info=exc)
+        return JSONResponse(error_body("internal server error", "internal_error"), status_code=500)
+
     app.add_exception_handler(DomainError, domain)
+    app.add_exception_handler(DBAPIError, unexpected)
+    app.add_exception_handler(OverflowError, unexpected)
+    app.add_exception_handler(Exception, unexpected)
     app.add_exception_handler(StarletteHTTPException, http)
     app.add_exception_handler(RequestValidationError, validation)

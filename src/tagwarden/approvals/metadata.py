@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,9 @@ def parse_timestamp(value: object) -> datetime | None:
     elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
-        except ValueError:
+            # Converting year 1 or 9999 with an offset to UTC leaves the calendar.
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        except (ValueError, OverflowError):
             return None
     else:
         return None
@@ -68,6 +71,28 @@ def validate(metadata: dict[str, Any], *, require_architectures: bool) -> dict[s
     if last_updated is not None and parse_timestamp(last_updated) is None:
         raise InvalidInput("metadata.last_updated must be an ISO 8601 timestamp")
     platforms = metadata.get("platforms")
-    if platforms is not None and not isinstance(platforms, dict):
-        raise InvalidInput("metadata.platforms must map architecture to digest")
+    if platforms is not None:
+        if not isinstance(platforms, dict):
+            raise InvalidInput("metadata.platforms must map architecture to digest")
+        for arch in platforms:
+            digest = platform_digest(metadata, arch)
+            error = references.digest_error(digest) if digest else "no digest"
+            if error:
+                raise InvalidInput(f"metadata.platforms.{arch}: {error}")
+    _refuse_unstorable(metadata, "metadata")
     return metadata
+
+
+def _refuse_unstorable(value: object, where: str) -> None:
+    """NaN/Infinity and NUL characters are not JSON that PostgreSQL's JSONB can hold."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInput(f"{where} holds a non-finite number")
+    if isinstance(value, str) and "\x00" in value:
+        raise InvalidInput(f"{where} holds a NUL character")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_unstorable(key, where)
+            _refuse_unstorable(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_unstorable(item, f"{where}[{index}]")
