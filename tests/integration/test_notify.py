@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.config import Settings
 from tagwarden.db import utcnow
+from tagwarden.errors import InvalidInput
 from tagwarden.notify import service
 from tagwarden.notify.models import NotificationDelivery, NotificationEvent
 from tagwarden.notify.worker import OutboxWorker
@@ -303,3 +304,57 @@ async def test_a_delivery_that_keeps_failing_ends_as_failed_with_its_error(
         [failure] = await service.recent_failures(session)
     assert counts == {"pending": 0, "delivered": 0, "failed": 1}
     assert failure["last_error"] == "HTTP 500: no"
+
+
+async def test_a_channel_that_breaks_its_sender_fails_alone_and_the_batch_is_recorded(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Found in review: an exception other than a delivery failure escaped the batch, so no
+    outcome was recorded and every event was resent on every tick."""
+    good = await add_channel(sessionmaker, "webhook", {"url": RECEIVER}, ["monitor.error"])
+    async with sessionmaker() as session, session.begin():
+        broken = await service.create_channel(
+            session,
+            name="broken",
+            kind="webhook",
+            config={"url": "http://broken.test/hook"},
+            events=["monitor.error"],
+            actor="t",
+        )
+    bad = broken.id
+    await emit_one(sessionmaker)
+    received: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "broken.test":
+            raise ValueError("a sender library choked on this channel")
+        received.append(request.headers["X-Tagwarden-Idempotency-Key"])
+        return httpx.Response(200)
+
+    outbox = worker(settings, sessionmaker, handler, Clock())
+    assert await outbox.run_once() == 2
+    assert await outbox.run_once() == 0  # nothing due again: both outcomes were recorded
+
+    async with sessionmaker() as session:
+        rows = {
+            d.channel_id: d for d in (await session.scalars(select(NotificationDelivery))).all()
+        }
+    assert rows[good].status == "delivered"
+    assert rows[bad].status == "pending"
+    assert "ValueError" in (rows[bad].last_error or "")
+    assert len(received) == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "config"),
+    [
+        ("webhook", {"url": "http://[::1"}),
+        ("slack", {"url": "https://"}),
+        ("email", {"to": ["a@b.example\r\nBcc: c@d.example"]}),
+    ],
+)
+async def test_channels_that_could_never_deliver_are_refused(
+    sessionmaker: async_sessionmaker[AsyncSession], kind: str, config: dict[str, Any]
+) -> None:
+    with pytest.raises(InvalidInput):
+        await add_channel(sessionmaker, kind, config, ["monitor.error"])

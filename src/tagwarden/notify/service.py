@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
+import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -88,6 +89,12 @@ def check_config(kind: str, config: Mapping[str, Any]) -> dict[str, Any]:
         url = config.get("url")
         if not isinstance(url, str) or not url.startswith(("https://", "http://")):
             raise InvalidInput(f"a {kind} channel needs config.url, an http(s) URL")
+        try:
+            parsed = httpx.URL(url)
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise InvalidInput(f"config.url is not a valid URL: {exc}") from exc
+        if not parsed.host:
+            raise InvalidInput("config.url has no host")
         checked["url"] = url
     if kind == "webhook":
         secret = config.get("secret") or secrets.token_urlsafe(32)
@@ -101,7 +108,14 @@ def check_config(kind: str, config: Mapping[str, Any]) -> dict[str, Any]:
         if (
             not isinstance(to, list)
             or not to
-            or not all(isinstance(a, str) and "@" in a and len(a) <= 254 for a in to)
+            or not all(
+                isinstance(a, str)
+                and "@" in a
+                and len(a) <= 254
+                # A CR or LF would inject headers (Bcc: …) into the message.
+                and not any(c in a for c in "\r\n,;")
+                for a in to
+            )
         ):
             raise InvalidInput("an email channel needs config.to, a list of email addresses")
         checked["to"] = to

@@ -124,7 +124,12 @@ class OutboxWorker:
     async def deliver(self, item: Claimed) -> Outcome:
         try:
             await send(item.kind, item.config, item.message, http=self.http, settings=self.settings)
-        except DeliveryFailed as exc:
+        except Exception as exc:
+            # A bad channel (an unparsable URL, a header an SMTP library refuses) must count as a
+            # failed attempt like any other: escaping here would skip recording the whole batch
+            # and resend every event in it on every tick.
+            if not isinstance(exc, DeliveryFailed):
+                exc = DeliveryFailed(f"{type(exc).__name__}: {exc}")
             log.warning(
                 "notification %s (%s) delivery %d attempt %d failed: %s",
                 item.message.event,
