@@ -390,3 +390,35 @@ async def test_a_spent_registry_budget_goes_to_the_most_overdue_images_first(
     assert "hub.fake" in status["registryBudget"]
     metrics = await world.client.get("/metrics", headers=world.admin)
     assert 'tagwarden_registry_budget_remaining{host="hub.fake"}' in metrics.text
+
+
+async def test_a_repushed_tag_nobody_asked_about_is_recorded_but_not_requested(
+    world: World,
+) -> None:
+    world.fake.add_repository("library/redis", 4)
+    image_id = await world.add_image("redis")
+    await world.monitor.run_once()
+    [first] = await world.requests(image_id)
+    older = [t.name for t in world.fake.model.repository("library/redis").newest_first()[1:]]
+    for name in older:  # an upstream rebuild of every old tag
+        world.clock.advance(60)
+        world.fake.repush_tag("library/redis", name)
+
+    summary = await world.monitor.run_once(force=True)
+
+    assert summary.requests_created == 0
+    assert len(await world.requests(image_id)) == 1
+    async with world.sessionmaker() as session:
+        digests = dict(
+            (await session.execute(select(DiscoveredTag.tag, DiscoveredTag.digest))).all()
+        )
+    repo = world.fake.model.repository("library/redis")
+    assert all(digests[name] == repo.tags[name].artifact.digest for name in older)
+
+    world.clock.advance(60)
+    world.fake.repush_tag("library/redis", first.tag_name or "")
+    await world.monitor.run_once(force=True)
+    assert [r.metadata_.get("reason") for r in await world.requests(image_id)] == [
+        None,
+        "digest_changed",
+    ]

@@ -9,7 +9,7 @@ as seen, so adding an image with a thousand tags does not bury reviewers in a th
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -96,7 +96,11 @@ def plan(
     *,
     policy: str,
     wanted: TagFilter,
+    tracked: Collection[str] = (),
 ) -> Plan:
+    """``tracked``: tags that have an approval request or an image_tags row. A re-push asks
+    again only for those: official images rebuild every tag upstream, and a re-push of a tag
+    nobody ever asked about is no news (it was recorded as seen, and stays so)."""
     ordered = newest_first(remote)
     first_scan = not known
     new = [t for t in ordered if t.name not in known and wanted(t.name) and t.digest]
@@ -105,7 +109,10 @@ def plan(
         for t in ordered
         if t.name in known and wanted(t.name) and _is_new_or_changed(t, known[t.name])
     ]
-    chosen = new[:1] if first_scan or policy != "all" else new
+    # A tag with no architecture (attestations only, a Helm chart, a tag the registry would not
+    # resolve) is recorded as seen but never asked about: activation would have nothing to add.
+    deployable = [t for t in new if t.architectures]
+    chosen = deployable[:1] if first_scan or policy != "all" else deployable
     candidates = [Candidate(t, "new") for t in chosen]
     candidates += [
         Candidate(
@@ -115,6 +122,7 @@ def plan(
             changed_platforms=changed_platforms(t, known[t.name]),
         )
         for t in changed
+        if t.name in tracked and t.architectures
     ]
     return Plan(new=new, changed=changed, candidates=candidates, first_scan=first_scan)
 

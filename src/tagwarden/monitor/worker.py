@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tagwarden.catalogue.models import Image
 from tagwarden.config import Settings
 from tagwarden.db import utcnow
-from tagwarden.monitor import service
+from tagwarden.monitor import record, service
 from tagwarden.registry.base import ImageNotFound, RegistryClient, RegistryError
 from tagwarden.registry.factory import client_for, is_docker_hub, repository_path
 from tagwarden.registry.transport import RegistryState
@@ -123,6 +123,8 @@ class ImageMonitor:
             target = image
         async with self.sessionmaker() as session:
             known = await service.load_known(session, target.id)
+            # Only needed to judge re-pushes, which a first scan cannot have.
+            tracked = await service.load_tracked(session, target.id) if known else set()
         name = target.display_name
         log.info("[ImageMonitor] Checking %s at %s", name, self.listing_url(target))
         repository = repository_path(target.namespace, target.image_name, target.registry_host)
@@ -137,16 +139,16 @@ class ImageMonitor:
             log.error("[ImageMonitor] Error checking %s: %s", name, exc)
             return await self._failed(target, str(exc))
 
-        plan = service.plan_for(target, remote, known)
+        plan = service.plan_for(target, remote, known, tracked)
         log.info("[ImageMonitor] Found %d tags for %s", len(remote), name)
         log.info("[ImageMonitor] Found %d new tags for %s", len(plan.new), name)
-        if unchanged is not None and service.nothing_to_record(remote, known, plan):
+        if unchanged is not None and record.nothing_to_record(remote, known, plan):
             unchanged.append((target, self.clock()))
             result = service.CheckResult(target.id, name, tags_seen=len(remote))
             self._report(result)
             return result
         async with self._write_gate, self.sessionmaker() as session, session.begin():
-            result = await service.record_outcome(
+            result = await record.record_outcome(
                 session,
                 target,
                 remote,
@@ -160,7 +162,7 @@ class ImageMonitor:
 
     async def _failed(self, target: service.Target, error: str) -> service.CheckResult:
         async with self._write_gate, self.sessionmaker() as session, session.begin():
-            await service.record_failure(
+            await record.record_failure(
                 session,
                 target,
                 error,
@@ -245,7 +247,7 @@ class ImageMonitor:
             return list(await asyncio.gather(*(one(t) for t in targets)))
         finally:
             async with self._write_gate, self.sessionmaker() as session, session.begin():
-                await service.record_unchanged(
+                await record.record_unchanged(
                     session,
                     unchanged,
                     default_interval_minutes=self.settings.check_interval_minutes,
