@@ -54,6 +54,22 @@ STATUS_EVENTS = {
 }
 
 
+async def lock(session: AsyncSession, rollout_id: int) -> None:
+    """Take the rollout row's write lock before reading it.
+
+    FOR UPDATE does it on PostgreSQL; SQLite ignores FOR UPDATE and begins its transaction
+    only at the first write, so a read-check-write there could interleave with another
+    writer (found in review: a pause committed over an abort). This no-op UPDATE is that
+    first write on SQLite, and a row lock on PostgreSQL.
+    """
+    await session.execute(
+        update(Rollout)
+        .where(Rollout.id == rollout_id)
+        .values(status=Rollout.status)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def set_status(
     session: AsyncSession,
     rollout: Rollout,

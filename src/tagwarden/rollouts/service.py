@@ -234,9 +234,12 @@ async def create(
 
 
 async def get_rollout(session: AsyncSession, rollout_id: int, *, lock: bool = False) -> Rollout:
+    """The rollout; with ``lock``, read only once this transaction holds its write lock, so
+    a concurrent pause/abort/worker step cannot slip between the check and the change."""
     query = select(Rollout).where(Rollout.id == rollout_id)
     if lock:
-        query = query.with_for_update()
+        await engine.lock(session, rollout_id)
+        query = query.with_for_update().execution_options(populate_existing=True)
     rollout = await session.scalar(query)
     if rollout is None:
         raise NotFound(f"rollout {rollout_id} not found")

@@ -51,6 +51,12 @@ class RolloutMonitor:
             if rollout is None:
                 return None
             done.add(rollout.id)
+            # Re-read under the write lock (see engine.lock): an operator may have paused or
+            # aborted it since the SELECT, which SQLite does not lock.
+            await engine.lock(session, rollout.id)
+            await session.refresh(rollout)
+            if rollout.status not in ("pending", "running"):
+                return rollout.id
             started = time.perf_counter()
             await engine.advance(session, rollout, self.clock())
             log.debug(
