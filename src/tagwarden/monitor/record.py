@@ -108,7 +108,7 @@ async def _make_way(session: AsyncSession, target: Target, tag: RemoteTag, now: 
     if any(digest == tag.digest for _, digest, _ in rows):
         return False
     for request_id, digest, _ in rows:  # only pending ones for another digest are left
-        await session.execute(
+        superseded = await session.execute(
             update(ApprovalRequest)
             .where(ApprovalRequest.id == request_id, ApprovalRequest.status == "pending")
             .values(
@@ -118,6 +118,8 @@ async def _make_way(session: AsyncSession, target: Target, tag: RemoteTag, now: 
                 notes=f"superseded: the tag was re-pushed as {tag.digest}",
             )
         )
+        if getattr(superseded, "rowcount", 0) != 1:
+            continue  # a person decided it a moment ago: theirs is the decision on record
         audit.record(
             session,
             actor=MONITOR,
