@@ -422,3 +422,25 @@ async def test_a_repushed_tag_nobody_asked_about_is_recorded_but_not_requested(
         None,
         "digest_changed",
     ]
+
+
+async def test_a_repush_while_pending_supersedes_the_stale_request(world: World) -> None:
+    world.fake.add_repository("library/redis", 3)
+    image_id = await world.add_image("redis")
+    await world.monitor.run_once()
+    [stale] = await world.requests(image_id)
+    world.clock.advance(60)
+    world.fake.repush_tag("library/redis", stale.tag_name or "")
+
+    await world.monitor.run_once(force=True)
+
+    old, new = await world.requests(image_id)
+    assert (old.status, old.reviewed_by) == ("rejected", "image_monitor")
+    assert old.notes == f"superseded: the tag was re-pushed as {new.digest}"
+    assert (new.status, new.tag_name, new.metadata_["old_digest"]) == (
+        "pending",
+        stale.tag_name,
+        stale.digest,
+    )
+    audit = await world.client.get("/api/v1/audit?action=approval.superseded", headers=world.admin)
+    assert [e["entity_id"] for e in audit.json()["items"]] == [str(old.id)]
