@@ -130,11 +130,14 @@ async def _let_rules_decide(
     say), the request stays pending for a person instead of half-decided.
     """
     # approvals → rules → approvals.decide: imported here, where the cycle is harmless.
-    from tagwarden.rules.service import evaluate
+    from tagwarden.rules.service import evaluate, rules_for
 
+    rules = await rules_for(session, request.image_id)
+    if not rules:  # most images: no savepoint to pay for
+        return
     try:
         async with session.begin_nested():
-            await evaluate(session, request, now=now, auto_process=auto_process)
+            await evaluate(session, request, now=now, auto_process=auto_process, rules=rules)
     except DomainError as exc:
         await session.refresh(request)
         log.warning(

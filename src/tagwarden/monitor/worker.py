@@ -123,8 +123,6 @@ class ImageMonitor:
             target = image
         async with self.sessionmaker() as session:
             known = await service.load_known(session, target.id)
-            # Only needed to judge re-pushes, which a first scan cannot have.
-            tracked = await service.load_tracked(session, target.id) if known else set()
         name = target.display_name
         log.info("[ImageMonitor] Checking %s at %s", name, self.listing_url(target))
         repository = repository_path(target.namespace, target.image_name, target.registry_host)
@@ -139,7 +137,12 @@ class ImageMonitor:
             log.error("[ImageMonitor] Error checking %s: %s", name, exc)
             return await self._failed(target, str(exc))
 
-        plan = service.plan_for(target, remote, known, tracked)
+        plan = service.plan_for(target, remote, known)
+        if plan.changed:
+            # Which re-pushed tags anyone asked about: read only when there are re-pushes.
+            async with self.sessionmaker() as session:
+                tracked = await service.load_tracked(session, target.id)
+            plan = service.plan_for(target, remote, known, tracked)
         log.info("[ImageMonitor] Found %d tags for %s", len(remote), name)
         log.info("[ImageMonitor] Found %d new tags for %s", len(plan.new), name)
         if unchanged is not None and record.nothing_to_record(remote, known, plan):

@@ -176,8 +176,24 @@ async def _activated_tags(session: AsyncSession, image_id: int) -> list[str]:
     return list(rows.all())
 
 
+async def rules_for(session: AsyncSession, image_id: int) -> Sequence[ApprovalRule]:
+    """The image's enabled rules, in the order they were made."""
+    return (
+        await session.scalars(
+            select(ApprovalRule)
+            .where(ApprovalRule.image_id == image_id, ApprovalRule.enabled.is_(True))
+            .order_by(ApprovalRule.id)
+        )
+    ).all()
+
+
 async def evaluate(
-    session: AsyncSession, request: ApprovalRequest, *, now: datetime, auto_process: bool
+    session: AsyncSession,
+    request: ApprovalRequest,
+    *,
+    now: datetime,
+    auto_process: bool,
+    rules: Sequence[ApprovalRule] | None = None,
 ) -> ApprovalRule | None:
     """Let the image's rules decide a pending tag request.
 
@@ -188,13 +204,8 @@ async def evaluate(
     """
     if request.tag_name is None or request.status != "pending":
         return None
-    rules = (
-        await session.scalars(
-            select(ApprovalRule)
-            .where(ApprovalRule.image_id == request.image_id, ApprovalRule.enabled.is_(True))
-            .order_by(ApprovalRule.id)
-        )
-    ).all()
+    if rules is None:
+        rules = await rules_for(session, request.image_id)
     if not rules:
         return None
     activated = await _activated_tags(session, request.image_id)
