@@ -199,3 +199,20 @@ def test_simulate_fleet_registers_polls_and_runs_a_rollout_on_a_live_server(
             ),
         )
     assert rollout["counts"]["succeeded"] == 4
+
+
+def test_operator_actions_from_the_command_line(cli_env: str) -> None:
+    _seed(cli_env)
+    _invoke("devices", "add", "edge-1", "--arch", "amd64")
+    created = _invoke("rollouts", "create", "redis", TAG, "-d", "edge-1")
+    rollout_id = re.search(r"Created rollout (\d+)", created.stdout)
+    assert rollout_id is not None
+    rid = rollout_id.group(1)
+
+    assert "paused: now paused" in _invoke("rollouts", "pause", rid).stdout
+    assert "resumed: now pending" in _invoke("rollouts", "resume", rid).stdout
+    assert "aborted: now aborted" in _invoke("rollouts", "abort", rid).stdout
+    refused = runner.invoke(app, ["rollouts", "pause", rid])
+    assert refused.exit_code == 1
+    assert "is aborted" in refused.output
+    assert "rolled back: now rolled_back" in _invoke("rollouts", "rollback", rid).stdout

@@ -12,7 +12,9 @@ from tagwarden.rollouts import engine, service
 from tagwarden.rollouts.models import Rollout
 from tagwarden.rollouts.schemas import RolloutCreate
 
-app = typer.Typer(help="Rollouts: create, list, show.", no_args_is_help=True)
+app = typer.Typer(
+    help="Rollouts: create, list, show, pause, resume, abort, rollback.", no_args_is_help=True
+)
 
 
 @app.command("create")
@@ -40,7 +42,8 @@ def create(
     )
 
     async def work(session: AsyncSession) -> tuple[service.Prepared, Rollout | None]:
-        prepared = await service.prepare(session, body, now=utcnow(), poll_interval=60)
+        poll_interval = int(session.info.get("device_poll_interval_seconds", 60))
+        prepared = await service.prepare(session, body, now=utcnow(), poll_interval=poll_interval)
         if dry_run:
             return prepared, None
         return prepared, await service.create(session, body, prepared, cli_principal())
@@ -104,3 +107,28 @@ def show(rollout_id: int = typer.Argument(...)) -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
+
+
+def _transition(name: str, past: str) -> None:
+    """A command for one operator action, through the same service as the API's endpoint."""
+    action = getattr(service, name)
+
+    def command(rollout_id: int = typer.Argument(..., help="the rollout's id")) -> None:
+        async def work(session: AsyncSession) -> Rollout:
+            rollout: Rollout = await action(session, rollout_id, cli_principal(), utcnow())
+            return rollout
+
+        rollout = transact(work)
+        console.print(f"Rollout {rollout.id} {past}: now {rollout.status}")
+
+    command.__doc__ = f"{past.capitalize()} a rollout (as the API's /rollouts/ID/{name})."
+    app.command(name)(command)
+
+
+for _name, _past in (
+    ("pause", "paused"),
+    ("resume", "resumed"),
+    ("abort", "aborted"),
+    ("rollback", "rolled back"),
+):
+    _transition(_name, _past)
