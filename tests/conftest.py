@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.app import create_app
 from tagwarden.auth import service as auth
-from tagwarden.config import Settings
+from tagwarden.config import Settings, get_settings
 from tagwarden.db import make_engine, make_sessionmaker
 from tagwarden.migrations import upgrade
 from tagwarden.models import Base
@@ -156,3 +156,12 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-un
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://tagwarden.test") as c:
         yield c
+
+
+@pytest.fixture
+def cli_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The `tagwarden` command's environment pointed at this test's database."""
+    monkeypatch.setenv("TAGWARDEN_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    yield database_url
+    get_settings.cache_clear()

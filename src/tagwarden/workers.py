@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -36,3 +37,33 @@ class BackgroundWorkers:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         self._tasks.clear()
+
+
+class Ticker:
+    """The loop every worker runs: a tick, then a wait of ``seconds`` (or until woken).
+
+    A failed tick is logged and the loop goes on (the database may be back next time); a tick
+    that reports more work (returns a truthy value) is followed at once when ``eager``.
+    """
+
+    def __init__(self, name: str, seconds: float, *, eager: bool = False) -> None:
+        self.name = name
+        self.seconds = seconds
+        self.eager = eager
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, tick: Callable[[], Awaitable[object]]) -> None:
+        while True:
+            busy: object = None
+            try:
+                busy = await tick()
+            except Exception:  # the loop outlives a failed tick
+                log.exception("%s tick failed; retrying", self.name)
+            if self.eager and busy:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.seconds)

@@ -18,20 +18,12 @@ from tagwarden.app import create_app
 from tagwarden.auth import service as auth
 from tagwarden.cli.demo import serving
 from tagwarden.cli.main import app
-from tagwarden.config import Settings, get_settings
+from tagwarden.config import Settings
 from tagwarden.db import make_engine, make_sessionmaker
 from tests.integration.test_rollouts_support import NEW, activate, add_image
 
 runner = CliRunner()
 TAG = "7.2.5-alpine"
-
-
-@pytest.fixture
-def cli_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("TAGWARDEN_DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    yield database_url
-    get_settings.cache_clear()
 
 
 def _seed(url: str) -> str:

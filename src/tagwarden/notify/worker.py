@@ -10,7 +10,6 @@ due again: delivery is at least once, and the idempotency key lets a receiver dr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from tagwarden.config import Settings
 from tagwarden.db import utcnow
 from tagwarden.notify.models import NotificationChannel, NotificationDelivery, NotificationEvent
 from tagwarden.notify.senders import DeliveryFailed, Message, send
+from tagwarden.workers import Ticker
 
 log = logging.getLogger("tagwarden.notify")
 BATCH = 50
@@ -60,7 +60,8 @@ class OutboxWorker:
         self.sessionmaker = sessionmaker
         self.http = http or httpx.AsyncClient(follow_redirects=False)
         self.clock = clock
-        self._wake = asyncio.Event()
+        # eager: a tick that sent something is followed at once, more may be due.
+        self._ticker = Ticker("notification outbox", settings.outbox_poll_seconds, eager=True)
 
     def backoff(self, attempt: int) -> timedelta:
         """Exponential with jitter: retries of many events to one dead receiver spread out."""
@@ -182,20 +183,10 @@ class OutboxWorker:
 
     async def run_forever(self) -> None:
         log.info("notification outbox worker started")
-        while True:
-            try:
-                attempted = await self.run_once()
-            except Exception:  # the loop outlives a failed tick (database down, say)
-                log.exception("notification outbox tick failed; retrying")
-                attempted = 0
-            if attempted:
-                continue  # more may be due right away
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.outbox_poll_seconds)
+        await self._ticker.run(self.run_once)
 
     def wake(self) -> None:
-        self._wake.set()
+        self._ticker.wake()
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -8,8 +8,6 @@ and never stops the others.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -22,6 +20,7 @@ from tagwarden.config import Settings
 from tagwarden.db import utcnow
 from tagwarden.rollouts import engine
 from tagwarden.rollouts.models import Rollout
+from tagwarden.workers import Ticker
 
 log = logging.getLogger("tagwarden.rollouts")
 
@@ -37,7 +36,7 @@ class RolloutMonitor:
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.clock = clock
-        self._wake = asyncio.Event()
+        self._ticker = Ticker("rollout monitor", settings.rollout_tick_seconds)
 
     async def _advance_next(self, done: set[int]) -> int | None:
         """Claim a rollout not yet advanced in this tick and advance it; None if none is left."""
@@ -88,14 +87,7 @@ class RolloutMonitor:
 
     async def run_forever(self) -> None:
         log.info("rollout monitor started (tick every %.1f s)", self.settings.rollout_tick_seconds)
-        while True:
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("rollout monitor tick failed; retrying at the next tick")
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.rollout_tick_seconds)
+        await self._ticker.run(self.tick)
 
     def wake(self) -> None:
-        self._wake.set()
+        self._ticker.wake()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -12,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tagwarden.config import Settings
 from tagwarden.db import utcnow
 from tagwarden.rules.service import approve_due
+from tagwarden.workers import Ticker
 
 log = logging.getLogger("tagwarden.rules")
 
@@ -38,9 +38,4 @@ class RulesWorker:
         return approved
 
     async def run_forever(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:  # the loop outlives a failed tick (database down, say)
-                log.exception("approval rules tick failed; retrying")
-            await asyncio.sleep(self.settings.rules_tick_seconds)
+        await Ticker("approval rules", self.settings.rules_tick_seconds).run(self.run_once)
