@@ -108,6 +108,8 @@ def settings(database_url: str) -> Settings:
         database_url=database_url,
         monitor_enabled=False,
         rollout_worker_enabled=False,
+        outbox_worker_enabled=False,
+        rules_worker_enabled=False,
         secret_key="test-secret-key-0123456789",
     )
 
