@@ -71,10 +71,21 @@ async def get_device(session: AsyncSession, uuid: str) -> Device:
 
 
 async def device_apps(session: AsyncSession, device_id: int) -> list[DeviceApp]:
-    rows = await session.scalars(
-        select(DeviceApp).where(DeviceApp.device_id == device_id).order_by(DeviceApp.app_name)
-    )
-    return list(rows.all())
+    return (await apps_of(session, [device_id])).get(device_id, [])
+
+
+async def apps_of(session: AsyncSession, device_ids: Sequence[int]) -> dict[int, list[DeviceApp]]:
+    """The apps of many devices in one query (a page of the fleet), by device id."""
+    out: dict[int, list[DeviceApp]] = {i: [] for i in device_ids}
+    if device_ids:
+        rows = await session.scalars(
+            select(DeviceApp)
+            .where(DeviceApp.device_id.in_(list(device_ids)))
+            .order_by(DeviceApp.device_id, DeviceApp.app_name)
+        )
+        for app in rows.all():
+            out[app.device_id].append(app)
+    return out
 
 
 async def list_devices(

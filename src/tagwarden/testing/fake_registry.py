@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from email.utils import formatdate
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
 from starlette.datastructures import URL
@@ -31,12 +30,8 @@ from tagwarden.testing import fake_hub, fake_oci
 from tagwarden.testing.fake_auth import FakeAuth, OciAuth
 from tagwarden.testing.fake_faults import Faults, RequestRecord, RequestStats, RetryStyle
 from tagwarden.testing.fake_model import (
-    DEFAULT_PLATFORMS,
     FakeRepository,
-    MediaTypes,
     RegistryModel,
-    TagRecord,
-    version_tag,
 )
 
 Handler = Callable[["FakeRegistry", Request, "Route", "str | None"], Awaitable[Response]]
@@ -109,52 +104,17 @@ class FakeRegistry:
         self.auth = FakeAuth(self.clock)
         self._hub_window = (0.0, 0)  # (window start, requests in it)
         self._pull_window = (0.0, 0)
+        # Building content is the model's: tests reach it through the fake, signatures intact.
+        self.add_repository = self.model.add_repository
+        self.push_tag = self.model.push_tag
+        self.repush_tag = self.model.repush_tag
+        self.alias_tag = self.model.alias_tag
 
     # -- the model, for tests ----------------------------------------------------------------
 
     def add_user(self, username: str, password: str) -> None:
         """An account for Hub sign-in, the token endpoint and Basic auth."""
         self.auth.users[username] = password
-
-    def add_repository(
-        self,
-        name: str,
-        tags: int = 0,
-        *,
-        platforms: Sequence[str] = DEFAULT_PLATFORMS,
-        official: bool | None = None,
-        private: bool = False,
-        media_types: MediaTypes = "oci",
-        attestations: bool | None = None,
-        newest: datetime | None = None,
-        spacing: timedelta = timedelta(hours=1),
-        tag_names: Callable[[int], str] = version_tag,
-        with_latest: bool = False,
-    ) -> FakeRepository:
-        return self.model.add_repository(
-            name,
-            tags,
-            platforms=platforms,
-            official=official,
-            private=private,
-            media_types=media_types,
-            attestations=attestations,
-            newest=newest,
-            spacing=spacing,
-            tag_names=tag_names,
-            with_latest=with_latest,
-        )
-
-    def push_tag(self, repository: str, tag: str, **kwargs: Any) -> TagRecord:
-        return self.model.push_tag(repository, tag, **kwargs)
-
-    def repush_tag(
-        self, repository: str, tag: str, *, only_platform: str | None = None
-    ) -> TagRecord:
-        return self.model.repush_tag(repository, tag, only_platform=only_platform)
-
-    def alias_tag(self, repository: str, tag: str, target: str) -> TagRecord:
-        return self.model.alias_tag(repository, tag, target)
 
     def transport(self) -> httpx.ASGITransport:
         return httpx.ASGITransport(app=self)

@@ -27,8 +27,7 @@ async def devices_page(
     rows, total = await service.list_devices(
         session, architecture=architecture or None, limit=PAGE_SIZE, offset=offset
     )
-    # One query per device on a page of at most PAGE_SIZE: simple, and bounded.
-    apps = {device.id: await service.device_apps(session, device.id) for device in rows}
+    apps = await service.apps_of(session, [device.id for device in rows])
     return page(
         request,
         "devices.html",
