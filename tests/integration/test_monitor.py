@@ -18,6 +18,7 @@ from tagwarden.app import create_app
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.catalogue.models import Image
 from tagwarden.config import RegistryCredentials, Settings
+from tagwarden.monitor import record, service, worker
 from tagwarden.monitor.models import DiscoveredTag
 from tagwarden.monitor.worker import ImageMonitor
 from tagwarden.registry.transport import RegistryState
@@ -338,10 +339,10 @@ async def test_the_monitor_starts_with_the_server_and_runs_at_once(
     )
     app = create_app(configured, registry_transport=fake.transport())
     async with app.router.lifespan_context(app):
-        for _ in range(200):
+        for _ in range(200):  # until the first run has committed its request and finished
             async with sessionmaker() as session:
                 found = await session.scalar(select(func.count()).select_from(ApprovalRequest))
-            if found:
+            if found and app.state.monitor.last_run is not None:
                 break
             await asyncio.sleep(0.05)
         status = app.state.monitor.status()
@@ -444,3 +445,128 @@ async def test_a_repush_while_pending_supersedes_the_stale_request(world: World)
     )
     audit = await world.client.get("/api/v1/audit?action=approval.superseded", headers=world.admin)
     assert [e["entity_id"] for e in audit.json()["items"]] == [str(old.id)]
+
+
+async def test_a_scan_larger_than_a_chunk_and_a_batch_checks_each_image_once_in_order(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small stages, so a short scan crosses several known-tag chunks and write batches.
+    monkeypatch.setattr(worker, "KNOWN_CHUNK", 3)
+    monkeypatch.setattr(worker, "WRITE_BATCH", 2)
+    batches: list[int] = []
+    write = record.record_outcomes
+
+    async def counted(session: AsyncSession, outcomes: Any, **kw: Any) -> Any:
+        batches.append(len(outcomes))
+        return await write(session, outcomes, **kw)
+
+    monkeypatch.setattr(record, "record_outcomes", counted)
+    ids = []
+    for i in range(11):
+        world.fake.add_repository(f"library/img{i}", 4)
+        ids.append(await world.add_image(f"img{i}"))
+
+    summary = await world.monitor.run_once()
+
+    assert [r.image_id for r in summary.results] == ids
+    assert all(r.error is None and len(r.requests_created) == 1 for r in summary.results)
+    assert sum(batches) == 11
+    assert max(batches) <= 2
+    assert world.fake.stats.count("hub_tags") == 11
+    async with world.sessionmaker() as session:
+        seen = dict(
+            (
+                await session.execute(
+                    select(DiscoveredTag.image_id, func.count()).group_by(DiscoveredTag.image_id)
+                )
+            ).all()
+        )
+    assert seen == dict.fromkeys(ids, 4)
+    assert sorted(r.image_id for r in await world.requests()) == ids
+
+
+async def checked_outcomes(world: World, image_ids: list[int]) -> list[record.Outcome]:
+    """What checks of these images would write, observed but not yet written."""
+    async with world.sessionmaker() as session:
+        targets = [service.Target.of(await session.get_one(Image, i)) for i in image_ids]
+        known = await service.load_known(session, image_ids)
+    return [await world.monitor.observe(t, known.get(t.id, {})) for t in targets]
+
+
+async def test_one_batch_writes_every_kind_of_outcome_as_each_alone_would(world: World) -> None:
+    for name in ("redis", "nginx", "grafana", "mysql"):
+        world.fake.add_repository(f"library/{name}", 3)
+    repushed = await world.add_image("redis")
+    unchanged = await world.add_image("nginx")
+    await world.monitor.run_once()
+    [stale] = await world.requests(repushed)
+    world.clock.advance(60)
+    world.fake.repush_tag("library/redis", stale.tag_name or "")
+    new = await world.add_image("grafana")
+    gone = await world.add_image("gone")
+    world.fake.faults.not_found("library/gone")
+    deleted = await world.add_image("mysql")
+    outcomes = await checked_outcomes(world, [repushed, unchanged, new, gone, deleted])
+    async with world.sessionmaker() as session, session.begin():
+        await session.delete(await session.get_one(Image, deleted))
+
+    results = await world.monitor.write(outcomes)
+
+    assert [r.image_id for r in results] == [repushed, unchanged, new, gone, deleted]
+    by_id = {r.image_id: r for r in results}
+    assert by_id[repushed].requests_created == [stale.tag_name]
+    old, fresh = await world.requests(repushed)
+    assert (old.status, fresh.metadata_["reason"]) == ("rejected", "digest_changed")
+    assert (by_id[unchanged].new_tags, by_id[unchanged].requests_created) == (0, [])
+    assert len(await world.requests(unchanged)) == 1
+    assert (by_id[new].new_tags, len(by_id[new].requests_created)) == (3, 1)
+    assert "not found" in (by_id[gone].error or "")
+    assert "not found" in ((await world.image(gone)).last_error or "")
+    assert by_id[deleted].error == "image no longer exists"
+    async with world.sessionmaker() as session:
+        rows = dict(
+            (
+                await session.execute(
+                    select(DiscoveredTag.image_id, func.count()).group_by(DiscoveredTag.image_id)
+                )
+            ).all()
+        )
+    assert rows == {repushed: 3, unchanged: 3, new: 3}
+    for image_id in (repushed, unchanged, new, gone):
+        image = await world.image(image_id)
+        assert image.last_checked_at is not None
+        assert image.next_check_at == image.last_checked_at + timedelta(minutes=60)
+
+
+async def test_a_batch_that_fails_is_written_one_check_at_a_time(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("redis", "nginx", "grafana"):
+        world.fake.add_repository(f"library/{name}", 3)
+    ids = [await world.add_image(name) for name in ("redis", "nginx", "grafana")]
+    poisoned = ids[1]
+    write = record.record_outcomes
+
+    async def failing(session: AsyncSession, outcomes: Any, **kw: Any) -> Any:
+        results = await write(session, outcomes, **kw)  # the whole batch, then the failure
+        if any(o.target.id == poisoned for o in outcomes):
+            raise RuntimeError("disk full")
+        return results
+
+    monkeypatch.setattr(record, "record_outcomes", failing)
+    reported: list[int] = []
+    world.monitor.on_result = lambda result: reported.append(result.image_id)
+    outcomes = await checked_outcomes(world, ids)
+
+    results = await world.monitor.write(outcomes)
+
+    assert [r.image_id for r in results] == ids
+    assert sorted(reported) == sorted(ids)
+    assert (results[1].error or "").startswith("recording the check failed: RuntimeError")
+    assert [len(r.requests_created) for r in (results[0], results[2])] == [1, 1]
+    # The failed check's writes were rolled back whole: nothing of it is half-recorded.
+    assert await world.requests(poisoned) == []
+    assert (await world.image(poisoned)).last_checked_at is None
+    for image_id in (ids[0], ids[2]):
+        assert len(await world.requests(image_id)) == 1
+        assert (await world.image(image_id)).last_checked_at is not None

@@ -19,7 +19,7 @@ from tagwarden.auth.service import Principal
 from tagwarden.catalogue.service import get_image
 from tagwarden.db import insert_for, utcnow
 from tagwarden.errors import Conflict, DomainError, NotFound
-from tagwarden.notify.service import emit
+from tagwarden.notify.service import emit, emit_many
 from tagwarden.rules import decisions
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,16 @@ async def list_requests(
     return rows.all(), int(total or 0)
 
 
+@dataclass(frozen=True, slots=True)
+class NewRequest:
+    """A request to be created: which image and tag, and what the registry (or a person) said."""
+
+    image_id: int
+    image_name: str
+    tag_name: str | None
+    metadata: dict[str, Any]
+
+
 async def create_request(
     session: AsyncSession,
     *,
@@ -64,36 +74,13 @@ async def create_request(
     now: datetime | None = None,
     auto_process: bool = True,
 ) -> ApprovalRequest:
-    """Insert a pending request; the database refuses a second pending one for the same tag.
-
-    ``ON CONFLICT DO NOTHING`` against the one-pending-per-tag index answers a race (two monitor
-    replicas, a double submit) without a savepoint and without aborting the transaction.
-    The image's approval rules are evaluated at once (``now`` is the caller's clock): a rule may
-    approve the request in this same transaction, or hold it until it is old enough.
-    """
-    insert = insert_for(session)
-    table = ApprovalRequest.__table__
-    statement = (
-        insert(ApprovalRequest)
-        .values(
-            image_id=image_id,
-            image_name=image_name,
-            tag_name=tag_name,
-            status="pending",
-            metadata_=metadata,
-            digest=metadata.get("digest"),
-            requested_at=utcnow(),
-            requested_by=actor,
-        )
-        .on_conflict_do_nothing(
-            # Spelled exactly as the index is (see the migration): SQLite matches the text.
-            index_elements=[table.c.image_id, text("coalesce(tag_name, '')")],
-            index_where=text("status = 'pending'"),
-        )
-        .returning(ApprovalRequest)
+    """Insert one pending request (see :func:`create_requests`); a second pending one for the
+    same tag is a 409."""
+    draft = NewRequest(image_id, image_name, tag_name, metadata)
+    (created,) = await create_requests(
+        session, [draft], actor=actor, now=now, auto_process=auto_process
     )
-    request: ApprovalRequest | None = await session.scalar(statement)
-    if request is None:
+    if created is None:
         existing = await session.scalar(
             select(ApprovalRequest.id).where(
                 ApprovalRequest.image_id == image_id,
@@ -105,62 +92,169 @@ async def create_request(
             f"{image_name}:{tag_name} already has a pending approval request (#{existing})",
             code="request_pending",
         )
-    audit.record(
-        session,
-        actor=actor,
-        action="approval.requested",
-        entity_type="approval_request",
-        entity_id=request.id,
-        after={"image_id": image_id, "tag_name": tag_name, "digest": request.digest},
+    return await get_request(session, created)
+
+
+async def create_requests(
+    session: AsyncSession,
+    drafts: Sequence[NewRequest],
+    *,
+    actor: str,
+    now: datetime | None = None,
+    auto_process: bool = True,
+) -> list[int | None]:
+    """Insert pending requests in one statement, with their audit entries and notifications.
+    Returns each draft's new request id, or None where the tag already has a pending request.
+
+    The database refuses a second pending request for a tag (a partial unique index), and
+    ``ON CONFLICT DO NOTHING`` turns that into a skipped row: two monitor replicas racing on one
+    tag, or a double submit, cost neither a savepoint nor an aborted transaction. The images'
+    approval rules are evaluated at once (``now`` is the caller's clock): a rule may approve a
+    request in this same transaction, or hold it until it is old enough.
+    """
+    if not drafts:
+        return []
+    table = ApprovalRequest.__table__
+    requested_at = utcnow()
+    statement = (
+        insert_for(session)(table)
+        .on_conflict_do_nothing(
+            # Spelled exactly as the index is (see the migration): SQLite matches the text.
+            index_elements=[table.c.image_id, text("coalesce(tag_name, '')")],
+            index_where=text("status = 'pending'"),
+        )
+        .returning(table.c.id, table.c.image_id, table.c.tag_name)
     )
-    await emit(session, "approval.requested", event_payload(request))
-    if tag_name is not None and request.source != "manual":
-        await _let_rules_decide(session, request, now=now or utcnow(), auto_process=auto_process)
-    return request
+    # Executemany: one compiled statement, sent as multi-row VALUES batches by the driver layer.
+    inserted = await session.execute(
+        statement,
+        [
+            {
+                "image_id": d.image_id,
+                "image_name": d.image_name,
+                "tag_name": d.tag_name,
+                "status": "pending",
+                "metadata": d.metadata,
+                "digest": d.metadata.get("digest"),
+                "requested_at": requested_at,
+                "requested_by": actor,
+            }
+            for d in drafts
+        ],
+    )
+    new_ids = {(image_id, tag): rid for rid, image_id, tag in inserted.all()}
+    created: list[int | None] = []
+    events: list[tuple[str, dict[str, Any]]] = []
+    for d in drafts:
+        request_id = new_ids.pop((d.image_id, d.tag_name), None)  # a duplicate draft: None
+        created.append(request_id)
+        if request_id is None:
+            continue
+        audit.record(
+            session,
+            actor=actor,
+            action="approval.requested",
+            entity_type="approval_request",
+            entity_id=request_id,
+            after={
+                "image_id": d.image_id,
+                "tag_name": d.tag_name,
+                "digest": d.metadata.get("digest"),
+            },
+        )
+        events.append(
+            (
+                "approval.requested",
+                payload_of(request_id, d.image_id, d.image_name, d.tag_name, d.metadata),
+            )
+        )
+    await emit_many(session, events)
+    await _let_rules_decide(
+        session,
+        [(request_id, d) for request_id, d in zip(created, drafts, strict=True) if request_id],
+        now=now or utcnow(),
+        auto_process=auto_process,
+    )
+    return created
 
 
 async def _let_rules_decide(
-    session: AsyncSession, request: ApprovalRequest, *, now: datetime, auto_process: bool
+    session: AsyncSession,
+    created: Sequence[tuple[int, NewRequest]],
+    *,
+    now: datetime,
+    auto_process: bool,
 ) -> None:
     """Rules judge only what a registry said (the monitor, a webhook's check). A manual
     request's metadata is typed by a person: a rule acting on its date or digest would let one
     approver activate anything, past four-eyes.
 
-    A savepoint keeps a rule approval whole: if activating fails (no architecture to activate,
+    One query finds the images' rules; most images have none and cost nothing more. A
+    savepoint keeps a rule approval whole: if activating fails (no architecture to activate,
     say), the request stays pending for a person instead of half-decided.
     """
     # approvals → rules → approvals.decide: imported here, where the cycle is harmless.
-    from tagwarden.rules.service import evaluate, rules_for
+    from tagwarden.rules.service import evaluate, rules_for_images
 
-    rules = await rules_for(session, request.image_id)
-    if not rules:  # most images: no savepoint to pay for
-        return
-    try:
-        async with session.begin_nested():
-            await evaluate(session, request, now=now, auto_process=auto_process, rules=rules)
-    except DomainError as exc:
-        await session.refresh(request)
-        log.warning(
-            "rules could not decide request %d (%s:%s): %s",
-            request.id,
-            request.image_name,
-            request.tag_name,
-            exc.detail,
-        )
+    judged = [
+        (request_id, d)
+        for request_id, d in created
+        if d.tag_name is not None and d.metadata.get("source", "manual") != "manual"
+    ]
+    rules = await rules_for_images(session, {d.image_id for _, d in judged})
+    for request_id, d in judged:
+        if d.image_id not in rules:
+            continue
+        request = await get_request(session, request_id)
+        try:
+            async with session.begin_nested():
+                await evaluate(
+                    session, request, now=now, auto_process=auto_process, rules=rules[d.image_id]
+                )
+        except DomainError as exc:
+            await session.refresh(request)
+            log.warning(
+                "rules could not decide request %d (%s:%s): %s",
+                request.id,
+                request.image_name,
+                request.tag_name,
+                exc.detail,
+            )
 
 
 def event_payload(request: ApprovalRequest) -> dict[str, Any]:
+    return payload_of(
+        request.id,
+        request.image_id,
+        request.image_name,
+        request.tag_name,
+        request.metadata_,
+        status=request.status,
+        reviewed_by=request.reviewed_by,
+    )
+
+
+def payload_of(
+    request_id: int,
+    image_id: int,
+    image_name: str,
+    tag_name: str | None,
+    metadata: dict[str, Any],
+    *,
+    status: str = "pending",
+    reviewed_by: str | None = None,
+) -> dict[str, Any]:
     """What notifications say about a request (never the whole metadata)."""
     return {
-        "request_id": request.id,
-        "image_id": request.image_id,
-        "image": request.image_name,
-        "tag": request.tag_name,
-        "digest": request.digest,
-        "status": request.status,
-        "reviewed_by": request.reviewed_by,
-        "source": request.source,
-        "reason": request.metadata_.get("reason"),
+        "request_id": request_id,
+        "image_id": image_id,
+        "image": image_name,
+        "tag": tag_name,
+        "digest": metadata.get("digest"),
+        "status": status,
+        "reviewed_by": reviewed_by,
+        "source": str(metadata.get("source", "manual")),
+        "reason": metadata.get("reason"),
     }
 
 

@@ -81,10 +81,7 @@ def run_once(
             targets, deferred = await monitor.claim(force=all_images)
             progress.update(task, total=len(targets))
             summary = RunSummary(started_at=monitor.clock(), deferred_for_budget=deferred)
-            summary.results = await monitor.check_many(targets)
-            summary.images_checked = len(summary.results)
-            summary.requests_created = sum(len(r.requests_created) for r in summary.results)
-            summary.errors = sum(r.error is not None for r in summary.results)
+            summary.add(await monitor.check_many(targets))
             return summary
 
         summary = run(_with_monitor(work, on_result=advance))

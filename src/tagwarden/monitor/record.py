@@ -1,10 +1,11 @@
-"""Writing a check's outcome (seed 001's INSERT, and more): discovered tags, approval
-requests, the image's schedule — in the caller's one transaction."""
+"""Writing checks' outcomes (seed 001's INSERT, and more): discovered tags, approval
+requests, the images' schedules — a batch of checks in the caller's one transaction."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -12,15 +13,14 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.approvals.models import ApprovalRequest
-from tagwarden.approvals.service import create_request
+from tagwarden.approvals.service import NewRequest, create_requests
 from tagwarden.audit import service as audit
 from tagwarden.catalogue.models import Image
 from tagwarden.db import insert_for
-from tagwarden.errors import Conflict
 from tagwarden.monitor.discovery import Candidate, KnownTag, Plan, also_tagged
 from tagwarden.monitor.models import DiscoveredTag
 from tagwarden.monitor.service import MONITOR, CheckResult, Target, interval_of
-from tagwarden.notify.service import emit
+from tagwarden.notify.service import emit_many
 from tagwarden.registry.base import RemoteTag
 
 log = logging.getLogger("tagwarden.monitor")
@@ -52,15 +52,128 @@ def request_metadata(
     return metadata
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What one check learnt, before it is written: the registry's answer and the plan, or the
+    error that stopped it."""
+
+    target: Target
+    remote: Sequence[RemoteTag] = ()
+    known: Mapping[str, KnownTag] = field(default_factory=dict)
+    plan: Plan = field(default_factory=Plan)
+    error: str | None = None
+
+
+async def record_outcomes(
+    session: AsyncSession,
+    outcomes: Sequence[Outcome],
+    *,
+    now: datetime,
+    default_interval_minutes: int,
+) -> list[CheckResult]:
+    """Write several checks' outcomes in the caller's one transaction; their results, in order.
+
+    A scan's checks finish faster than one transaction each can be written (issue #3's
+    benchmark): each step here is one statement for the whole batch (the schedules, the
+    discovered tags, the request lookups and inserts), not one per image.
+    """
+    ids = [o.target.id for o in outcomes]
+    # Images deleted while the registry was asked are skipped; the read also says which failing
+    # images were failing already (notify when an image starts failing, not on every failed
+    # check of a long outage).
+    previous_error = dict(
+        (await session.execute(select(Image.id, Image.last_error).where(Image.id.in_(ids)))).all()
+    )
+    present = [o for o in outcomes if o.target.id in previous_error]
+    if present:
+        await session.execute(
+            update(Image),
+            [
+                {
+                    "id": o.target.id,
+                    "last_checked_at": now,
+                    "next_check_at": now + interval_of(o.target, default_interval_minutes),
+                    "last_error": o.error[:2000] if o.error is not None else None,
+                }
+                for o in present
+            ],
+        )
+    checked = [o for o in present if o.error is None]
+    await _record_discovered(session, checked, now)
+
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("monitor.error", {"image_id": o.target.id, "image": o.target.display_name,
+                           "error": o.error[:500]})
+        for o in present
+        if o.error is not None and previous_error[o.target.id] is None
+    ]  # fmt: skip
+    candidates = [(o, c) for o in checked for c in o.plan.candidates]
+    for o, c in candidates:
+        if c.reason == "digest_changed":
+            events.append(("tag.digest_changed", {
+                "image_id": o.target.id,
+                "image": o.target.display_name,
+                "tag": c.tag.name,
+                "digest": c.tag.digest,
+                "old_digest": c.old_digest,
+                "changed_platforms": list(c.changed_platforms),
+            }))  # fmt: skip
+    await emit_many(session, events)
+
+    for o in checked:
+        if o.plan.candidates and o.plan.candidates[0].reason == "new":
+            log.info(
+                "[ImageMonitor] Creating approval request for most recent: %s:%s",
+                o.target.display_name,
+                o.plan.candidates[0].tag.name,
+            )
+    wanted = await _make_way(session, candidates, now)
+    created = await create_requests(
+        session,
+        [
+            NewRequest(
+                o.target.id,
+                o.target.display_name,
+                c.tag.name,
+                request_metadata(c, o.remote, o.known, now),
+            )
+            for o, c in wanted
+        ],
+        actor=MONITOR,
+        now=now,
+    )
+    requested: dict[int, list[str]] = {}
+    for (o, c), request_id in zip(wanted, created, strict=True):
+        if request_id is None:
+            continue  # another replica created it a moment ago
+        requested.setdefault(o.target.id, []).append(c.tag.name)
+        log.info(
+            "[ImageMonitor] ✅ Created approval request for %s:%s",
+            o.target.display_name,
+            c.tag.name,
+        )
+
+    results = []
+    for o in outcomes:
+        result = CheckResult(o.target.id, o.target.display_name, error=o.error)
+        if o.target.id not in previous_error:
+            result.error = "image no longer exists"
+        elif o.error is None:
+            result.tags_seen = len(o.remote)
+            result.new_tags = len(o.plan.new)
+            result.changed_tags = len(o.plan.changed)
+            result.requests_created = requested.get(o.target.id, [])
+        results.append(result)
+    return results
+
+
 async def _record_discovered(
-    session: AsyncSession, image_id: int, tags: Sequence[RemoteTag], now: datetime
+    session: AsyncSession, checked: Sequence[Outcome], now: datetime
 ) -> None:
-    if not tags:
-        return
-    insert = insert_for(session)
+    """Every unseen tag and every re-push of the batch, in one executemany upsert."""
     rows = [
         {
-            "image_id": image_id,
+            "image_id": o.target.id,
             "tag": t.name,
             "digest": t.digest,
             "architectures": t.architectures,
@@ -69,11 +182,14 @@ async def _record_discovered(
             "first_seen_at": now,
             "last_seen_at": now,
         }
-        for t in tags
+        for o in checked
+        for t in [*(t for t in o.remote if t.digest and t.name not in o.known), *o.plan.changed]
     ]
+    if not rows:
+        return
     # Executemany form: compiled once and cached, where a multi-row VALUES is compiled anew for
     # every row count (it dominated the monitor's CPU time in bench/monitor_scan.py).
-    statement = insert(cast(Table, DiscoveredTag.__table__))
+    statement = insert_for(session)(cast(Table, DiscoveredTag.__table__))
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=["image_id", "tag"],
@@ -89,180 +205,71 @@ async def _record_discovered(
     )
 
 
-async def _make_way(session: AsyncSession, target: Target, tag: RemoteTag, now: datetime) -> bool:
-    """Whether a request for this tag and digest may be created.
+async def _make_way(
+    session: AsyncSession, candidates: Sequence[tuple[Outcome, Candidate]], now: datetime
+) -> list[tuple[Outcome, Candidate]]:
+    """The candidates a request may be created for, from one lookup of their tags' requests.
 
     Never twice for one tag and digest, pending or decided (a rejection sticks). A pending
     request for an older digest of the tag no longer describes what would deploy: it is closed
     as superseded, with an audit entry, so the new digest can be asked about.
     """
+    if not candidates:
+        return []
     rows = (
         await session.execute(
-            select(ApprovalRequest.id, ApprovalRequest.digest, ApprovalRequest.status).where(
-                ApprovalRequest.image_id == target.id,
-                ApprovalRequest.tag_name == tag.name,
-                (ApprovalRequest.status == "pending") | (ApprovalRequest.digest == tag.digest),
+            select(
+                ApprovalRequest.id,
+                ApprovalRequest.image_id,
+                ApprovalRequest.tag_name,
+                ApprovalRequest.digest,
+                ApprovalRequest.status,
+            ).where(
+                ApprovalRequest.image_id.in_({o.target.id for o, _ in candidates}),
+                ApprovalRequest.tag_name.in_({c.tag.name for _, c in candidates}),
             )
         )
     ).all()
-    if any(digest == tag.digest for _, digest, _ in rows):
-        return False
-    for request_id, digest, _ in rows:  # only pending ones for another digest are left
-        superseded = await session.execute(
-            update(ApprovalRequest)
-            .where(ApprovalRequest.id == request_id, ApprovalRequest.status == "pending")
-            .values(
-                status="rejected",
-                reviewed_by=MONITOR,
-                reviewed_at=now,
-                notes=f"superseded: the tag was re-pushed as {tag.digest}",
-            )
-        )
-        if getattr(superseded, "rowcount", 0) != 1:
-            continue  # a person decided it a moment ago: theirs is the decision on record
-        audit.record(
-            session,
-            actor=MONITOR,
-            action="approval.superseded",
-            entity_type="approval_request",
-            entity_id=request_id,
-            before={"status": "pending", "digest": digest},
-            after={"status": "rejected", "new_digest": tag.digest},
-        )
-    return True
-
-
-async def record_outcome(
-    session: AsyncSession,
-    target: Target,
-    remote: Sequence[RemoteTag],
-    known: Mapping[str, KnownTag],
-    the_plan: Plan,
-    *,
-    now: datetime,
-    default_interval_minutes: int,
-) -> CheckResult:
-    result = CheckResult(
-        target.id,
-        target.display_name,
-        tags_seen=len(remote),
-        new_tags=len(the_plan.new),
-        changed_tags=len(the_plan.changed),
-    )
-    scheduled = await session.execute(
-        update(Image)
-        .where(Image.id == target.id)
-        .values(
-            last_checked_at=now,
-            next_check_at=now + interval_of(target, default_interval_minutes),
-            last_error=None,
-        )
-    )
-    if getattr(scheduled, "rowcount", 0) != 1:  # deleted while we asked the registry
-        result.error = "image no longer exists"
-        return result
-    unseen = [t for t in remote if t.digest and t.name not in known]
-    await _record_discovered(session, target.id, unseen + the_plan.changed, now)
-
-    if the_plan.candidates and the_plan.candidates[0].reason == "new":
-        log.info(
-            "[ImageMonitor] Creating approval request for most recent: %s:%s",
-            target.display_name,
-            the_plan.candidates[0].tag.name,
-        )
-    for candidate in the_plan.candidates:
-        tag = candidate.tag
-        if candidate.reason == "digest_changed":
-            await emit(
-                session,
-                "tag.digest_changed",
-                {
-                    "image_id": target.id,
-                    "image": target.display_name,
-                    "tag": tag.name,
-                    "digest": tag.digest,
-                    "old_digest": candidate.old_digest,
-                    "changed_platforms": list(candidate.changed_platforms),
-                },
-            )
-        if not await _make_way(session, target, tag, now):
+    asked: dict[tuple[int, str | None], list[tuple[int, str | None, str]]] = {}
+    for request_id, image_id, tag_name, digest, status in rows:
+        asked.setdefault((image_id, tag_name), []).append((request_id, digest, status))
+    wanted = []
+    for o, c in candidates:
+        earlier = asked.get((o.target.id, c.tag.name), [])
+        if any(digest == c.tag.digest for _, digest, _ in earlier):
             continue
-        try:
-            await create_request(
-                session,
-                image_id=target.id,
-                image_name=target.display_name,
-                tag_name=tag.name,
-                metadata=request_metadata(candidate, remote, known, now),
-                actor=MONITOR,
-                now=now,
-            )
-        except Conflict:
-            continue  # another replica created it a moment ago
-        result.requests_created.append(tag.name)
-        log.info(
-            "[ImageMonitor] ✅ Created approval request for %s:%s", target.display_name, tag.name
-        )
-    return result
+        for request_id, digest, status in earlier:
+            if status == "pending":
+                await _supersede(session, request_id, digest, c.tag.digest, now)
+        wanted.append((o, c))
+    return wanted
 
 
-def nothing_to_record(
-    remote: Sequence[RemoteTag], known: Mapping[str, KnownTag], the_plan: Plan
-) -> bool:
-    """True when a check found no unseen tag, no re-push and nothing to ask: only its schedule
-    changes, and that write can join other such checks' in one statement."""
-    return (
-        not the_plan.candidates
-        and not the_plan.changed
-        and all(t.name in known or not t.digest for t in remote)
-    )
-
-
-async def record_unchanged(
+async def _supersede(
     session: AsyncSession,
-    checked: Sequence[tuple[Target, datetime]],
-    *,
-    default_interval_minutes: int,
-) -> None:
-    """The schedule of many checks that found nothing new, in one executemany UPDATE."""
-    if not checked:
-        return
-    await session.execute(
-        update(Image),
-        [
-            {
-                "id": target.id,
-                "last_checked_at": at,
-                "next_check_at": at + interval_of(target, default_interval_minutes),
-                "last_error": None,
-            }
-            for target, at in checked
-        ],
-    )
-
-
-async def record_failure(
-    session: AsyncSession,
-    target: Target,
-    error: str,
-    *,
+    request_id: int,
+    digest: str | None,
+    new_digest: str | None,
     now: datetime,
-    default_interval_minutes: int,
 ) -> None:
-    # Notify when an image starts failing, not on every failed check of a long outage.
-    previous = await session.scalar(select(Image.last_error).where(Image.id == target.id))
-    await session.execute(
-        update(Image)
-        .where(Image.id == target.id)
+    superseded = await session.execute(
+        update(ApprovalRequest)
+        .where(ApprovalRequest.id == request_id, ApprovalRequest.status == "pending")
         .values(
-            last_checked_at=now,
-            next_check_at=now + interval_of(target, default_interval_minutes),
-            last_error=error[:2000],
+            status="rejected",
+            reviewed_by=MONITOR,
+            reviewed_at=now,
+            notes=f"superseded: the tag was re-pushed as {new_digest}",
         )
     )
-    if previous is None:
-        await emit(
-            session,
-            "monitor.error",
-            {"image_id": target.id, "image": target.display_name, "error": error[:500]},
-        )
+    if getattr(superseded, "rowcount", 0) != 1:
+        return  # a person decided it a moment ago: theirs is the decision on record
+    audit.record(
+        session,
+        actor=MONITOR,
+        action="approval.superseded",
+        entity_type="approval_request",
+        entity_id=request_id,
+        before={"status": "pending", "digest": digest},
+        after={"status": "rejected", "new_digest": new_digest},
+    )

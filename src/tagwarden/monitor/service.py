@@ -93,19 +93,26 @@ def interval_of(image: Image | Target, default_minutes: int) -> timedelta:
     return timedelta(minutes=image.check_interval_minutes or default_minutes)
 
 
-async def load_known(session: AsyncSession, image_id: int) -> dict[str, KnownTag]:
+async def load_known(
+    session: AsyncSession, image_ids: Collection[int]
+) -> dict[int, dict[str, KnownTag]]:
+    """What was seen of several images' tags, in one query: image id → tag → the last sighting
+    (an image never scanned is absent)."""
+    if not image_ids:
+        return {}
     rows = await session.execute(
         select(
+            DiscoveredTag.image_id,
             DiscoveredTag.tag,
             DiscoveredTag.digest,
             DiscoveredTag.platforms,
             DiscoveredTag.first_seen_at,
-        ).where(DiscoveredTag.image_id == image_id)
+        ).where(DiscoveredTag.image_id.in_(image_ids))
     )
-    return {
-        tag: KnownTag(tag, digest, platforms or {}, first_seen)
-        for tag, digest, platforms, first_seen in rows.all()
-    }
+    known: dict[int, dict[str, KnownTag]] = {}
+    for image_id, tag, digest, platforms, first_seen in rows.all():
+        known.setdefault(image_id, {})[tag] = KnownTag(tag, digest, platforms or {}, first_seen)
+    return known
 
 
 async def load_tracked(session: AsyncSession, image_id: int) -> set[str]:

@@ -2,7 +2,8 @@
 
 Safe on many replicas: due images are claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` and their
 ``next_check_at`` is pushed forward in the same short transaction, so N replicas check each image
-once per interval. Each image's check is its own unit of work: one bad image never stops a scan.
+once per interval. One bad image never stops a scan: its error is recorded and the scan goes on.
+Checks are written in batches (group commit), a failed batch one check at a time.
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ from tagwarden.catalogue.models import Image
 from tagwarden.config import Settings
 from tagwarden.db import utcnow
 from tagwarden.monitor import record, service
+from tagwarden.monitor.discovery import KnownTag
 from tagwarden.registry.base import ImageNotFound, RegistryClient, RegistryError
 from tagwarden.registry.factory import client_for, is_docker_hub, repository_path
 from tagwarden.registry.transport import RegistryState
 
 log = logging.getLogger("tagwarden.monitor")
 IDLE_POLL = timedelta(seconds=60)  # how often an idle monitor looks for newly due images
+KNOWN_CHUNK = 64  # images whose known tags one query reads, ahead of their checks
+WRITE_BATCH = 64  # most checks written in one transaction
 
 
 @dataclass
@@ -42,6 +46,12 @@ class RunSummary:
     errors: int = 0
     deferred_for_budget: int = 0
     results: list[service.CheckResult] = field(default_factory=list)
+
+    def add(self, results: Sequence[service.CheckResult]) -> None:
+        self.results.extend(results)
+        self.images_checked += len(results)
+        self.requests_created += sum(len(r.requests_created) for r in results)
+        self.errors += sum(r.error is not None for r in results)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -102,17 +112,8 @@ class ImageMonitor:
         return {host: limiter.remaining() for host, limiter in self.state.limits.hosts().items()}
 
     # -- one image ----------------------------------------------------------------------------
-    async def check(
-        self,
-        image: int | service.Target,
-        *,
-        unchanged: list[tuple[service.Target, datetime]] | None = None,
-    ) -> service.CheckResult:
-        """Check one image: by id (a manual check) or as claimed by a scan.
-
-        A scan passes ``unchanged``: a check that found nothing new is appended there and its
-        schedule written with the others' at the end, instead of in a transaction of its own.
-        """
+    async def check(self, image: int | service.Target) -> service.CheckResult:
+        """Check one image now, by id (a manual check, a webhook) or as claimed."""
         if isinstance(image, int):
             async with self.sessionmaker() as session:
                 found = await session.get(Image, image)
@@ -122,7 +123,13 @@ class ImageMonitor:
         else:
             target = image
         async with self.sessionmaker() as session:
-            known = await service.load_known(session, target.id)
+            known = await service.load_known(session, [target.id])
+        outcome = await self.observe(target, known.get(target.id, {}))
+        (result,) = await self.write([outcome])
+        return result
+
+    async def observe(self, target: service.Target, known: dict[str, KnownTag]) -> record.Outcome:
+        """Ask the registry and plan the requests; no transaction is open meanwhile."""
         name = target.display_name
         log.info("[ImageMonitor] Checking %s at %s", name, self.listing_url(target))
         repository = repository_path(target.namespace, target.image_name, target.registry_host)
@@ -132,10 +139,10 @@ class ImageMonitor:
             )
         except ImageNotFound as exc:
             log.warning("[ImageMonitor] Image %s not found in its registry: %s", name, exc)
-            return await self._failed(target, f"not found: {exc}")
+            return record.Outcome(target, error=f"not found: {exc}")
         except RegistryError as exc:
             log.error("[ImageMonitor] Error checking %s: %s", name, exc)
-            return await self._failed(target, str(exc))
+            return record.Outcome(target, error=str(exc))
 
         plan = service.plan_for(target, remote, known)
         if plan.changed:
@@ -145,36 +152,44 @@ class ImageMonitor:
             plan = service.plan_for(target, remote, known, tracked)
         log.info("[ImageMonitor] Found %d tags for %s", len(remote), name)
         log.info("[ImageMonitor] Found %d new tags for %s", len(plan.new), name)
-        if unchanged is not None and record.nothing_to_record(remote, known, plan):
-            unchanged.append((target, self.clock()))
-            result = service.CheckResult(target.id, name, tags_seen=len(remote))
-            self._report(result)
-            return result
-        async with self._write_gate, self.sessionmaker() as session, session.begin():
-            result = await record.record_outcome(
-                session,
-                target,
-                remote,
-                known,
-                plan,
-                now=self.clock(),
-                default_interval_minutes=self.settings.check_interval_minutes,
-            )
-        self._report(result)
-        return result
+        return record.Outcome(target, remote, known, plan)
 
-    async def _failed(self, target: service.Target, error: str) -> service.CheckResult:
-        async with self._write_gate, self.sessionmaker() as session, session.begin():
-            await record.record_failure(
-                session,
-                target,
-                error,
-                now=self.clock(),
-                default_interval_minutes=self.settings.check_interval_minutes,
+    async def write(self, outcomes: Sequence[record.Outcome]) -> list[service.CheckResult]:
+        """Write checks' outcomes in one transaction (group commit). If the batch fails, each
+        is written on its own, so one image's trouble never loses the others' findings."""
+        try:
+            async with self._write_gate, self.sessionmaker() as session, session.begin():
+                results = await record.record_outcomes(
+                    session,
+                    outcomes,
+                    now=self.clock(),
+                    default_interval_minutes=self.settings.check_interval_minutes,
+                )
+        except Exception:
+            if len(outcomes) == 1:
+                raise
+            log.warning(
+                "[ImageMonitor] Writing %d checks failed; writing each alone", len(outcomes)
             )
-        result = service.CheckResult(target.id, target.display_name, error=error)
-        self._report(result)
-        return result
+            results = []
+            for outcome in outcomes:
+                try:
+                    results += await self.write([outcome])
+                except Exception as exc:
+                    log.exception(
+                        "[ImageMonitor] Recording the check of %s failed",
+                        outcome.target.display_name,
+                    )
+                    error = f"recording the check failed: {exc!r}"
+                    failed = service.CheckResult(
+                        outcome.target.id, outcome.target.display_name, error=error
+                    )
+                    self._report(failed)
+                    results.append(failed)
+            return results
+        for result in results:
+            self._report(result)
+        return results
 
     def _report(self, result: service.CheckResult) -> None:
         if self.on_result:
@@ -222,39 +237,70 @@ class ImageMonitor:
         log.info("[ImageMonitor] Checking for new image tags...")
         targets, summary.deferred_for_budget = await self.claim(force=force)
         log.info("[ImageMonitor] Monitoring %d images", len(targets))
-        results = await self.check_many(targets)
-        summary.results = results
-        summary.images_checked = len(results)
-        summary.requests_created = sum(len(r.requests_created) for r in results)
-        summary.errors = sum(r.error is not None for r in results)
+        summary.add(await self.check_many(targets))
         summary.finished_at = self.clock()
         self.last_run = summary
         log.info("[ImageMonitor] Check complete")
         return summary
 
     async def check_many(self, targets: Sequence[service.Target]) -> list[service.CheckResult]:
-        gate = asyncio.Semaphore(self.settings.monitor_concurrency)
-        unchanged: list[tuple[service.Target, datetime]] = []
+        """Check the targets, in three stages joined by queues so that none waits on another:
 
-        async def one(target: service.Target) -> service.CheckResult:
-            async with gate:
+        * one loader reads what was seen of the images, ``KNOWN_CHUNK`` images per query;
+        * ``monitor_concurrency`` observers ask the registry, with no transaction open;
+        * one writer writes whatever checks have finished, as a batch in one transaction.
+        """
+        if not targets:
+            return []
+        observers = min(self.settings.monitor_concurrency, len(targets))
+        ready: asyncio.Queue[tuple[service.Target, dict[str, KnownTag]] | None]
+        ready = asyncio.Queue(maxsize=KNOWN_CHUNK)
+        finished: asyncio.Queue[record.Outcome | None] = asyncio.Queue()
+        results: dict[int, service.CheckResult] = {}
+
+        async def load() -> None:
+            for start in range(0, len(targets), KNOWN_CHUNK):
+                chunk = targets[start : start + KNOWN_CHUNK]
+                async with self.sessionmaker() as session:
+                    known = await service.load_known(session, [t.id for t in chunk])
+                for target in chunk:
+                    await ready.put((target, known.get(target.id, {})))
+            for _ in range(observers):
+                await ready.put(None)
+
+        async def observe() -> None:
+            while (item := await ready.get()) is not None:
+                target, known = item
                 try:
-                    return await self.check(target, unchanged=unchanged)
+                    outcome = await self.observe(target, known)
                 except Exception as exc:  # one bad image never stops the scan
                     log.exception(
                         "[ImageMonitor] Unexpected error checking %s", target.display_name
                     )
-                    return service.CheckResult(target.id, target.display_name, error=repr(exc))
+                    outcome = record.Outcome(target, error=f"unexpected error: {exc!r}")
+                await finished.put(outcome)
+
+        async def write() -> None:
+            done = False
+            while not done:
+                batch = [await finished.get()]
+                while not finished.empty() and len(batch) < WRITE_BATCH:
+                    batch.append(finished.get_nowait())
+                done = batch[-1] is None
+                outcomes = [o for o in batch if o is not None]
+                if outcomes:
+                    results.update((r.image_id, r) for r in await self.write(outcomes))
 
         try:
-            return list(await asyncio.gather(*(one(t) for t in targets)))
-        finally:
-            async with self._write_gate, self.sessionmaker() as session, session.begin():
-                await record.record_unchanged(
-                    session,
-                    unchanged,
-                    default_interval_minutes=self.settings.check_interval_minutes,
-                )
+            async with asyncio.TaskGroup() as group:
+                group.create_task(load())
+                writer = group.create_task(write())
+                await asyncio.gather(*(group.create_task(observe()) for _ in range(observers)))
+                await finished.put(None)
+                await writer
+        except ExceptionGroup as failed:  # a stage failed (the database is down, say)
+            raise failed.exceptions[0] from None
+        return [results[t.id] for t in targets]
 
     # -- the loop -----------------------------------------------------------------------------
     async def run_forever(self) -> None:

@@ -49,8 +49,20 @@ async def emit(
     and the outbox worker delivers it after. With no subscriber nothing is written, so a
     deployment without channels pays one small SELECT per event.
     """
-    if event not in EVENTS:
-        raise ValueError(f"unknown notification event {event!r}")
+    return (await emit_many(session, [(event, payload)]))[0]
+
+
+async def emit_many(
+    session: AsyncSession, events: Sequence[tuple[str, Mapping[str, Any]]]
+) -> list[NotificationEvent | None]:
+    """``emit`` for several events at once (a monitor scan's batch): one SELECT of the
+    channels and one flush, however many events. The outbox rows, in ``events``' order, with
+    None for an event no channel subscribes to."""
+    for event, _ in events:
+        if event not in EVENTS:
+            raise ValueError(f"unknown notification event {event!r}")
+    if not events:
+        return []
     channels = (
         await session.execute(
             select(NotificationChannel.id, NotificationChannel.events).where(
@@ -58,11 +70,19 @@ async def emit(
             )
         )
     ).all()
-    targets = [cid for cid, events in channels if subscribes(events or [], event)]
-    if not targets:
-        return None
-    row = NotificationEvent(key=str(uuid.uuid4()), event=event, payload=_json_safe(payload))
-    session.add(row)
+    rows: list[NotificationEvent | None] = []
+    fanout: list[tuple[NotificationEvent, list[int]]] = []
+    for event, payload in events:
+        targets = [cid for cid, subscribed in channels if subscribes(subscribed or [], event)]
+        if not targets:
+            rows.append(None)
+            continue
+        row = NotificationEvent(key=str(uuid.uuid4()), event=event, payload=_json_safe(payload))
+        session.add(row)
+        rows.append(row)
+        fanout.append((row, targets))
+    if not fanout:
+        return rows
     await session.flush()
     session.add_all(
         NotificationDelivery(
@@ -72,9 +92,10 @@ async def emit(
             attempts=0,
             next_attempt_at=row.created_at,
         )
+        for row, targets in fanout
         for cid in targets
     )
-    return row
+    return rows
 
 
 # -- channels ----------------------------------------------------------------------------------
