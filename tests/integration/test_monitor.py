@@ -532,31 +532,52 @@ async def test_one_batch_writes_every_kind_of_outcome_as_each_alone_would(world:
             ).all()
         )
     assert rows == {repushed: 3, unchanged: 3, new: 3}
+    audit = await world.client.get("/api/v1/audit?limit=100", headers=world.admin)
+    entries = [
+        (e["action"], e["entity_id"], e["after"])
+        for e in reversed(audit.json()["items"])  # oldest first
+        if e["action"] in ("approval.requested", "approval.superseded")
+    ]
+    [made] = await world.requests(new)
+    assert entries[-3:] == [
+        # The stale request is closed before its successor is asked for, in the log too.
+        ("approval.superseded", str(old.id), {"status": "rejected", "new_digest": fresh.digest}),
+        ("approval.requested", str(fresh.id),
+         {"image_id": repushed, "tag_name": fresh.tag_name, "digest": fresh.digest}),
+        ("approval.requested", str(made.id),
+         {"image_id": new, "tag_name": made.tag_name, "digest": made.digest}),
+    ]  # fmt: skip
     for image_id in (repushed, unchanged, new, gone):
         image = await world.image(image_id)
         assert image.last_checked_at is not None
         assert image.next_check_at == image.last_checked_at + timedelta(minutes=60)
 
 
-async def test_a_batch_that_fails_is_written_one_check_at_a_time(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name in ("redis", "nginx", "grafana"):
-        world.fake.add_repository(f"library/{name}", 3)
-    ids = [await world.add_image(name) for name in ("redis", "nginx", "grafana")]
-    poisoned = ids[1]
+def poison(monkeypatch: pytest.MonkeyPatch, poisoned: int) -> None:
+    """Make every write that includes image ``poisoned`` fail, after all its statements ran."""
     write = record.record_outcomes
 
     async def failing(session: AsyncSession, outcomes: Any, **kw: Any) -> Any:
-        results = await write(session, outcomes, **kw)  # the whole batch, then the failure
+        results = await write(session, outcomes, **kw)
         if any(o.target.id == poisoned for o in outcomes):
             raise RuntimeError("disk full")
         return results
 
     monkeypatch.setattr(record, "record_outcomes", failing)
+
+
+async def test_a_batch_that_fails_is_written_one_check_at_a_time(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    for name in ("redis", "nginx", "grafana"):
+        world.fake.add_repository(f"library/{name}", 3)
+    ids = [await world.add_image(name) for name in ("redis", "nginx", "grafana")]
+    poisoned = ids[1]
+    poison(monkeypatch, poisoned)
     reported: list[int] = []
     world.monitor.on_result = lambda result: reported.append(result.image_id)
     outcomes = await checked_outcomes(world, ids)
+    caplog.set_level(logging.INFO, logger="tagwarden.monitor")
 
     results = await world.monitor.write(outcomes)
 
@@ -570,3 +591,54 @@ async def test_a_batch_that_fails_is_written_one_check_at_a_time(
     for image_id in (ids[0], ids[2]):
         assert len(await world.requests(image_id)) == 1
         assert (await world.image(image_id)).last_checked_at is not None
+    # Said once, after the commit that made it true (not for the rolled-back batch too).
+    created = [r.getMessage() for r in caplog.records if "✅" in r.getMessage()]
+    assert len(created) == 2
+
+
+async def test_a_scan_goes_on_past_a_check_that_cannot_be_written_or_read(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batches of one (checks that finish apart, as with a real registry's latency) included.
+    monkeypatch.setattr(worker, "WRITE_BATCH", 1)
+    monkeypatch.setattr(worker, "KNOWN_CHUNK", 2)
+    ids = []
+    for i in range(6):
+        world.fake.add_repository(f"library/img{i}", 3)
+        ids.append(await world.add_image(f"img{i}"))
+    poison(monkeypatch, ids[0])
+    load_known = service.load_known
+    reads = 0
+
+    async def flaky(session: AsyncSession, image_ids: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        if reads == 2:  # the second chunk: ids[2] and ids[3]
+            raise ConnectionError("database went away")
+        return await load_known(session, image_ids)
+
+    monkeypatch.setattr(service, "load_known", flaky)
+
+    summary = await world.monitor.run_once()
+
+    errors = {r.image_id: r.error or "" for r in summary.results}
+    assert list(errors) == ids
+    assert errors[ids[0]].startswith("recording the check failed")
+    assert all(errors[i].startswith("reading the known tags failed") for i in ids[2:4])
+    assert "database went away" in ((await world.image(ids[2])).last_error or "")
+    for image_id in (ids[1], ids[4], ids[5]):
+        assert errors[image_id] == ""
+        assert len(await world.requests(image_id)) == 1
+    assert world.fake.stats.count("hub_tags") == 4  # the unread images were not fetched
+
+
+async def test_a_target_listed_twice_is_checked_once(world: World) -> None:
+    world.fake.add_repository("library/redis", 3)
+    image_id = await world.add_image("redis")
+    async with world.sessionmaker() as session:
+        target = service.Target.of(await session.get_one(Image, image_id))
+
+    results = await world.monitor.check_many([target, target])
+
+    assert [len(r.requests_created) for r in results] == [1]
+    assert world.fake.stats.count("hub_tags") == 1

@@ -145,22 +145,24 @@ async def create_requests(
     new_ids = {(image_id, tag): rid for rid, image_id, tag in inserted.all()}
     created: list[int | None] = []
     events: list[tuple[str, dict[str, Any]]] = []
+    entries: list[dict[str, Any]] = []
     for d in drafts:
         request_id = new_ids.pop((d.image_id, d.tag_name), None)  # a duplicate draft: None
         created.append(request_id)
         if request_id is None:
             continue
-        audit.record(
-            session,
-            actor=actor,
-            action="approval.requested",
-            entity_type="approval_request",
-            entity_id=request_id,
-            after={
-                "image_id": d.image_id,
-                "tag_name": d.tag_name,
-                "digest": d.metadata.get("digest"),
-            },
+        entries.append(
+            {
+                "actor": actor,
+                "action": "approval.requested",
+                "entity_type": "approval_request",
+                "entity_id": request_id,
+                "after": {
+                    "image_id": d.image_id,
+                    "tag_name": d.tag_name,
+                    "digest": d.metadata.get("digest"),
+                },
+            }
         )
         events.append(
             (
@@ -168,6 +170,7 @@ async def create_requests(
                 payload_of(request_id, d.image_id, d.image_name, d.tag_name, d.metadata),
             )
         )
+    await audit.record_many(session, entries)
     await emit_many(session, events)
     await _let_rules_decide(
         session,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.approvals.models import ApprovalRequest
@@ -77,26 +77,47 @@ async def record_outcomes(
     benchmark): each step here is one statement for the whole batch (the schedules, the
     discovered tags, the request lookups and inserts), not one per image.
     """
-    ids = [o.target.id for o in outcomes]
-    # Images deleted while the registry was asked are skipped; the read also says which failing
-    # images were failing already (notify when an image starts failing, not on every failed
-    # check of a long outage).
+    images = cast(Table, Image.__table__)
+    # The schedule first, in id order: the UPDATE takes the rows' write locks (PostgreSQL) or
+    # the database's (SQLite) before anything is read, so an image deleted meanwhile is simply
+    # absent below, and two writers lock shared images in one order instead of deadlocking.
+    # Core executemany, not the ORM's bulk UPDATE, which raises on a row that is gone.
+    await session.execute(
+        update(images)
+        .where(images.c.id == bindparam("image_id"))
+        .values(last_checked_at=bindparam("checked_at"), next_check_at=bindparam("next_at")),
+        [
+            {
+                "image_id": o.target.id,
+                "checked_at": now,
+                "next_at": now + interval_of(o.target, default_interval_minutes),
+            }
+            for o in sorted(outcomes, key=lambda o: o.target.id)
+        ],
+    )
+    # Which images still exist, and which failing ones were failing already (notify when an
+    # image starts failing, not on every failed check of a long outage).
     previous_error = dict(
-        (await session.execute(select(Image.id, Image.last_error).where(Image.id.in_(ids)))).all()
+        (
+            await session.execute(
+                select(images.c.id, images.c.last_error).where(
+                    images.c.id.in_([o.target.id for o in outcomes])
+                )
+            )
+        ).all()
     )
     present = [o for o in outcomes if o.target.id in previous_error]
-    if present:
+    errors = [
+        {"image_id": o.target.id, "error": error}
+        for o in present
+        if (error := o.error[:2000] if o.error is not None else None) != previous_error[o.target.id]
+    ]
+    if errors:
         await session.execute(
-            update(Image),
-            [
-                {
-                    "id": o.target.id,
-                    "last_checked_at": now,
-                    "next_check_at": now + interval_of(o.target, default_interval_minutes),
-                    "last_error": o.error[:2000] if o.error is not None else None,
-                }
-                for o in present
-            ],
+            update(images)
+            .where(images.c.id == bindparam("image_id"))
+            .values(last_error=bindparam("error")),
+            errors,
         )
     checked = [o for o in present if o.error is None]
     await _record_discovered(session, checked, now)
@@ -120,13 +141,6 @@ async def record_outcomes(
             }))  # fmt: skip
     await emit_many(session, events)
 
-    for o in checked:
-        if o.plan.candidates and o.plan.candidates[0].reason == "new":
-            log.info(
-                "[ImageMonitor] Creating approval request for most recent: %s:%s",
-                o.target.display_name,
-                o.plan.candidates[0].tag.name,
-            )
     wanted = await _make_way(session, candidates, now)
     created = await create_requests(
         session,
@@ -147,11 +161,6 @@ async def record_outcomes(
         if request_id is None:
             continue  # another replica created it a moment ago
         requested.setdefault(o.target.id, []).append(c.tag.name)
-        log.info(
-            "[ImageMonitor] ✅ Created approval request for %s:%s",
-            o.target.display_name,
-            c.tag.name,
-        )
 
     results = []
     for o in outcomes:
@@ -165,6 +174,20 @@ async def record_outcomes(
             result.requests_created = requested.get(o.target.id, [])
         results.append(result)
     return results
+
+
+def log_created(outcomes: Sequence[Outcome], results: Sequence[CheckResult]) -> None:
+    """The seed's lines for the requests a batch created, once it is committed (a batch
+    written again one check at a time must not say it twice)."""
+    for o, result in zip(outcomes, results, strict=True):
+        if result.error is None and o.plan.candidates and o.plan.candidates[0].reason == "new":
+            log.info(
+                "[ImageMonitor] Creating approval request for most recent: %s:%s",
+                o.target.display_name,
+                o.plan.candidates[0].tag.name,
+            )
+        for tag in result.requests_created:
+            log.info("[ImageMonitor] ✅ Created approval request for %s:%s", result.image_name, tag)
 
 
 async def _record_discovered(

@@ -125,7 +125,7 @@ class ImageMonitor:
         async with self.sessionmaker() as session:
             known = await service.load_known(session, [target.id])
         outcome = await self.observe(target, known.get(target.id, {}))
-        (result,) = await self.write([outcome])
+        (result,) = await self._commit([outcome])  # a failure here is the caller's to see
         return result
 
     async def observe(self, target: service.Target, known: dict[str, KnownTag]) -> record.Outcome:
@@ -155,38 +155,41 @@ class ImageMonitor:
         return record.Outcome(target, remote, known, plan)
 
     async def write(self, outcomes: Sequence[record.Outcome]) -> list[service.CheckResult]:
-        """Write checks' outcomes in one transaction (group commit). If the batch fails, each
-        is written on its own, so one image's trouble never loses the others' findings."""
+        """Write checks' outcomes in one transaction (group commit); their results, in order.
+
+        Never raises: if the batch fails, each check is written again on its own, and a check
+        that still cannot be written gets an error result, so one image's trouble never loses
+        the others' findings (nor stops a scan).
+        """
         try:
-            async with self._write_gate, self.sessionmaker() as session, session.begin():
-                results = await record.record_outcomes(
-                    session,
-                    outcomes,
-                    now=self.clock(),
-                    default_interval_minutes=self.settings.check_interval_minutes,
-                )
+            return await self._commit(outcomes)
         except Exception:
-            if len(outcomes) == 1:
-                raise
             log.warning(
                 "[ImageMonitor] Writing %d checks failed; writing each alone", len(outcomes)
             )
-            results = []
-            for outcome in outcomes:
-                try:
-                    results += await self.write([outcome])
-                except Exception as exc:
-                    log.exception(
-                        "[ImageMonitor] Recording the check of %s failed",
-                        outcome.target.display_name,
-                    )
-                    error = f"recording the check failed: {exc!r}"
-                    failed = service.CheckResult(
-                        outcome.target.id, outcome.target.display_name, error=error
-                    )
-                    self._report(failed)
-                    results.append(failed)
-            return results
+        results = []
+        for outcome in outcomes:
+            try:
+                results += await self._commit([outcome])
+            except Exception as exc:
+                name = outcome.target.display_name
+                log.exception("[ImageMonitor] Recording the check of %s failed", name)
+                failed = service.CheckResult(
+                    outcome.target.id, name, error=f"recording the check failed: {exc!r}"
+                )
+                self._report(failed)
+                results.append(failed)
+        return results
+
+    async def _commit(self, outcomes: Sequence[record.Outcome]) -> list[service.CheckResult]:
+        async with self._write_gate, self.sessionmaker() as session, session.begin():
+            results = await record.record_outcomes(
+                session,
+                outcomes,
+                now=self.clock(),
+                default_interval_minutes=self.settings.check_interval_minutes,
+            )
+        record.log_created(outcomes, results)
         for result in results:
             self._report(result)
         return results
@@ -250,6 +253,7 @@ class ImageMonitor:
         * ``monitor_concurrency`` observers ask the registry, with no transaction open;
         * one writer writes whatever checks have finished, as a batch in one transaction.
         """
+        targets = list({t.id: t for t in targets}.values())  # each image once
         if not targets:
             return []
         observers = min(self.settings.monitor_concurrency, len(targets))
@@ -261,8 +265,16 @@ class ImageMonitor:
         async def load() -> None:
             for start in range(0, len(targets), KNOWN_CHUNK):
                 chunk = targets[start : start + KNOWN_CHUNK]
-                async with self.sessionmaker() as session:
-                    known = await service.load_known(session, [t.id for t in chunk])
+                try:
+                    async with self.sessionmaker() as session:
+                        known = await service.load_known(session, [t.id for t in chunk])
+                except Exception as exc:  # these images are not checked, the others still are
+                    log.exception("[ImageMonitor] Reading the known tags of %d images failed",
+                                  len(chunk))  # fmt: skip
+                    for target in chunk:
+                        error = f"reading the known tags failed: {exc!r}"
+                        await finished.put(record.Outcome(target, error=error))
+                    continue
                 for target in chunk:
                     await ready.put((target, known.get(target.id, {})))
             for _ in range(observers):
@@ -291,15 +303,14 @@ class ImageMonitor:
                 if outcomes:
                     results.update((r.image_id, r) for r in await self.write(outcomes))
 
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(load())
-                writer = group.create_task(write())
-                await asyncio.gather(*(group.create_task(observe()) for _ in range(observers)))
-                await finished.put(None)
-                await writer
-        except ExceptionGroup as failed:  # a stage failed (the database is down, say)
-            raise failed.exceptions[0] from None
+        # No stage raises (each turns a failure into the image's error result); the group still
+        # cancels the others if one ever did, rather than leaving them waiting on a queue.
+        async with asyncio.TaskGroup() as group:
+            group.create_task(load())
+            writer = group.create_task(write())
+            await asyncio.gather(*(group.create_task(observe()) for _ in range(observers)))
+            await finished.put(None)
+            await writer
         return [results[t.id] for t in targets]
 
     # -- the loop -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ interchangeable behind :class:`RegistryClient`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
@@ -59,23 +59,22 @@ class RemoteTag:
     last_updated: datetime | None
     platforms: tuple[Platform, ...]
     resolved: bool
+    # Derived from ``platforms`` once: a scan reads them several times for thousands of tags.
+    architectures: list[str] = field(init=False, repr=False, compare=False)
+    platform_digests: dict[str, str] = field(init=False, repr=False, compare=False)
+    """Architecture → that platform's manifest digest.
 
-    @property
-    def architectures(self) -> list[str]:
-        return sorted({p.architecture for p in self.platforms})
+    Multi-OS tags (official images ship Windows builds beside Linux ones) have two entries for
+    ``amd64``; devices run Linux, so the Linux one wins.
+    """
 
-    @property
-    def platform_digests(self) -> dict[str, str]:
-        """Architecture → that platform's manifest digest.
-
-        Multi-OS tags (official images ship Windows builds beside Linux ones) have two entries
-        for ``amd64``; devices run Linux, so the Linux one wins.
-        """
-        result: dict[str, str] = {}
+    def __post_init__(self) -> None:
+        digests: dict[str, str] = {}
         for platform in sorted(self.platforms, key=lambda p: p.os != "linux"):
             if platform.digest is not None:
-                result.setdefault(platform.architecture, platform.digest)
-        return result
+                digests.setdefault(platform.architecture, platform.digest)
+        object.__setattr__(self, "architectures", sorted({p.architecture for p in self.platforms}))
+        object.__setattr__(self, "platform_digests", digests)
 
 
 def platforms_from(

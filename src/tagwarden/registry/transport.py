@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 
 from tagwarden.registry.auth import TokenCache
 from tagwarden.registry.base import (
@@ -55,7 +55,7 @@ def excerpt(response: httpx.Response, limit: int = 200) -> str:
 
 def json_body(response: httpx.Response) -> Any:
     try:
-        return json.loads(response.content)
+        return orjson.loads(response.content)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedResponse(
             f"invalid JSON from {response.request.url}: {excerpt(response, 80)!r}",
