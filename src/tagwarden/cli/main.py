@@ -15,6 +15,7 @@ from tagwarden.cli import (
     monitor,
     notify,
     rollouts,
+    rules,
     serve,
     simulate,
     tokens,
@@ -37,6 +38,7 @@ app.command("fake-registry")(fake_registry.fake_registry)
 app.add_typer(devices.app, name="devices")
 app.add_typer(rollouts.app, name="rollouts")
 app.add_typer(notify.app, name="notify")
+app.add_typer(rules.app, name="rules")
 app.command("simulate-fleet")(simulate.simulate_fleet)
 app.command("demo")(demo.demo)
 
