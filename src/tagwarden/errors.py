@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -64,6 +65,15 @@ _HTTP_CODES = {
 }
 
 
+def describe_validation(errors: Sequence[Mapping[str, Any]]) -> str:
+    """Pydantic's errors as one line a person reads: ``field: what is wrong; …``."""
+    parts = []
+    for err in errors:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+    return "; ".join(parts)
+
+
 def error_body(detail: str, code: str) -> dict[str, Any]:
     return {"detail": detail, "code": code}
 
@@ -96,11 +106,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        parts = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-            parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
-        return JSONResponse(error_body("; ".join(parts), "invalid_input"), status_code=422)
+        return JSONResponse(
+            error_body(describe_validation(exc.errors()), "invalid_input"), status_code=422
+        )
 
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         # The use case's transaction was rolled back on the way out (see deps._session).

@@ -134,8 +134,11 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, record_status)
         finally:
+            # The router has matched the request already (a device poll is the hot path);
+            # the template scan is for what it did not match (404s, mounts).
+            matched = getattr(scope.get("route"), "path", None)
             app: FastAPI = scope["app"]
-            route = self.templates.template(app, scope["path"])
+            route = matched or self.templates.template(app, scope["path"])
             method = scope["method"]
             self.metrics.requests.labels(route, method, str(status)).inc()
             self.metrics.latency.labels(route, method).observe(time.perf_counter() - started)

@@ -28,10 +28,6 @@ class BackgroundWorkers:
 
         self._tasks[name] = asyncio.create_task(guarded(), name=f"tagwarden:{name}")
 
-    @property
-    def names(self) -> list[str]:
-        return [name for name, task in self._tasks.items() if not task.done()]
-
     async def stop(self) -> None:
         for task in self._tasks.values():
             task.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from typer.testing import CliRunner
@@ -112,7 +113,7 @@ def test_a_bad_setting_stops_the_command_with_a_clear_message(
 
 
 def test_monitor_run_once_and_images_check_against_a_served_fake_registry(
-    cli_env: str, monkeypatch: pytest.MonkeyPatch
+    cli_env: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake = FakeRegistry()
     fake.add_repository("library/redis", 12)
@@ -124,9 +125,17 @@ def test_monitor_run_once_and_images_check_against_a_served_fake_registry(
             added = runner.invoke(app, ["images", "add", name, "--watch"])
             assert added.exit_code == 0, added.output
 
+        caplog.set_level(logging.INFO, logger="tagwarden.monitor")
         result = runner.invoke(app, ["monitor", "run-once"])
         assert result.exit_code == 0, result.output
         assert "2 images checked, 2 approval requests created, 0 errors" in result.stdout
+        # The server's scan, seed log lines and all, not a copy of it.
+        lines = [r.getMessage() for r in caplog.records]
+        assert lines[:2] == [
+            "[ImageMonitor] Checking for new image tags...",
+            "[ImageMonitor] Monitoring 2 images",
+        ]
+        assert lines[-1] == "[ImageMonitor] Check complete"
         newest = fake.model.repository("library/redis").newest_first()[0].name
         assert newest in result.stdout
 
@@ -141,3 +150,15 @@ def test_monitor_run_once_and_images_check_against_a_served_fake_registry(
         missing = runner.invoke(app, ["images", "check", "42"])
         assert missing.exit_code == 1
         assert "image 42 not found" in missing.output
+
+
+def test_bad_command_line_input_is_a_message_and_exit_2_not_a_traceback(cli_env: str) -> None:
+    for args, field in (
+        (["images", "add", "redis", "--tag-policy", "nope"], "tag_policy"),
+        (["devices", "add", "d1", "--arch", "!!"], "architecture"),
+        (["rollouts", "create", "redis", "1", "--strategy", "bogus", "-d", "d1"], "strategy"),
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith(f"error: {field}: ")
+        assert "Traceback" not in result.output

@@ -327,6 +327,27 @@ async def test_two_monitors_racing_check_each_image_once_and_create_each_request
     assert len({(r.image_id, r.tag_name) for r in requests}) == 6
 
 
+async def test_a_claim_skips_the_images_another_replica_holds(
+    world: World, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("row locks with SKIP LOCKED are a PostgreSQL matter")
+    ids = []
+    for i in range(5):
+        world.fake.add_repository(f"library/img{i}", 3)
+        ids.append(await world.add_image(f"img{i}"))
+    async with world.sessionmaker() as holder, holder.begin():
+        # Another replica is in the middle of claiming the first two.
+        await holder.execute(select(Image.id).where(Image.id.in_(ids[:2])).with_for_update())
+        # Skipped, not waited for: a claim that blocked on the held rows would time out here.
+        claimed, deferred = await asyncio.wait_for(world.monitor.claim(), timeout=10)
+        assert [t.id for t in claimed] == ids[2:]
+        assert deferred == 0
+    # Released, they are still due: the replica that held them had not claimed them after all.
+    again, _ = await world.monitor.claim()
+    assert [t.id for t in again] == ids[:2]
+
+
 async def test_the_monitor_starts_with_the_server_and_runs_at_once(
     settings: Settings, tokens: Any, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:

@@ -17,6 +17,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tagwarden.approvals import service as approvals_service
+from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.config import Settings
 from tagwarden.db import utcnow
 from tagwarden.errors import InvalidInput
@@ -153,7 +155,11 @@ async def test_a_restart_in_mid_delivery_loses_nothing(
 
 
 async def test_events_are_written_in_the_same_transaction_as_the_change(
-    client: httpx.AsyncClient, tokens: Any, sessionmaker: async_sessionmaker[AsyncSession]
+    app: Any,
+    client: httpx.AsyncClient,
+    tokens: Any,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await add_channel(
         sessionmaker, "discord", {"url": RECEIVER}, ["approval.approved", "tag.activated"]
@@ -171,6 +177,27 @@ async def test_events_are_written_in_the_same_transaction_as_the_change(
     assert [e.event for e in events] == ["approval.approved", "tag.activated"]
     assert events[0].payload["reviewed_by"] == "approver@example.com"
     assert events[1].payload["tag"] == "7.2.5-alpine"
+
+    # A failure after the event was written (activation, here) takes the event down with it.
+    later = await seed_request(sessionmaker, image["id"], request_id=124, tag="7.4.0")
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("activation failed")
+
+    monkeypatch.setattr(approvals_service, "process", broken)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://tagwarden.test") as c:
+        failed = await c.post(
+            f"/api/v1/images/approvals/{later}/approve", headers=tokens.headers("approver")
+        )
+    assert failed.status_code == 500
+    async with sessionmaker() as session:
+        after = (await session.scalars(select(NotificationEvent.event))).all()
+        status = await session.scalar(
+            select(ApprovalRequest.status).where(ApprovalRequest.id == later)
+        )
+    assert sorted(after) == ["approval.approved", "tag.activated"]
+    assert status == "pending"
 
 
 async def test_channels_are_managed_by_admins_and_secrets_are_shown_once(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,14 +37,18 @@ async def get_request(session: AsyncSession, request_id: int) -> ApprovalRequest
 async def list_requests(
     session: AsyncSession,
     *,
-    status: str | None = "pending",
+    status: str | Collection[str] | None = "pending",
     image_id: int | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[Sequence[ApprovalRequest], int]:
+    """Requests with that status (or any of those statuses): pending ones oldest first, as a
+    queue; the others newest first."""
     query = select(ApprovalRequest)
-    if status:
+    if isinstance(status, str):
         query = query.where(ApprovalRequest.status == status)
+    elif status:
+        query = query.where(ApprovalRequest.status.in_(status))
     if image_id is not None:
         query = query.where(ApprovalRequest.image_id == image_id)
     total = await session.scalar(select(func.count()).select_from(query.subquery()))

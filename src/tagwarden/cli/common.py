@@ -5,20 +5,21 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.auth.service import Principal
 from tagwarden.config import Settings, describe_error, get_settings
 from tagwarden.db import make_engine, make_sessionmaker, session_info
-from tagwarden.errors import DomainError
+from tagwarden.errors import DomainError, describe_validation
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 # Piped output (grep, CI logs) gets wide tables instead of rich's 80-column fallback.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -50,6 +51,16 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     except DomainError as exc:
         err_console.print(f"[red]error:[/red] {exc.detail}")
         raise typer.Exit(1) from exc
+
+
+def checked(model: type[M], data: Mapping[str, Any]) -> M:
+    """Command-line input validated as the API validates it; bad input is a message and exit
+    code 2, not a traceback."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err_console.print(f"[red]error:[/red] {describe_validation(exc.errors())}")
+        raise typer.Exit(2) from exc
 
 
 async def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:

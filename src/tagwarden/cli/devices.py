@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tagwarden.cli.common import cli_principal, console, transact
+from tagwarden.cli.common import checked, cli_principal, console, transact
 from tagwarden.devices import service
 from tagwarden.devices.models import Device
 from tagwarden.devices.schemas import DeviceCreate
@@ -22,13 +22,14 @@ def add(
     label: list[str] = typer.Option([], "--label", help="key=value; repeat for more"),
 ) -> None:
     """Register a device and print its key (shown once)."""
-    data = DeviceCreate.model_validate(
+    data = checked(
+        DeviceCreate,
         {
             "uuid": uuid,
             "name": name,
             "architecture": architecture,
             "labels": dict(item.partition("=")[::2] for item in label),
-        }
+        },
     )
 
     async def work(session: AsyncSession) -> tuple[Device, str]:

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tagwarden.catalogue import service
 from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.catalogue.schemas import ImageCreate
-from tagwarden.cli.common import cli_principal, console, short_digest, transact
+from tagwarden.cli.common import checked, cli_principal, console, short_digest, transact
 
 app = typer.Typer(help="Images in the catalogue: add, list, show.", no_args_is_help=True)
 
@@ -27,7 +27,8 @@ def add(
     tag_exclude: str | None = typer.Option(None, help="never tags matching this regex"),
 ) -> None:
     """Add an image to the catalogue, approved (the CLI acts as an admin)."""
-    data = ImageCreate.model_validate(
+    data = checked(
+        ImageCreate,
         {
             "image_name": image_name,
             "namespace": namespace,
@@ -38,7 +39,7 @@ def add(
             "tag_policy": tag_policy,
             "tag_include": tag_include,
             "tag_exclude": tag_exclude,
-        }
+        },
     )
 
     async def work(session: AsyncSession) -> Image:

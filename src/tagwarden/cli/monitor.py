@@ -78,11 +78,9 @@ def run_once(
             progress.update(task, advance=1, last=result.image_name)
 
         async def work(monitor: ImageMonitor) -> RunSummary:
-            targets, deferred = await monitor.claim(force=all_images)
-            progress.update(task, total=len(targets))
-            summary = RunSummary(started_at=monitor.clock(), deferred_for_budget=deferred)
-            summary.add(await monitor.check_many(targets))
-            return summary
+            return await monitor.run_once(
+                force=all_images, on_claimed=lambda n: progress.update(task, total=n)
+            )
 
         summary = run(_with_monitor(work, on_result=advance))
     console.print(summary_table(summary))

@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tagwarden.cli.common import cli_principal, console, short_digest, transact
+from tagwarden.cli.common import checked, cli_principal, console, short_digest, transact
 from tagwarden.db import utcnow
 from tagwarden.rollouts import engine, service
 from tagwarden.rollouts.models import Rollout
@@ -29,7 +29,8 @@ def create(
     dry_run: bool = typer.Option(False, "--dry-run"),
 ) -> None:
     """Create a rollout (or print its plan with --dry-run)."""
-    body = RolloutCreate.model_validate(
+    body = checked(
+        RolloutCreate,
         {
             "image": image,
             "tag": tag,
@@ -38,7 +39,7 @@ def create(
             "strategy": strategy,
             "options": {"batch_size": batch_size, "bake_seconds": bake_seconds},
             "dry_run": dry_run,
-        }
+        },
     )
 
     async def work(session: AsyncSession) -> tuple[service.Prepared, Rollout | None]:

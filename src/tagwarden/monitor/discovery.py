@@ -44,7 +44,6 @@ class Plan:
     new: list[RemoteTag] = field(default_factory=list)
     changed: list[RemoteTag] = field(default_factory=list)
     candidates: list[Candidate] = field(default_factory=list)
-    first_scan: bool = False
 
 
 class TagFilter:
@@ -124,7 +123,7 @@ def plan(
         for t in changed
         if t.name in tracked and t.architectures
     ]
-    return Plan(new=new, changed=changed, candidates=candidates, first_scan=first_scan)
+    return Plan(new=new, changed=changed, candidates=candidates)
 
 
 def also_tagged(

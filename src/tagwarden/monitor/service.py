@@ -7,6 +7,7 @@ leaves nothing half-recorded."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,15 +46,7 @@ class CheckResult:
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "image_id": self.image_id,
-            "image_name": self.image_name,
-            "tags_seen": self.tags_seen,
-            "new_tags": self.new_tags,
-            "changed_tags": self.changed_tags,
-            "requests_created": self.requests_created,
-            "error": self.error,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True, slots=True)

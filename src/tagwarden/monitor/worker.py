@@ -41,17 +41,20 @@ WRITE_BATCH = 64  # most checks written in one transaction
 class RunSummary:
     started_at: datetime
     finished_at: datetime | None = None
-    images_checked: int = 0
-    requests_created: int = 0
-    errors: int = 0
     deferred_for_budget: int = 0
     results: list[service.CheckResult] = field(default_factory=list)
 
-    def add(self, results: Sequence[service.CheckResult]) -> None:
-        self.results.extend(results)
-        self.images_checked += len(results)
-        self.requests_created += sum(len(r.requests_created) for r in results)
-        self.errors += sum(r.error is not None for r in results)
+    @property
+    def images_checked(self) -> int:
+        return len(self.results)
+
+    @property
+    def requests_created(self) -> int:
+        return sum(len(r.requests_created) for r in self.results)
+
+    @property
+    def errors(self) -> int:
+        return sum(r.error is not None for r in self.results)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -235,12 +238,18 @@ class ImageMonitor:
                 claimed.append(service.Target.of(image))
         return claimed, deferred
 
-    async def run_once(self, *, force: bool = False) -> RunSummary:
+    async def run_once(
+        self, *, force: bool = False, on_claimed: Callable[[int], None] | None = None
+    ) -> RunSummary:
+        """One scan: claim the due images (all when ``force``), check them, keep the summary.
+        ``on_claimed`` hears how many were claimed (the CLI's progress bar)."""
         summary = RunSummary(started_at=self.clock())
         log.info("[ImageMonitor] Checking for new image tags...")
         targets, summary.deferred_for_budget = await self.claim(force=force)
         log.info("[ImageMonitor] Monitoring %d images", len(targets))
-        summary.add(await self.check_many(targets))
+        if on_claimed:
+            on_claimed(len(targets))
+        summary.results = await self.check_many(targets)
         summary.finished_at = self.clock()
         self.last_run = summary
         log.info("[ImageMonitor] Check complete")

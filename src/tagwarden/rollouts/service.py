@@ -16,6 +16,7 @@ from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.catalogue.service import find_image, get_image
 from tagwarden.devices.models import Device, DeviceApp
 from tagwarden.errors import Conflict, InvalidInput, NotFound
+from tagwarden.registry.factory import is_docker_hub
 from tagwarden.rollouts import engine, planner
 from tagwarden.rollouts.models import ACTIVE_STATUSES, IN_FLIGHT, Rollout, RolloutDevice
 from tagwarden.rollouts.schemas import RolloutCreate
@@ -36,7 +37,7 @@ def split_reference(name: str) -> tuple[str, str, str]:
     registry = "docker.io"
     if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
         registry = parts.pop(0)
-    if registry in ("index.docker.io", "registry-1.docker.io"):
+    if is_docker_hub(registry):
         registry = "docker.io"
     if len(parts) == 1:
         return registry, "library", parts[0]

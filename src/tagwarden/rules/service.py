@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Collection, Sequence
 from datetime import datetime
@@ -13,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.audit import service as audit
-from tagwarden.auth.service import Principal
+from tagwarden.auth.service import Principal, hash_token
 from tagwarden.catalogue.models import ImageTag
 from tagwarden.catalogue.service import get_image
 from tagwarden.errors import Conflict, DomainError, InvalidInput, NotFound
@@ -115,10 +114,6 @@ async def get_policy(session: AsyncSession, image_id: int) -> ImagePolicy:
     return found or ImagePolicy(image_id=image_id, required_approvals=1)
 
 
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 async def set_policy(
     session: AsyncSession,
     image_id: int,
@@ -145,7 +140,7 @@ async def set_policy(
     if webhook_secret is not UNSET:
         if webhook_secret is not None and len(webhook_secret) < 16:
             raise InvalidInput("webhook_secret must be at least 16 characters")
-        row.webhook_secret_hash = hash_secret(webhook_secret) if webhook_secret else None
+        row.webhook_secret_hash = hash_token(webhook_secret) if webhook_secret else None
     if rollout_template is not UNSET:
         row.rollout_template = rollout_template
     row.updated_by = actor

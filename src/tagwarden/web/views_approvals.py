@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, Request
@@ -68,17 +66,9 @@ async def history(
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
 ) -> HTMLResponse:
     wanted = ("approved", "rejected") if status == "decided" else (status,)
-    # Each status's list is newest first; merging the first offset+size of each gives the
-    # merged page exactly, without a query of our own.
-    lists: list[Sequence[ApprovalRequest]] = []
-    total = 0
-    for one in wanted:
-        rows, count = await service.list_requests(
-            session, status=one, image_id=image_id, limit=offset + PAGE_SIZE, offset=0
-        )
-        lists.append(rows)
-        total += count
-    merged = list(heapq.merge(*lists, key=lambda r: -r.id))[offset : offset + PAGE_SIZE]
+    merged, total = await service.list_requests(
+        session, status=wanted, image_id=image_id, limit=PAGE_SIZE, offset=offset
+    )
     images, _count = await catalogue.list_images(session, limit=500)
     return page(
         request,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,11 +12,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.audit import service as audit
+from tagwarden.auth.service import hash_token
 from tagwarden.catalogue.models import Image
 from tagwarden.config import Settings
+from tagwarden.notify.senders import sign
 from tagwarden.registry.factory import is_docker_hub
 from tagwarden.rules.models import ImagePolicy
-from tagwarden.rules.service import hash_secret
 from tagwarden.webhooks.payloads import Push
 
 
@@ -29,17 +29,17 @@ def same_secret(given: str, expected: SecretStr | None) -> bool:
 
 def valid_signature(body: bytes, header: str | None, secret: SecretStr | None) -> bool:
     """GitHub's ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, raw body)>``."""
-    if secret is None or not header or not header.startswith("sha256="):
+    if secret is None or not header:
         return False
-    expected = hmac.new(secret.get_secret_value().encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(header.removeprefix("sha256=").encode(), expected.encode())
+    # The same signature tagwarden's own webhook channels send (X-Tagwarden-Signature).
+    return hmac.compare_digest(header.encode(), sign(secret.get_secret_value(), body).encode())
 
 
 async def image_secret_matches(session: AsyncSession, image_id: int, given: str) -> bool:
     stored = await session.scalar(
         select(ImagePolicy.webhook_secret_hash).where(ImagePolicy.image_id == image_id)
     )
-    return stored is not None and hmac.compare_digest(stored, hash_secret(given))
+    return stored is not None and hmac.compare_digest(stored, hash_token(given))
 
 
 @dataclass(frozen=True, slots=True)
