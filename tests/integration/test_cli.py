@@ -162,3 +162,8 @@ def test_bad_command_line_input_is_a_message_and_exit_2_not_a_traceback(cli_env:
         assert result.exit_code == 2, result.output
         assert result.output.startswith(f"error: {field}: ")
         assert "Traceback" not in result.output
+    for args in (["devices", "add", "d1", "--label", "site"], ["rollouts", "create", "redis",
+                 "1", "--label", "=shop"]):  # fmt: skip
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert "must be key=value" in result.output

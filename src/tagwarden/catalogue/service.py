@@ -191,6 +191,21 @@ async def list_tags(
     return rows.all()
 
 
+async def deployable_tags(session: AsyncSession) -> list[tuple[Image, list[ImageTag]]]:
+    """Approved images with their activated, non-deprecated tag rows (newest first), in one
+    query: all a rollout may use. Images without such a tag are left out."""
+    rows = await session.execute(
+        select(Image, ImageTag)
+        .join(ImageTag, ImageTag.image_id == Image.id)
+        .where(Image.approval_status == "approved", ImageTag.is_deprecated.is_(False))
+        .order_by(Image.id, ImageTag.last_updated.desc(), ImageTag.tag, ImageTag.architecture)
+    )
+    grouped: dict[int, tuple[Image, list[ImageTag]]] = {}
+    for image, tag in rows:
+        grouped.setdefault(image.id, (image, []))[1].append(tag)
+    return list(grouped.values())
+
+
 async def set_tag_flag(
     session: AsyncSession,
     image_id: int,

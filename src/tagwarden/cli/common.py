@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tagwarden.auth.service import Principal
 from tagwarden.config import Settings, describe_error, get_settings
 from tagwarden.db import make_engine, make_sessionmaker, session_info
-from tagwarden.errors import DomainError, describe_validation
+from tagwarden.devices.schemas import parse_labels
+from tagwarden.errors import DomainError, InvalidInput, describe_validation
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -60,6 +61,15 @@ def checked(model: type[M], data: Mapping[str, Any]) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         err_console.print(f"[red]error:[/red] {describe_validation(exc.errors())}")
+        raise typer.Exit(2) from exc
+
+
+def labels(items: list[str]) -> dict[str, str]:
+    """``--label key=value`` options → labels; a malformed one is a message and exit code 2."""
+    try:
+        return parse_labels(items)
+    except InvalidInput as exc:
+        err_console.print(f"[red]error:[/red] {exc.detail}")
         raise typer.Exit(2) from exc
 
 

@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tagwarden.cli.common import checked, cli_principal, console, transact
+from tagwarden.cli.common import checked, cli_principal, console, labels, transact
 from tagwarden.devices import service
 from tagwarden.devices.models import Device
 from tagwarden.devices.schemas import DeviceCreate
@@ -28,7 +28,7 @@ def add(
             "uuid": uuid,
             "name": name,
             "architecture": architecture,
-            "labels": dict(item.partition("=")[::2] for item in label),
+            "labels": labels(label),
         },
     )
 

@@ -102,8 +102,8 @@ def check_image(image_id: int = typer.Argument(..., help="the image's id")) -> N
 
     async def work(monitor: ImageMonitor) -> service.CheckResult:
         async with monitor.sessionmaker() as session:
-            await service.checkable_image(session, image_id)
-        return await monitor.check(image_id)
+            image = await service.checkable_image(session, image_id)
+        return await monitor.check(image)
 
     result = run(_with_monitor(work))
     if result.error:

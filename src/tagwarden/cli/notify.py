@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import httpx
 import typer
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tagwarden.cli.common import cli_principal, console, err_console, load_settings, transact
-from tagwarden.db import utcnow
-from tagwarden.notify import service
+from tagwarden.cli.common import cli_principal, console, err_console, load_settings, run, transact
+from tagwarden.notify import senders, service
 from tagwarden.notify.models import CHANNEL_KINDS, EVENTS, NotificationChannel
-from tagwarden.notify.senders import DeliveryFailed, Message, send
 
 app = typer.Typer(help="Notification channels and the outbox.", no_args_is_help=True)
 
@@ -89,19 +86,22 @@ def send_test(channel_id: int = typer.Argument(..., help="the channel's id")) ->
     """Send a test message now and say whether the receiver took it (exit 1 if not)."""
     settings = load_settings()
 
-    async def work(session: AsyncSession) -> str | None:
-        channel = await service.get_channel(session, channel_id)
-        message = Message(
-            str(uuid.uuid4()), "test", {"channel": channel.name, "requested_by": "cli"}, utcnow()
-        )
-        async with httpx.AsyncClient() as http:
-            try:
-                await send(channel.kind, channel.config, message, http=http, settings=settings)
-            except DeliveryFailed as exc:
-                return str(exc)
-        return None
+    async def work(session: AsyncSession) -> NotificationChannel:
+        return await service.get_channel(session, channel_id)
 
-    error = transact(work)
+    async def deliver(channel: NotificationChannel) -> str | None:
+        async with httpx.AsyncClient() as http:
+            return await senders.send_test(
+                channel.kind,
+                channel.config,
+                channel_name=channel.name,
+                requested_by=cli_principal().identity,
+                http=http,
+                settings=settings,
+            )
+
+    # The channel is read in its own transaction; none stays open while the receiver answers.
+    error = run(deliver(transact(work)))
     if error:
         err_console.print(f"[red]error:[/red] test message not delivered: {error}")
         raise typer.Exit(1)

@@ -6,9 +6,9 @@ import typer
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tagwarden.cli.common import checked, cli_principal, console, short_digest, transact
+from tagwarden.cli.common import checked, cli_principal, console, labels, short_digest, transact
 from tagwarden.db import utcnow
-from tagwarden.rollouts import engine, service
+from tagwarden.rollouts import service
 from tagwarden.rollouts.models import Rollout
 from tagwarden.rollouts.schemas import RolloutCreate
 
@@ -35,7 +35,7 @@ def create(
             "image": image,
             "tag": tag,
             "devices": device or None,
-            "selector": dict(item.partition("=")[::2] for item in label) if label else None,
+            "selector": labels(label) if label else None,
             "strategy": strategy,
             "options": {"batch_size": batch_size, "bake_seconds": bake_seconds},
             "dry_run": dry_run,
@@ -90,7 +90,7 @@ def show(rollout_id: int = typer.Argument(...)) -> None:
     ) -> tuple[Rollout, list[tuple[str, str, str]], dict[str, int]]:
         rollout = await service.get_rollout(session, rollout_id)
         rows = await service.device_rows(session, rollout_id)
-        failures = await engine.failure_counts(session, rollout_id)
+        failures = service.failure_reasons(rows)
         out = [
             (uuid, str(row.batch or "-"), row.failure_reason or row.skip_reason or row.state)
             for row, uuid in rows

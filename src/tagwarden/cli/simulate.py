@@ -10,7 +10,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from tagwarden.cli.common import console, err_console, short_digest
+from tagwarden.cli.common import console, err_console, labels, short_digest
 from tagwarden.devices.simulator import FleetSimulator
 
 
@@ -79,11 +79,20 @@ def simulate_fleet(
     seed: int | None = typer.Option(None, help="same seed, same failures"),
 ) -> None:
     """Run N simulated devices: register, poll with ETag, pull, report running or failed."""
-    labels = dict(item.partition("=")[::2] for item in label)
+    device_labels = labels(label)
     try:
         asyncio.run(
             simulate(
-                url, token, devices, fail_rate, tuple(arch), labels, app, duration, speed, seed
+                url,
+                token,
+                devices,
+                fail_rate,
+                tuple(arch),
+                device_labels,
+                app,
+                duration,
+                speed,
+                seed,
             )
         )
     except KeyboardInterrupt:

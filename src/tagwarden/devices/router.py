@@ -11,8 +11,14 @@ from tagwarden.deps import Admin, AppSettings, Session, Viewer
 from tagwarden.devices import service
 from tagwarden.devices.auth import DeviceKey
 from tagwarden.devices.presence import Presence
-from tagwarden.devices.schemas import DeviceCreate, DeviceCreated, DeviceOut, ReportOut, StateReport
-from tagwarden.errors import InvalidInput
+from tagwarden.devices.schemas import (
+    DeviceCreate,
+    DeviceCreated,
+    DeviceOut,
+    ReportOut,
+    StateReport,
+    parse_labels,
+)
 from tagwarden.pagination import Page, Paging
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
@@ -32,12 +38,7 @@ async def list_devices(
     architecture: str | None = None,
     label: Annotated[list[str] | None, Query(description="key=value; repeat to AND")] = None,
 ) -> Page[DeviceOut]:
-    labels: dict[str, str] = {}
-    for item in label or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InvalidInput(f"label filter {item!r} must be key=value")
-        labels[key] = value
+    labels = parse_labels(label or [], what="label filter")
     rows, total = await service.list_devices(
         session,
         architecture=architecture,

@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tagwarden.devices.models import Device, DeviceApp
+from tagwarden.errors import InvalidInput
 from tagwarden.platforms import normalise_architecture
 
 UUID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 APP_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 ARCH_PATTERN = r"^[a-z0-9]+(/[a-z0-9]+)?$"
 FailureReason = Literal["pull_failed", "disk_full", "unhealthy", "crashloop", "timeout", "other"]
+
+
+def parse_labels(items: Iterable[str], *, what: str = "label") -> dict[str, str]:
+    """``key=value`` strings → labels; anything else is refused, naming the item."""
+    labels: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.strip().partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"{what} {item.strip()!r} must be key=value")
+        labels[key.strip()] = value.strip()
+    return labels
 
 
 def check_labels(labels: dict[str, str]) -> dict[str, str]:

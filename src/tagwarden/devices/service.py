@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 from collections.abc import Sequence
@@ -14,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tagwarden.audit import service as audit
-from tagwarden.auth.service import Principal
+from tagwarden.auth.service import Principal, hash_token
 from tagwarden.db import utcnow
 from tagwarden.devices import index
 from tagwarden.devices.index import DeviceIndex, key_digest
@@ -26,10 +25,6 @@ from tagwarden.rollouts.gates import digest_of
 DEVICE_KEY_PREFIX = "twd_"
 DEVICE_FIELDS = ("uuid", "name", "architecture", "labels")
 TOMBSTONE_KEPT = timedelta(days=1)
-
-
-def hash_key(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 async def register(
@@ -44,7 +39,7 @@ async def register(
         name=data.name or data.uuid,
         architecture=data.architecture,
         labels=data.labels,
-        key_hash=hash_key(raw),
+        key_hash=hash_token(raw),
         key_prefix=raw[:10],
     )
     session.add(device)
@@ -220,8 +215,9 @@ async def read_state(
 
 async def authenticate_device(session: AsyncSession, uuid: str, key: str) -> Device:
     device = await session.scalar(select(Device).where(Device.uuid == uuid))
-    if device is None or not secrets.compare_digest(device.key_hash, hash_key(key)):
-        owner = await session.scalar(select(Device.id).where(Device.key_hash == hash_key(key)))
+    key_hash = hash_token(key)
+    if device is None or not secrets.compare_digest(device.key_hash, key_hash):
+        owner = await session.scalar(select(Device.id).where(Device.key_hash == key_hash))
         if owner is None:
             raise Unauthorized("invalid device key")
         raise Forbidden("this device key belongs to another device")

@@ -53,7 +53,7 @@ async def trigger_all(request: Request, _: Approver) -> TriggerOut:
 @router.post("/{image_id}/check")
 async def check_image(image_id: int, request: Request, session: Session, _: Approver) -> CheckOut:
     image = await service.checkable_image(session, image_id)
-    result = await _monitor(request).check(image.id)
+    result = await _monitor(request).check(image)
     return CheckOut(
         message="Image check triggered successfully",
         image_name=image.image_name,

@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import func, select
@@ -28,8 +27,8 @@ from tagwarden.db import utcnow
 from tagwarden.monitor import record, service
 from tagwarden.monitor.discovery import KnownTag
 from tagwarden.registry.base import ImageNotFound, RegistryClient, RegistryError
-from tagwarden.registry.factory import client_for, is_docker_hub, repository_path
-from tagwarden.registry.transport import RegistryState
+from tagwarden.registry.factory import base_url, client_for, is_docker_hub, repository_path
+from tagwarden.registry.transport import RegistryState, host_of
 
 log = logging.getLogger("tagwarden.monitor")
 IDLE_POLL = timedelta(seconds=60)  # how often an idle monitor looks for newly due images
@@ -99,10 +98,7 @@ class ImageMonitor:
         return client_for(registry_host, self.settings, self.http, state=self.state)
 
     def api_url(self, registry_host: str) -> str:
-        if is_docker_hub(registry_host):
-            return self.settings.dockerhub_api_url.rstrip("/")
-        creds = self.settings.registries.get(registry_host)
-        return (creds.url if creds else f"https://{registry_host}").rstrip("/")
+        return base_url(registry_host, self.settings)
 
     def listing_url(self, image: Image | service.Target) -> str:
         repo = repository_path(image.namespace, image.image_name, image.registry_host)
@@ -115,16 +111,9 @@ class ImageMonitor:
         return {host: limiter.remaining() for host, limiter in self.state.limits.hosts().items()}
 
     # -- one image ----------------------------------------------------------------------------
-    async def check(self, image: int | service.Target) -> service.CheckResult:
-        """Check one image now, by id (a manual check, a webhook) or as claimed."""
-        if isinstance(image, int):
-            async with self.sessionmaker() as session:
-                found = await session.get(Image, image)
-                if found is None:
-                    return service.CheckResult(image, f"#{image}", error="image not found")
-                target = service.Target.of(found)
-        else:
-            target = image
+    async def check(self, image: Image | service.Target) -> service.CheckResult:
+        """Check one image now (a manual check, a webhook), as the caller loaded it."""
+        target = image if isinstance(image, service.Target) else service.Target.of(image)
         async with self.sessionmaker() as session:
             known = await service.load_known(session, [target.id])
         outcome = await self.observe(target, known.get(target.id, {}))
@@ -226,7 +215,7 @@ class ImageMonitor:
         deferred = 0
         async with self.sessionmaker() as session, session.begin():
             for image in (await session.scalars(query)).all():
-                host = urlsplit(self.api_url(image.registry_host)).netloc.lower()
+                host = host_of(self.api_url(image.registry_host))
                 if host in allowance:
                     if allowance[host] <= 0:
                         deferred += 1

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-
 from fastapi import APIRouter, Request, status
 
-from tagwarden.db import utcnow
 from tagwarden.deps import Admin, Session
 from tagwarden.notify import service
 from tagwarden.notify.schemas import (
@@ -16,7 +13,7 @@ from tagwarden.notify.schemas import (
     ChannelTestOut,
     OutboxOut,
 )
-from tagwarden.notify.senders import DeliveryFailed, Message, send
+from tagwarden.notify.senders import send_test
 from tagwarden.notify.worker import OutboxWorker
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
@@ -58,18 +55,16 @@ async def test_channel(
     """Send a test message now, outside the outbox, and say whether the receiver took it."""
     channel = await service.get_channel(session, channel_id)
     outbox: OutboxWorker = request.app.state.outbox
-    message = Message(
-        str(uuid.uuid4()),
-        "test",
-        {"channel": channel.name, "requested_by": who.identity},
-        utcnow(),
+    error = await send_test(
+        channel.kind,
+        channel.config,
+        channel_name=channel.name,
+        requested_by=who.identity,
+        http=outbox.http,
+        settings=outbox.settings,
     )
-    try:
-        await send(
-            channel.kind, channel.config, message, http=outbox.http, settings=outbox.settings
-        )
-    except DeliveryFailed as exc:
-        return ChannelTestOut(ok=False, detail=str(exc))
+    if error:
+        return ChannelTestOut(ok=False, detail=error)
     return ChannelTestOut(ok=True, detail=f"test message sent to {channel.name}")
 
 

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import smtplib
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 
 from tagwarden.config import Settings
+from tagwarden.db import utcnow
 
 SIGNATURE_HEADER = "X-Tagwarden-Signature"
 IDEMPOTENCY_HEADER = "X-Tagwarden-Idempotency-Key"
@@ -120,3 +122,24 @@ def _send_email(config: dict[str, Any], message: Message, settings: Settings) ->
             smtp.send_message(mail)
     except (OSError, smtplib.SMTPException) as exc:
         raise DeliveryFailed(f"SMTP: {type(exc).__name__}: {exc}") from exc
+
+
+async def send_test(
+    kind: str,
+    config: dict[str, Any],
+    *,
+    channel_name: str,
+    requested_by: str,
+    http: httpx.AsyncClient,
+    settings: Settings,
+) -> str | None:
+    """Send a test message now, outside the outbox: None when the receiver took it, else why
+    not (the API's and the CLI's "test a channel")."""
+    message = Message(
+        str(uuid.uuid4()), "test", {"channel": channel_name, "requested_by": requested_by}, utcnow()
+    )
+    try:
+        await send(kind, config, message, http=http, settings=settings)
+    except DeliveryFailed as exc:
+        return str(exc)
+    return None

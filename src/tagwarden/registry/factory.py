@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tagwarden.config import Settings
+from tagwarden.config import RegistryCredentials, Settings
 from tagwarden.registry.base import RegistryClient
 from tagwarden.registry.dockerhub import DockerHubClient
 from tagwarden.registry.oci import OciClient
@@ -66,23 +66,37 @@ def client_for(
         password = settings.dockerhub_password
         return DockerHubClient(
             transport,
-            settings.dockerhub_api_url,
+            base_url(host, settings),
             username=settings.dockerhub_username,
             password=password.get_secret_value() if password else None,
         )
-    credentials = settings.registries.get(registry_host) or settings.registries.get(host)
-    if credentials is None:
-        return OciClient(
-            transport,
-            f"https://{host}",
-            resolve_changed=resolve_changed,
-            head_concurrency=head_concurrency,
-        )
+    credentials = _credentials(registry_host, settings)
     return OciClient(
         transport,
-        credentials.url,
-        username=credentials.username,
-        password=credentials.password.get_secret_value() if credentials.password else None,
+        base_url(registry_host, settings),
+        username=credentials.username if credentials else None,
+        password=(
+            credentials.password.get_secret_value()
+            if credentials and credentials.password
+            else None
+        ),
         resolve_changed=resolve_changed,
         head_concurrency=head_concurrency,
+    )
+
+
+def _credentials(registry_host: str, settings: Settings) -> RegistryCredentials | None:
+    return settings.registries.get(registry_host) or settings.registries.get(
+        registry_host.strip().lower()
+    )
+
+
+def base_url(registry_host: str, settings: Settings) -> str:
+    """Where a registry host's API answers: Docker Hub's API URL, the URL configured in
+    ``TAGWARDEN_REGISTRIES``, or ``https://<host>``."""
+    if is_docker_hub(registry_host):
+        return settings.dockerhub_api_url.rstrip("/")
+    credentials = _credentials(registry_host, settings)
+    return (credentials.url if credentials else f"https://{registry_host.strip().lower()}").rstrip(
+        "/"
     )

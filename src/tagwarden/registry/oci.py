@@ -30,6 +30,7 @@ from tagwarden.registry.base import (
     MalformedResponse,
     Platform,
     RemoteTag,
+    platforms_from,
 )
 from tagwarden.registry.manifests import (
     ACCEPT,
@@ -171,19 +172,14 @@ class OciClient:
                 config = await self._config(repository, manifest)
                 created = config.created or manifest.created or config.label_created
                 sizes[representative.digest] = manifest.size
-            platforms = tuple(
-                Platform(
-                    normalise_architecture(e.architecture, e.variant),
-                    e.os.lower(),
-                    e.digest,
-                    sizes.get(e.digest),
-                )
-                for e in entries
+            platforms = platforms_from(
+                [(e.architecture, e.os, e.variant, e.digest, sizes.get(e.digest)) for e in entries]
             )
             return RemoteTag(name, digest, created, platforms, resolved=True)
         if media_type in IMAGE_MANIFEST_TYPES:
             manifest = parse_image_manifest(body)
             config = await self._config(repository, manifest)
+            # One image: its config says the platform, whatever it is (no attestation to drop).
             platform = Platform(
                 normalise_architecture(config.architecture, config.variant),
                 config.os.lower(),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Literal
@@ -14,7 +14,7 @@ from tagwarden.auth.service import Principal
 from tagwarden.db import utcnow
 from tagwarden.deps import Approver, AppSettings, Session, Viewer
 from tagwarden.pagination import Page, Paging
-from tagwarden.rollouts import engine, service
+from tagwarden.rollouts import service
 from tagwarden.rollouts.models import Rollout
 from tagwarden.rollouts.schemas import (
     BatchOut,
@@ -34,39 +34,39 @@ def _now(request: Request) -> datetime:
     return clock()
 
 
-async def _summary(session: AsyncSession, rollout: Rollout, *, detail: bool) -> RolloutOut:
-    counts = (await service.counts(session, [rollout.id]))[rollout.id]
-    out = RolloutOut.of(rollout, counts, await engine.failure_counts(session, rollout.id))
-    if detail:
-        rows = await service.device_rows(session, rollout.id)
-        batches: dict[int, list[str]] = defaultdict(list)
-        batch_counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for row, uuid in rows:
-            if row.batch is not None:
-                batches[row.batch].append(uuid)
-                batch_counts[row.batch][row.state] += 1
-        out.batches = [
-            BatchOut(batch=b, devices=d, counts=dict(batch_counts[b]))
-            for b, d in sorted(batches.items())
-        ]
-        out.skipped = [
-            SkippedOut(device=uuid, reason=row.skip_reason or "")
-            for row, uuid in rows
-            if row.batch is None
-        ]
-        out.devices = [
-            RolloutDeviceOut(
-                device=uuid,
-                batch=row.batch,
-                state=row.state,
-                skip_reason=row.skip_reason,
-                failure_reason=row.failure_reason,
-                message=row.message,
-                scheduled_at=row.scheduled_at,
-                finished_at=row.finished_at,
-            )
-            for row, uuid in rows
-        ]
+async def _summary(session: AsyncSession, rollout: Rollout) -> RolloutOut:
+    """The rollout with its devices, batches and counts, all from one read of its devices."""
+    rows = await service.device_rows(session, rollout.id)
+    counts = Counter(row.state for row, _ in rows)
+    out = RolloutOut.of(rollout, dict(counts), service.failure_reasons(rows))
+    batches: dict[int, list[str]] = defaultdict(list)
+    batch_counts: dict[int, Counter[str]] = defaultdict(Counter)
+    for row, uuid in rows:
+        if row.batch is not None:
+            batches[row.batch].append(uuid)
+            batch_counts[row.batch][row.state] += 1
+    out.batches = [
+        BatchOut(batch=b, devices=d, counts=dict(batch_counts[b]))
+        for b, d in sorted(batches.items())
+    ]
+    out.skipped = [
+        SkippedOut(device=uuid, reason=row.skip_reason or "")
+        for row, uuid in rows
+        if row.batch is None
+    ]
+    out.devices = [
+        RolloutDeviceOut(
+            device=uuid,
+            batch=row.batch,
+            state=row.state,
+            skip_reason=row.skip_reason,
+            failure_reason=row.failure_reason,
+            message=row.message,
+            scheduled_at=row.scheduled_at,
+            finished_at=row.finished_at,
+        )
+        for row, uuid in rows
+    ]
     return out
 
 
@@ -101,7 +101,7 @@ async def create_rollout(
             skipped=[SkippedOut(device=s.uuid, reason=s.reason) for s in prepared.plan.skipped],
         )
     rollout = await service.create(session, body, prepared, who)
-    return await _summary(session, rollout, detail=True)
+    return await _summary(session, rollout)
 
 
 @router.get("")
@@ -126,7 +126,7 @@ async def list_rollouts(
 @router.get("/{rollout_id}")
 async def get_rollout(rollout_id: int, session: Session, _: Viewer) -> RolloutOut:
     rollout = await service.get_rollout(session, rollout_id)
-    return await _summary(session, rollout, detail=True)
+    return await _summary(session, rollout)
 
 
 Action = Callable[[AsyncSession, int, Principal, datetime], Awaitable[Rollout]]
@@ -137,7 +137,7 @@ async def _act(
 ) -> RolloutOut:
     rollout = await action(session, rollout_id, who, _now(request))
     await session.flush()
-    return await _summary(session, rollout, detail=True)
+    return await _summary(session, rollout)
 
 
 @router.post("/{rollout_id}/pause")

@@ -174,7 +174,7 @@ async def check_now(
     need(user, "approver")
     image = await monitor_service.checkable_image(session, image_id)
     monitor: ImageMonitor = request.app.state.monitor
-    result = await monitor.check(image.id)
+    result = await monitor.check(image)
     if result.error:
         return redirect(
             request,

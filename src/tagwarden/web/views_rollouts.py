@@ -16,8 +16,9 @@ from tagwarden.catalogue import service as catalogue
 from tagwarden.db import utcnow
 from tagwarden.deps import AppSettings, Session
 from tagwarden.devices import service as devices
+from tagwarden.devices.schemas import parse_labels
 from tagwarden.errors import InvalidInput
-from tagwarden.rollouts import engine, service
+from tagwarden.rollouts import service
 from tagwarden.rollouts.models import ACTIVE_STATUSES, Rollout
 from tagwarden.rollouts.schemas import RolloutCreate
 from tagwarden.web.render import WebRoute, page, redirect
@@ -69,7 +70,7 @@ async def progress(session: AsyncSession, rollout: Rollout) -> dict[str, Any]:
             text += f", {tally['busy']} updating"
         batch_list.append({"index": index, "text": text, **tally})
     overall = _tally(Counter(row.state for row, _ in rows if row.batch is not None))
-    failures = await engine.failure_counts(session, rollout.id)
+    failures = service.failure_reasons(rows)
     summary = f"{overall['ok']} of {overall['total']} devices updated"
     if rollout.current_batch:
         summary += f"; batch {rollout.current_batch} of {rollout.batch_count}"
@@ -100,26 +101,23 @@ async def progress(session: AsyncSession, rollout: Rollout) -> dict[str, Any]:
 
 async def deployable_tags(session: AsyncSession) -> list[dict[str, Any]]:
     """Approved images with their activated, non-deprecated tags: all a rollout may use."""
-    images, _total = await catalogue.list_images(session, approval_status="approved", limit=200)
     out = []
-    for image in images:
-        rows = await catalogue.list_tags(session, image.id, include_deprecated=False)
+    for image, rows in await catalogue.deployable_tags(session):
         tags: dict[str, list[str]] = {}
         recommended: set[str] = set()
         for row in rows:
             tags.setdefault(row.tag, []).append(row.architecture)
             if row.is_recommended:
                 recommended.add(row.tag)
-        if tags:
-            out.append(
-                {
-                    "image": image,
-                    "tags": [
-                        {"tag": t, "architectures": a, "recommended": t in recommended}
-                        for t, a in tags.items()
-                    ],
-                }
-            )
+        out.append(
+            {
+                "image": image,
+                "tags": [
+                    {"tag": t, "architectures": a, "recommended": t in recommended}
+                    for t, a in tags.items()
+                ],
+            }
+        )
     return out
 
 
@@ -161,13 +159,7 @@ def _labels(text: str) -> dict[str, str] | None:
     text = text.strip()
     if not text:
         return None
-    labels = {}
-    for item in text.replace("\n", ",").split(","):
-        key, sep, value = item.strip().partition("=")
-        if not sep or not key.strip():
-            raise InvalidInput(f"selector {item.strip()!r} must be key=value")
-        labels[key.strip()] = value.strip()
-    return labels
+    return parse_labels(text.replace("\n", ",").split(","), what="selector")
 
 
 @router.post("/rollouts")

@@ -14,8 +14,8 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel
 
-from tagwarden.config import Settings
 from tagwarden.db import transaction
+from tagwarden.deps import get_settings_dep
 from tagwarden.errors import InvalidInput, Unauthorized
 from tagwarden.monitor.worker import ImageMonitor
 from tagwarden.webhooks import payloads, service
@@ -40,14 +40,9 @@ class WebhookOut(BaseModel):
     results: list[PushResult]
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-async def _json(request: Request) -> Any:
+def _json(body: bytes) -> Any:
     try:
-        return json.loads(await request.body())
+        return json.loads(body)
     except ValueError as exc:
         raise InvalidInput(f"the body is not JSON: {exc}") from exc
 
@@ -68,7 +63,7 @@ async def _check(request: Request, matches: list[service.Match]) -> WebhookOut:
         )
         if m.image is not None:
             if m.image.id not in checked:
-                checked[m.image.id] = await monitor.check(m.image.id)
+                checked[m.image.id] = await monitor.check(m.image)
             outcome = checked[m.image.id]
             result.requests_created = list(outcome.requests_created)
             result.error = outcome.error
@@ -81,10 +76,10 @@ async def _check(request: Request, matches: list[service.Match]) -> WebhookOut:
 async def dockerhub(secret: str, request: Request) -> WebhookOut:
     """Docker Hub signs nothing: the secret in the path (global, or the image's own) is the
     credential, compared in constant time."""
-    settings = _settings(request)
+    settings = get_settings_dep(request)
     global_ok = service.same_secret(secret, settings.webhook_secret)
     try:
-        pushes = payloads.dockerhub(await _json(request))
+        pushes = payloads.dockerhub(_json(await request.body()))
     except InvalidInput:
         if not global_ok:  # a stranger learns nothing about the payload format
             raise Unauthorized("invalid webhook secret") from None
@@ -92,11 +87,12 @@ async def dockerhub(secret: str, request: Request) -> WebhookOut:
     async with transaction(request.app.state.sessionmaker) as session:
         # Raising inside the transaction rolls back the audit entries match_all wrote.
         matches = await service.match_all(session, pushes, settings, source="dockerhub")
-        for m in [] if global_ok else matches:
-            if m.image is None or not await service.image_secret_matches(
-                session, m.image.id, secret
-            ):
-                raise Unauthorized("invalid webhook secret")
+        images = {m.image.id for m in matches if m.image is not None}
+        if not global_ok and (
+            any(m.image is None for m in matches)
+            or (images and not await service.image_secrets_match(session, images, secret))
+        ):
+            raise Unauthorized("invalid webhook secret")
     return await _check(request, matches)
 
 
@@ -104,32 +100,28 @@ async def dockerhub(secret: str, request: Request) -> WebhookOut:
 async def registry(request: Request) -> WebhookOut:
     """docker-registry's ``notifications`` (``application/vnd.docker.distribution.events.v1+json``)
     and Harbor's webhooks, with ``Authorization: Bearer <secret>`` (Harbor's "Auth Header")."""
-    settings = _settings(request)
+    settings = get_settings_dep(request)
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     given = given.strip() if scheme.lower() == "bearer" else header.strip()
     if not given or not service.same_secret(given, settings.webhook_secret):
         raise Unauthorized("missing or invalid bearer secret (Authorization: Bearer <secret>)")
-    return await _handle(request, payloads.distribution(await _json(request)), "registry")
+    return await _handle(request, payloads.distribution(_json(await request.body())), "registry")
 
 
 @router.post("/github", status_code=status.HTTP_202_ACCEPTED)
 async def github(request: Request) -> WebhookOut:
     """GitHub ``package``/``registry_package`` events, verified by ``X-Hub-Signature-256``."""
-    settings = _settings(request)
+    settings = get_settings_dep(request)
     body = await request.body()
     secret = settings.github_webhook_secret or settings.webhook_secret
     if not service.valid_signature(body, request.headers.get("x-hub-signature-256"), secret):
         raise Unauthorized("missing or invalid X-Hub-Signature-256")
     event = request.headers.get("x-github-event", "")
-    try:
-        parsed = json.loads(body)
-    except ValueError as exc:
-        raise InvalidInput(f"the body is not JSON: {exc}") from exc
-    return await _handle(request, payloads.github(event, parsed), "github")
+    return await _handle(request, payloads.github(event, _json(body)), "github")
 
 
 async def _handle(request: Request, pushes: list[Push], source: str) -> WebhookOut:
     async with transaction(request.app.state.sessionmaker) as session:
-        matches = await service.match_all(session, pushes, _settings(request), source=source)
+        matches = await service.match_all(session, pushes, get_settings_dep(request), source=source)
     return await _check(request, matches)

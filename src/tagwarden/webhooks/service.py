@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -35,11 +35,26 @@ def valid_signature(body: bytes, header: str | None, secret: SecretStr | None) -
     return hmac.compare_digest(header.encode(), sign(secret.get_secret_value(), body).encode())
 
 
-async def image_secret_matches(session: AsyncSession, image_id: int, given: str) -> bool:
-    stored = await session.scalar(
-        select(ImagePolicy.webhook_secret_hash).where(ImagePolicy.image_id == image_id)
+async def image_secrets_match(
+    session: AsyncSession, image_ids: Collection[int], given: str
+) -> bool:
+    """Whether every one of these images has its own webhook secret and it is ``given``
+    (one query for all of a payload's images)."""
+    if not image_ids:
+        return False
+    stored = dict(
+        (
+            await session.execute(
+                select(ImagePolicy.image_id, ImagePolicy.webhook_secret_hash).where(
+                    ImagePolicy.image_id.in_(image_ids)
+                )
+            )
+        ).all()
     )
-    return stored is not None and hmac.compare_digest(stored, hash_token(given))
+    digest = hash_token(given)
+    return all(
+        (h := stored.get(i)) is not None and hmac.compare_digest(h, digest) for i in image_ids
+    )
 
 
 @dataclass(frozen=True, slots=True)
