@@ -208,3 +208,36 @@ async def test_deleting_a_device_needs_admin_and_forgets_its_key(
     assert (
         await client.get("/api/v1/devices/d1", headers=tokens.headers("viewer"))
     ).status_code == 404
+
+
+async def test_devices_are_listed_by_labels_with_paging(
+    client: httpx.AsyncClient, tokens: Any
+) -> None:
+    fleet = {
+        "d1": {"site": "shop", "ring": "canary"},
+        "d2": {"site": "shop", "ring": "main"},
+        "d3": {"site": "lab", "ring": "canary"},
+        "d4": {"site": "shop"},
+        "d5": {},
+    }
+    for uuid, labels in fleet.items():
+        created = await client.post(
+            "/api/v1/devices",
+            json={"uuid": uuid, "architecture": "amd64", "labels": labels},
+            headers=tokens.headers("admin"),
+        )
+        assert created.status_code == 201, created.text
+
+    async def listed(query: str) -> tuple[list[str], int]:
+        response = await client.get(f"/api/v1/devices?{query}", headers=tokens.headers("viewer"))
+        assert response.status_code == 200, response.text
+        return [d["uuid"] for d in response.json()["items"]], response.json()["total"]
+
+    assert await listed("label=site=shop") == (["d1", "d2", "d4"], 3)
+    assert await listed("label=site=shop&label=ring=canary") == (["d1"], 1)  # AND
+    assert await listed("label=site=shop&limit=2&offset=1") == (["d2", "d4"], 3)
+    assert await listed("label=ring=") == ([], 0)  # an empty value is a value, not "any"
+    assert await listed("label=site=nowhere") == ([], 0)
+    refused = await client.get("/api/v1/devices?label=site", headers=tokens.headers("viewer"))
+    assert refused.status_code == 422
+    assert "must be key=value" in refused.text

@@ -321,6 +321,25 @@ async def test_crossing_the_threshold_with_on_failure_rollback_restores_previous
     assert await target_of(client, "d1", fleet["d1"]) == OLD
     assert await target_of(client, "d2", fleet["d2"]) == OLD
     assert await target_of(client, "d3", fleet["d3"]) is None
+    # Every device's every step is in the audit log, in the order it happened.
+    audit = await client.get(
+        f"/api/v1/audit?entity_type=rollout&entity_id={second['id']}&limit=100",
+        headers=tokens.headers("viewer"),
+    )
+    steps = [
+        (e["after"]["device"], e["action"].removeprefix("rollout.device_"))
+        for e in reversed(audit.json()["items"])  # oldest first
+        if e["action"].startswith("rollout.device_")
+    ]
+    assert steps == [
+        ("d1", "scheduled"),
+        ("d2", "scheduled"),
+        ("d1", "failed"),
+        ("d2", "failed"),
+        ("d1", "rolled_back"),
+        ("d2", "rolled_back"),
+        ("d3", "skipped"),
+    ]
 
 
 async def test_manual_rollback_and_abort(

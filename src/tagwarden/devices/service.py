@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -25,6 +26,7 @@ from tagwarden.rollouts.gates import digest_of
 DEVICE_KEY_PREFIX = "twd_"
 DEVICE_FIELDS = ("uuid", "name", "architecture", "labels")
 TOMBSTONE_KEPT = timedelta(days=1)
+Q = TypeVar("Q", bound=Select[Any])  # a query of devices
 
 
 async def register(
@@ -83,6 +85,12 @@ async def apps_of(session: AsyncSession, device_ids: Sequence[int]) -> dict[int,
     return out
 
 
+def with_labels(query: Q, labels: Mapping[str, str]) -> Q:
+    """Only devices whose labels include every ``key=value``, matched by the database
+    (``JSON_EXTRACT`` on SQLite, ``->>`` on PostgreSQL) rather than by reading the fleet."""
+    return query.where(*(Device.labels[key].as_string() == value for key, value in labels.items()))
+
+
 async def list_devices(
     session: AsyncSession,
     *,
@@ -91,14 +99,9 @@ async def list_devices(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[Sequence[Device], int]:
-    query = select(Device)
+    query = with_labels(select(Device), labels or {})
     if architecture:
         query = query.where(Device.architecture == architecture)
-    if labels:
-        # Portable label match: narrow in SQL where JSON containment exists, check in Python.
-        rows = (await session.scalars(query.order_by(Device.id))).all()
-        matched = [d for d in rows if all(d.labels.get(k) == v for k, v in labels.items())]
-        return matched[offset : offset + limit], len(matched)
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
     rows = (await session.scalars(query.order_by(Device.id).limit(limit).offset(offset))).all()
     return rows, int(total or 0)
@@ -244,8 +247,9 @@ async def record_report(
     return sorted(report.apps)
 
 
-async def set_target(
+def assign_target(
     session: AsyncSession,
+    app: DeviceApp | None,
     device_id: int,
     app_name: str,
     *,
@@ -256,17 +260,15 @@ async def set_target(
     rollout_id: int | None,
     now: datetime,
 ) -> DeviceApp:
-    """Point one app of one device at an image (or at nothing), and bump the state's ETag."""
-    app = await session.scalar(
-        select(DeviceApp).where(DeviceApp.device_id == device_id, DeviceApp.app_name == app_name)
-    )
+    """Point one app of one device at an image (or at nothing). ``app`` is its row as the
+    caller read it with the others of its batch (None: the device has no such app yet); the
+    caller bumps the devices' state version once for all of them (:func:`bump`)."""
     if app is None:
         app = DeviceApp(device_id=device_id, app_name=app_name)
         session.add(app)
     app.image_id, app.image, app.tag, app.digest = image_id, image, tag, digest
     app.rollout_id = rollout_id
     app.target_updated_at = now
-    await bump(session, [device_id])
     return app
 
 

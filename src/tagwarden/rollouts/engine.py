@@ -112,7 +112,7 @@ async def set_status(
 
 
 def _device_state(
-    session: AsyncSession,
+    entries: list[dict[str, Any]],
     rollout: Rollout,
     row: RolloutDevice,
     uuid: str,
@@ -122,15 +122,18 @@ def _device_state(
     now: datetime,
     **details: Any,
 ) -> None:
-    audit.record(
-        session,
-        actor=actor,
-        action=f"rollout.device_{state}",
-        entity_type="rollout",
-        entity_id=rollout.id,
-        before={"device": uuid, "state": row.state},
-        after={"device": uuid, "state": state, "batch": row.batch}
-        | {k: v for k, v in details.items() if v is not None},
+    """Move one device of the rollout to ``state``; its audit entry joins ``entries``, which
+    the caller writes for the whole batch at once (``audit.record_many``)."""
+    entries.append(
+        {
+            "actor": actor,
+            "action": f"rollout.device_{state}",
+            "entity_type": "rollout",
+            "entity_id": rollout.id,
+            "before": {"device": uuid, "state": row.state},
+            "after": {"device": uuid, "state": state, "batch": row.batch}
+            | {k: v for k, v in details.items() if v is not None},
+        }
     )
     row.state = state
     if state in ("succeeded", "failed", "rolled_back", "skipped"):
@@ -178,6 +181,7 @@ async def schedule_batch(
     rows = await _rows(session, rollout, batch=batch, states=("pending",))
     apps = await _apps(session, rollout.app_name, [d.id for _, d in rows])
     timeout = timedelta(seconds=options_of(rollout).health_timeout)
+    entries: list[dict[str, Any]] = []
     for row, device in rows:
         previous = apps.get(device.id)
         if previous is not None and previous.digest:
@@ -186,8 +190,9 @@ async def schedule_batch(
             row.previous_image = previous.image
             row.previous_tag = previous.tag
             row.previous_digest = previous.digest
-        await devices.set_target(
+        devices.assign_target(
             session,
+            previous,
             device.id,
             rollout.app_name,
             image_id=rollout.image_id,
@@ -198,7 +203,8 @@ async def schedule_batch(
             now=now,
         )
         row.scheduled_at, row.deadline_at = now, now + timeout
-        _device_state(session, rollout, row, device.uuid, "scheduled", actor=MONITOR, now=now)
+        _device_state(entries, rollout, row, device.uuid, "scheduled", actor=MONITOR, now=now)
+    await audit.record_many(session, entries)
     await devices.bump(session, [d.id for _, d in rows], fast=True)
     rollout.current_batch = batch
     audit.record(
@@ -225,6 +231,7 @@ async def advance(session: AsyncSession, rollout: Rollout, now: datetime) -> Non
     in_flight = await _rows(session, rollout, batch=rollout.current_batch, states=IN_FLIGHT)
     apps = await _apps(session, rollout.app_name, [d.id for _, d in in_flight])
     finished: list[int] = []
+    entries: list[dict[str, Any]] = []
     for row, device in in_flight:
         app = apps.get(device.id)
         variant = arch_variants.get(normalise_architecture(device.architecture))
@@ -251,7 +258,7 @@ async def advance(session: AsyncSession, rollout: Rollout, now: datetime) -> Non
                 row.failure_reason = verdict.failure_reason
                 row.message = app.message if app else None
             _device_state(
-                session,
+                entries,
                 rollout,
                 row,
                 device.uuid,
@@ -262,6 +269,7 @@ async def advance(session: AsyncSession, rollout: Rollout, now: datetime) -> Non
             )
             if verdict.state in ("succeeded", "failed"):
                 finished.append(device.id)
+    await audit.record_many(session, entries)
     await devices.bump(session, finished, fast=False)
     await session.flush()
 
@@ -310,9 +318,11 @@ async def deactivate(session: AsyncSession, rollout: Rollout) -> None:
 async def skip_pending(
     session: AsyncSession, rollout: Rollout, reason: str, now: datetime, *, actor: str
 ) -> None:
+    entries: list[dict[str, Any]] = []
     for row, device in await _rows(session, rollout, states=("pending",)):
         row.skip_reason = reason
-        _device_state(session, rollout, row, device.uuid, "skipped", actor=actor, now=now)
+        _device_state(entries, rollout, row, device.uuid, "skipped", actor=actor, now=now)
+    await audit.record_many(session, entries)
 
 
 async def rollback(
@@ -323,11 +333,15 @@ async def rollback(
     A device whose app has since been retargeted by a later rollout is left alone.
     """
     restored: list[int] = []
-    for row, device in await _rows(session, rollout, states=TOUCHED):
-        app = (await _apps(session, rollout.app_name, [device.id])).get(device.id)
+    entries: list[dict[str, Any]] = []
+    rows = await _rows(session, rollout, states=TOUCHED)
+    apps = await _apps(session, rollout.app_name, [d.id for _, d in rows])
+    for row, device in rows:
+        app = apps.get(device.id)
         if app is not None and app.rollout_id == rollout.id:
-            await devices.set_target(
+            devices.assign_target(
                 session,
+                app,
                 device.id,
                 rollout.app_name,
                 image_id=row.previous_image_id if row.had_previous else None,
@@ -339,7 +353,7 @@ async def rollback(
             )
             restored.append(device.id)
         _device_state(
-            session,
+            entries,
             rollout,
             row,
             device.uuid,
@@ -348,6 +362,7 @@ async def rollback(
             now=now,
             previous=row.previous_digest,
         )
+    await audit.record_many(session, entries)
     await skip_pending(session, rollout, "rolled_back", now, actor=actor)
     await devices.bump(session, restored, fast=False)
     rollout.finished_at = now

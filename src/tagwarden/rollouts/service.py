@@ -16,6 +16,7 @@ from tagwarden.auth.service import Principal
 from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.catalogue.service import find_image, get_image
 from tagwarden.devices.models import Device, DeviceApp
+from tagwarden.devices.service import with_labels
 from tagwarden.errors import Conflict, InvalidInput, NotFound
 from tagwarden.registry.factory import is_docker_hub
 from tagwarden.rollouts import engine, planner
@@ -92,9 +93,8 @@ async def _devices(session: AsyncSession, data: RolloutCreate) -> list[Device]:
         if missing:
             raise InvalidInput(f"unknown devices: {', '.join(missing[:20])}")
         return [found[u] for u in dict.fromkeys(data.devices)]
-    selector = data.selector or {}
-    rows = await session.scalars(select(Device).order_by(Device.id))
-    return [d for d in rows if all(d.labels.get(k) == v for k, v in selector.items())]
+    query = with_labels(select(Device), data.selector or {})
+    return list(await session.scalars(query.order_by(Device.id)))
 
 
 async def prepare(
