@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -121,3 +122,13 @@ def insert_for(session: AsyncSession) -> Callable[..., Any]:
     Both databases speak ``INSERT … ON CONFLICT``; SQLAlchemy exposes it per dialect.
     """
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+async def flush_unique(session: AsyncSession, conflict: Exception) -> None:
+    """Flush new rows; one that breaks a unique constraint (a concurrent create of the same
+    name, say) raises ``conflict`` instead of an IntegrityError the API would answer with 500.
+    The caller's transaction is then rolled back as any failed use case's is."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise conflict from exc

@@ -385,3 +385,21 @@ async def test_channels_that_could_never_deliver_are_refused(
 ) -> None:
     with pytest.raises(InvalidInput):
         await add_channel(sessionmaker, kind, config, ["monitor.error"])
+
+
+async def test_concurrent_creates_of_one_channel_name_make_one_channel_and_409s(
+    client: httpx.AsyncClient, tokens: Any
+) -> None:
+    body = {"name": "ops", "kind": "webhook", "config": {"url": RECEIVER}, "events": ["*"]}
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                "/api/v1/notifications/channels", json=body, headers=tokens.headers("admin")
+            )
+            for _ in range(5)
+        )
+    )
+    assert sorted(r.status_code for r in responses) == [201, 409, 409, 409, 409]
+    assert {r.json()["code"] for r in responses if r.status_code == 409} == {"channel_exists"}
+    listed = await client.get("/api/v1/notifications/channels", headers=tokens.headers("admin"))
+    assert [c["name"] for c in listed.json()] == ["ops"]

@@ -10,12 +10,11 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, delete, func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tagwarden.audit import service as audit
 from tagwarden.auth.service import Principal, hash_token
-from tagwarden.db import utcnow
+from tagwarden.db import flush_unique, utcnow
 from tagwarden.devices import index
 from tagwarden.devices.index import DeviceIndex, key_digest
 from tagwarden.devices.models import Device, DeviceApp, DeviceDeletion
@@ -33,8 +32,6 @@ async def register(
     session: AsyncSession, data: DeviceCreate, actor: Principal
 ) -> tuple[Device, str]:
     """Register a device; its key is returned here once and only its hash is kept."""
-    if await session.scalar(select(Device.id).where(Device.uuid == data.uuid)):
-        raise Conflict(f"device {data.uuid} is already registered", code="device_exists")
     raw = DEVICE_KEY_PREFIX + secrets.token_urlsafe(32)
     device = Device(
         uuid=data.uuid,
@@ -45,10 +42,9 @@ async def register(
         key_prefix=raw[:10],
     )
     session.add(device)
-    try:
-        await session.flush()
-    except IntegrityError as exc:  # a concurrent registration of the same uuid
-        raise Conflict(f"device {data.uuid} is already registered", code="device_exists") from exc
+    await flush_unique(
+        session, Conflict(f"device {data.uuid} is already registered", code="device_exists")
+    )
     audit.record(
         session,
         actor=actor.identity,

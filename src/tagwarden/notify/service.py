@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.audit import service as audit
+from tagwarden.db import flush_unique
 from tagwarden.errors import Conflict, InvalidInput, NotFound
 from tagwarden.notify.models import (
     CHANNEL_KINDS,
@@ -173,13 +174,13 @@ async def create_channel(
         raise InvalidInput("name must not be empty")
     checked = check_config(kind, config)
     wanted = check_events(events)
-    if await session.scalar(select(NotificationChannel.id).where(NotificationChannel.name == name)):
-        raise Conflict(f"a notification channel named {name!r} exists", code="channel_exists")
     channel = NotificationChannel(
         name=name, kind=kind, config=checked, events=wanted, enabled=True, created_by=actor
     )
     session.add(channel)
-    await session.flush()
+    await flush_unique(
+        session, Conflict(f"a notification channel named {name!r} exists", code="channel_exists")
+    )
     audit.record(
         session,
         actor=actor,

@@ -15,6 +15,7 @@ from tagwarden.audit import service as audit
 from tagwarden.auth.service import Principal, hash_token
 from tagwarden.catalogue.models import ImageTag
 from tagwarden.catalogue.service import get_image
+from tagwarden.db import flush_unique
 from tagwarden.errors import Conflict, DomainError, InvalidInput, NotFound
 from tagwarden.rules import policy
 from tagwarden.rules.models import RULE_KINDS, ApprovalRule, ImagePolicy, RuleHold
@@ -48,13 +49,6 @@ async def add_rule(
         checked = policy.check_pattern(kind, pattern)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
-    exists = await session.scalar(
-        select(ApprovalRule.id).where(ApprovalRule.image_id == image.id, ApprovalRule.name == name)
-    )
-    if exists:
-        raise Conflict(
-            f"{image.display_name} already has a rule named {name!r}", code="rule_exists"
-        )
     rule = ApprovalRule(
         image_id=image.id,
         name=name,
@@ -65,7 +59,10 @@ async def add_rule(
         created_by=actor,
     )
     session.add(rule)
-    await session.flush()
+    await flush_unique(
+        session,
+        Conflict(f"{image.display_name} already has a rule named {name!r}", code="rule_exists"),
+    )
     audit.record(
         session,
         actor=actor,
