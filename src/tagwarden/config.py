@@ -35,12 +35,18 @@ class Settings(BaseSettings):
     check_interval_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     monitor_enabled: bool = True
     monitor_concurrency: int = Field(default=8, ge=1, le=256)
+    # A claimed image is leased for this long: a replica that dies mid-scan leaves its images
+    # due again once the lease runs out, instead of an interval later.
+    monitor_lease_seconds: float = Field(default=60.0, gt=0, le=86400)
 
     # Registries: base URLs and credentials are settings so tests and demos run offline.
     dockerhub_api_url: str = "https://hub.docker.com"
     dockerhub_username: str | None = None
     dockerhub_password: SecretStr | None = None
     registries: dict[str, RegistryCredentials] = Field(default_factory=dict)
+    # Registry hosts images may name, beyond docker.io, ghcr.io, quay.io and the hosts of
+    # ``registries`` (issue 10): an approver must not be able to point the server anywhere.
+    allowed_registries: list[str] = Field(default_factory=list)
     registry_timeout_seconds: float = Field(default=20.0, gt=0)
     registry_max_retries: int = Field(default=4, ge=0, le=20)
 
@@ -58,6 +64,12 @@ class Settings(BaseSettings):
 
     # Signs the admin UI's session cookies; must be set outside development.
     secret_key: SecretStr = SecretStr("dev-insecure-secret-key-change-me")
+
+    # Every request body is refused with 413 past this size, before it is parsed.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    # Failed sign-ins, token and device-key checks per client address: past this many in a
+    # minute, 429 with Retry-After (a valid credential is never slowed).
+    auth_failures_per_minute: int = Field(default=10, ge=1, le=100000)
 
     # Admin web UI (issue 6): a login lasts this long; the token is still re-checked (revoked?)
     # on every request, so revoking a token ends its sessions at once.
@@ -118,6 +130,11 @@ class Settings(BaseSettings):
         if len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters")
         return value
+
+    @field_validator("allowed_registries")
+    @classmethod
+    def _hosts_lower(cls, value: list[str]) -> list[str]:
+        return [host.strip().lower() for host in value if host.strip()]
 
     @model_validator(mode="after")
     def _no_sample_secret_in_production(self) -> Settings:
