@@ -61,7 +61,7 @@ async def stored_secrets(sessionmaker: async_sessionmaker[AsyncSession]) -> list
         return list((await session.scalars(select(ServerSecret.value))).all())
 
 
-# -- forged and replayed sessions -----------------------------------------------------------------
+# -- forged and replayed sessions
 
 
 async def test_a_cookie_forged_with_the_old_public_key_is_refused(
@@ -183,7 +183,7 @@ async def test_a_revoked_token_ends_its_sessions_on_the_server(
         assert await session.scalar(select(func.count()).select_from(WebSessionRow)) == 0
 
 
-# -- throttled guesses ----------------------------------------------------------------------------
+# -- throttled guesses
 
 
 def assert_throttled(response: httpx.Response) -> None:
@@ -260,7 +260,7 @@ async def test_failed_sign_ins_are_throttled_with_a_readable_page_and_a_valid_on
     assert right.headers["location"] == "/approvals"
 
 
-# -- security headers and the monitor page ----------------------------------------------------------
+# -- security headers and the monitor page
 
 
 def assert_security_headers(response: httpx.Response) -> None:
