@@ -14,6 +14,8 @@ from tagwarden import __version__
 from tagwarden.approvals.router import router as approvals_router
 from tagwarden.audit.router import router as audit_router
 from tagwarden.auth.router import router as auth_router
+from tagwarden.auth.secret import resolve_session_secret
+from tagwarden.auth.throttle import TooManyFailures, too_many_failures
 from tagwarden.catalogue.router import router as catalogue_router
 from tagwarden.config import Settings, get_settings
 from tagwarden.db import make_engine, make_sessionmaker, session_info
@@ -33,6 +35,7 @@ from tagwarden.rules.router import router as rules_router
 from tagwarden.rules.worker import RulesWorker
 from tagwarden.web import STATIC_DIR
 from tagwarden.web import router as web_router
+from tagwarden.web.headers import SecurityHeaders
 from tagwarden.webhooks.router import router as webhooks_router
 from tagwarden.workers import BackgroundWorkers
 
@@ -60,6 +63,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Read (or generate and store) the session key before the first page needs it.
+        await resolve_session_secret(app)
         workers = BackgroundWorkers()
         # Background workers of each part start here, each behind its own setting, so an
         # API-only replica can run with all of them off.
@@ -106,7 +111,9 @@ def create_app(
     app.state.rules_worker = RulesWorker(settings, sessionmaker)
     metrics.watch_budgets(monitor.budgets)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
+    app.add_exception_handler(TooManyFailures, too_many_failures)  # 429 with Retry-After
 
     app.include_router(ops_router)
     app.include_router(auth_router)

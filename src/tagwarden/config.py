@@ -62,8 +62,10 @@ class Settings(BaseSettings):
     # deleted device's key) reaches this one's polls within this long (devices/index.py).
     device_index_refresh_seconds: float = Field(default=1.0, gt=0, le=60)
 
-    # Signs the admin UI's session cookies; must be set outside development.
-    secret_key: SecretStr = SecretStr("dev-insecure-secret-key-change-me")
+    # Signs the admin UI's session cookies and CSRF tokens; required in production. Unset, the
+    # server generates a random one once and keeps it in the database (server_secrets), so
+    # every replica shares it and it survives restarts: no public default ever signs a session.
+    secret_key: SecretStr | None = None
 
     # Every request body is refused with 413 past this size, before it is parsed.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
@@ -126,8 +128,8 @@ class Settings(BaseSettings):
 
     @field_validator("secret_key")
     @classmethod
-    def _secret_not_blank(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < 16:
+    def _secret_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters")
         return value
 
@@ -137,13 +139,11 @@ class Settings(BaseSettings):
         return [host.strip().lower() for host in value if host.strip()]
 
     @model_validator(mode="after")
-    def _no_sample_secret_in_production(self) -> Settings:
-        if (
-            self.environment == "production"
-            and self.secret_key.get_secret_value() == "dev-insecure-secret-key-change-me"
-        ):
+    def _secret_in_production(self) -> Settings:
+        # Production names its own key: one an operator chose and can rotate on purpose.
+        if self.environment == "production" and self.secret_key is None:
             raise ValueError(
-                "TAGWARDEN_SECRET_KEY must be set to a private value when "
+                "TAGWARDEN_SECRET_KEY must be set (16 characters or more) when "
                 "TAGWARDEN_ENVIRONMENT=production"
             )
         return self

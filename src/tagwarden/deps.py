@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tagwarden.auth import throttle
 from tagwarden.auth.service import Principal, authenticate
 from tagwarden.config import Settings
 from tagwarden.db import transaction
@@ -38,6 +39,7 @@ async def _principal(
     async with transaction(request.app.state.sessionmaker) as session:
         principal = await authenticate(session, credentials.credentials)
     if principal is None:
+        throttle.failed(request)  # 429 past the limit of failures from this address
         raise Unauthorized("invalid or revoked token")
     return principal
 

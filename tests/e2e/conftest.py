@@ -132,6 +132,7 @@ class Browser:
     page: Any
     server: LiveServer
     outside: list[str]
+    csp_violations: list[str] = field(default_factory=list)
 
     def shot(self, name: str) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -141,7 +142,9 @@ class Browser:
 
     def login(self, role: str) -> None:
         """Sign in as a person does: type the token into its labelled field, press Enter."""
-        self.page.goto(f"{self.server.url}/login")
+        response = self.page.goto(f"{self.server.url}/login")
+        # The pages' Content-Security-Policy is on, so the browser enforces it in every test.
+        assert "script-src 'self'" in response.headers["content-security-policy"]
         field = self.page.get_by_label("API token")
         field.fill(self.server.tokens[role])
         with self.page.expect_navigation():
@@ -177,9 +180,20 @@ def browser(live_server: LiveServer) -> Iterator[Browser]:
         context.route("**/*", only_local)
         page = context.new_page()
         page.set_default_timeout(10_000)
+        browser = Browser(page, live_server, outside)
+
+        def on_console(message: Any) -> None:
+            # Chromium reports what the CSP blocked ("Refused to apply inline style …").
+            if "Content Security Policy" in message.text:
+                browser.csp_violations.append(message.text)
+
+        page.on("console", on_console)
         try:
-            yield Browser(page, live_server, outside)
+            yield browser
         finally:
             context.close()
             chromium.close()
     assert outside == [], f"the pages asked for outside resources: {outside}"
+    assert browser.csp_violations == [], (
+        f"the CSP blocked parts of the pages: {browser.csp_violations}"
+    )

@@ -6,13 +6,13 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.audit import service as audit
-from tagwarden.auth.models import ROLES, ApiToken
+from tagwarden.auth.models import ROLES, ApiToken, WebSessionRow
 from tagwarden.db import utcnow
 from tagwarden.errors import InvalidInput, NotFound
 
@@ -87,12 +87,44 @@ async def authenticate(session: AsyncSession, raw: str) -> Principal | None:
     return Principal(identity=token.identity, role=token.role, token_id=token.id)
 
 
-async def principal_for(session: AsyncSession, token_id: int) -> Principal | None:
-    """The caller behind a token id (an admin-UI session), or None once it is revoked."""
-    token = await session.get(ApiToken, token_id)
-    if token is None or token.revoked_at is not None:
+async def start_web_session(
+    session: AsyncSession, sid: str, token_id: int, *, hours: int, now: datetime | None = None
+) -> None:
+    """Record a signed-in admin-UI session; sessions already expired are purged on the way."""
+    now = now or utcnow()
+    await session.execute(delete(WebSessionRow).where(WebSessionRow.expires_at <= now))
+    session.add(
+        WebSessionRow(
+            sid=sid, token_id=token_id, created_at=now, expires_at=now + timedelta(hours=hours)
+        )
+    )
+    await session.flush()
+
+
+async def principal_for_session(
+    session: AsyncSession, sid: str, token_id: int, *, now: datetime | None = None
+) -> Principal | None:
+    """The caller behind an admin-UI session, in one query: None once it was logged out,
+    expired, or its token revoked. The session's token must be the one its cookie names."""
+    row = (
+        await session.execute(
+            select(ApiToken.id, ApiToken.identity, ApiToken.role)
+            .join(WebSessionRow, WebSessionRow.token_id == ApiToken.id)
+            .where(
+                WebSessionRow.sid == sid,
+                WebSessionRow.token_id == token_id,
+                WebSessionRow.expires_at > (now or utcnow()),
+                ApiToken.revoked_at.is_(None),
+            )
+        )
+    ).first()
+    if row is None:
         return None
-    return Principal(identity=token.identity, role=token.role, token_id=token.id)
+    return Principal(identity=row.identity, role=row.role, token_id=row.id)
+
+
+async def end_web_session(session: AsyncSession, sid: str) -> None:
+    await session.execute(delete(WebSessionRow).where(WebSessionRow.sid == sid))
 
 
 async def list_tokens(session: AsyncSession) -> Sequence[ApiToken]:
@@ -105,6 +137,8 @@ async def revoke_token(session: AsyncSession, token_id: int, *, actor: str) -> A
         raise NotFound(f"API token {token_id} not found")
     if token.revoked_at is None:
         token.revoked_at = utcnow()
+        # Its admin-UI sessions end with it (they are also refused for the revoked token).
+        await session.execute(delete(WebSessionRow).where(WebSessionRow.token_id == token.id))
         audit.record(
             session,
             actor=actor,

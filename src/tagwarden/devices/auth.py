@@ -1,4 +1,8 @@
-"""The device key: a bearer credential that reads and writes only its own device's state."""
+"""The device key: a bearer credential that reads and writes only its own device's state.
+
+A wrong key (401) counts as a failed credential check of the caller's address
+(``auth/throttle.py``); a key of another device (403) is a real key and is not counted.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,10 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from tagwarden.auth.throttle import counting_failures
 from tagwarden.errors import Unauthorized
+
+__all__ = ["DeviceKey", "counting_failures"]
 
 _device_bearer = HTTPBearer(
     auto_error=False,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from tagwarden.db import utcnow
 from tagwarden.deps import Admin, AppSettings, Session, Viewer
 from tagwarden.devices import service
-from tagwarden.devices.auth import DeviceKey
+from tagwarden.devices.auth import DeviceKey, counting_failures
 from tagwarden.devices.presence import Presence
 from tagwarden.devices.schemas import (
     DeviceCreate,
@@ -76,15 +76,16 @@ async def device_state(
     settings: AppSettings,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    polled = await service.read_state(
-        request.app.state.engine,
-        uuid,
-        key,
-        if_none_match=if_none_match,
-        poll_interval=settings.device_poll_interval_seconds,
-        active_poll_interval=settings.device_active_poll_interval_seconds,
-        device_index=request.app.state.device_index,
-    )
+    with counting_failures(request):  # only a wrong key is counted: the hot path is as it was
+        polled = await service.read_state(
+            request.app.state.engine,
+            uuid,
+            key,
+            if_none_match=if_none_match,
+            poll_interval=settings.device_poll_interval_seconds,
+            active_poll_interval=settings.device_active_poll_interval_seconds,
+            device_index=request.app.state.device_index,
+        )
     _presence(request).seen(polled.device_id)
     headers = {"ETag": polled.etag, "X-Poll-Interval": str(polled.poll_interval)}
     if polled.body is None:
@@ -96,7 +97,8 @@ async def device_state(
 async def report_state(
     uuid: str, key: DeviceKey, body: StateReport, session: Session, request: Request
 ) -> ReportOut:
-    device = await service.authenticate_device(session, uuid, key)
+    with counting_failures(request):
+        device = await service.authenticate_device(session, uuid, key)
     # Tests drive time through app.state.clock; reports and the rollout monitor share it.
     clock = getattr(request.app.state, "clock", utcnow)
     accepted = await service.record_report(session, device, body, now=clock())

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from tagwarden.auth.secret import resolve_session_secret, session_secret
 from tagwarden.errors import DomainError, error_body
 from tagwarden.web.session import (
     FLASH_COOKIE,
@@ -72,8 +73,7 @@ _env.filters.update(short_digest=short_digest, age=age, ts=timestamp, source=sou
 
 
 def _flash_serializer(request: Request) -> URLSafeTimedSerializer:
-    secret = request.app.state.settings.secret_key.get_secret_value()
-    return URLSafeTimedSerializer(secret, salt="tagwarden.web.flash")
+    return URLSafeTimedSerializer(session_secret(request.app), salt="tagwarden.web.flash")
 
 
 def _pop_flash(request: Request) -> dict[str, str] | None:
@@ -143,6 +143,9 @@ class WebRoute(APIRoute):
         is_json = self.path.endswith(".json")
 
         async def route(request: Request) -> Response:
+            # Sessions, CSRF tokens and flashes are signed with it: read (or made) once per app,
+            # here as well as in the lifespan, for apps served without one.
+            await resolve_session_secret(request.app)
             try:
                 return await handler(request)
             except LoginRequired:

@@ -2,8 +2,12 @@
 
 The cookie holds a random session id and, once logged in, the API token's id, identity and role.
 It is signed (itsdangerous), not encrypted: it carries nothing secret, and the token itself is
-never stored in it. Every request re-reads the token row, so a revoked token ends its sessions.
-The CSRF token is an HMAC of the session id under the secret key: a page of this session can
+never stored in it. A logged-in session is also a ``web_sessions`` row: every request checks
+that the row is there, unexpired and for the cookie's token, and that the token is not revoked,
+so logging out (which deletes the row) or revoking the token ends the session on the server,
+whatever copies of the cookie exist. The key is the server's session secret
+(``auth/secret.py``): TAGWARDEN_SECRET_KEY, or one generated and kept in the database.
+The CSRF token is an HMAC of the session id under that key: a page of this session can
 embed it, a page elsewhere cannot compute it, and logging in again (a new id) changes it.
 """
 
@@ -18,7 +22,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from tagwarden.auth.service import Principal, principal_for
+from tagwarden.auth.secret import session_secret
+from tagwarden.auth.service import Principal, principal_for_session
 from tagwarden.config import Settings
 from tagwarden.db import transaction
 from tagwarden.errors import Forbidden
@@ -58,8 +63,8 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def _serializer(settings: Settings, salt: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(settings.secret_key.get_secret_value(), salt=salt)
+def _serializer(request: Request, salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(session_secret(request.app), salt=salt)
 
 
 def read_session(request: Request) -> WebSession | None:
@@ -68,7 +73,7 @@ def read_session(request: Request) -> WebSession | None:
         return None
     settings = _settings(request)
     try:
-        data = _serializer(settings, "tagwarden.web.session").loads(
+        data = _serializer(request, "tagwarden.web.session").loads(
             raw, max_age=settings.web_session_hours * 3600
         )
     except BadSignature:  # also covers an expired signature
@@ -96,7 +101,7 @@ def write_session(request: Request, response: Response, web: WebSession) -> None
     settings = _settings(request)
     response.set_cookie(
         COOKIE,
-        _serializer(settings, "tagwarden.web.session").dumps(web.as_payload()),
+        _serializer(request, "tagwarden.web.session").dumps(web.as_payload()),
         max_age=settings.web_session_hours * 3600,
         httponly=True,
         samesite="strict",
@@ -112,7 +117,7 @@ def clear_session(request: Request, response: Response) -> None:
 
 
 def csrf_token(request: Request, web: WebSession) -> str:
-    key = _settings(request).secret_key.get_secret_value().encode()
+    key = session_secret(request.app).encode()
     return hmac.new(key, b"csrf:" + web.sid.encode(), hashlib.sha256).hexdigest()
 
 
@@ -129,14 +134,14 @@ async def check_csrf(request: Request) -> None:
 
 
 async def current_user(request: Request) -> Principal:
-    """The logged-in caller, re-checked against the token table on every request."""
+    """The logged-in caller: its session row and its token re-checked on every request."""
     web = read_session(request)
     if web is None or web.token_id is None:
         raise LoginRequired()
     # A short transaction of its own, as the API's bearer check does: no write lock is held for
-    # the length of the page's use case.
+    # the length of the page's use case. One query checks the session row and the token.
     async with transaction(request.app.state.sessionmaker) as session:
-        principal = await principal_for(session, web.token_id)
+        principal = await principal_for_session(session, web.sid, web.token_id)
     if principal is None:
         raise LoginRequired()
     request.state.web_session = web

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
-from tagwarden.auth.service import authenticate
+from tagwarden.auth import throttle
+from tagwarden.auth.service import authenticate, end_web_session, start_web_session
 from tagwarden.db import transaction
 from tagwarden.web.render import WebRoute, page, redirect
 from tagwarden.web.session import (
@@ -56,22 +57,41 @@ async def login(
     next: Annotated[str, Form()] = "/approvals",
 ) -> Response:
     await check_csrf(request)
+    web = None
     async with transaction(request.app.state.sessionmaker) as session:
         principal = await authenticate(session, token.strip())
-    if principal is None:
-        return page(
-            request,
-            "login.html",
-            {"next": _safe_next(next), "error": "That token is not valid, or it was revoked."},
-            status_code=401,
-        )
+        if principal is not None and principal.token_id is not None:
+            # A fresh id on the server too: the session lives as long as this row.
+            web = new_session(principal)
+            await start_web_session(
+                session,
+                web.sid,
+                principal.token_id,
+                hours=request.app.state.settings.web_session_hours,
+            )
+    if principal is None or web is None:
+        context = {"next": _safe_next(next), "error": "That token is not valid, or it was revoked."}
+        try:
+            throttle.failed(request)
+        except throttle.TooManyFailures as exc:
+            context["error"] = (
+                "Too many failed sign-ins from your address. "
+                f"Wait {exc.retry_after} seconds, then try again."
+            )
+            refused = page(request, "login.html", context, status_code=429)
+            refused.headers.update(throttle.retry_headers(exc))
+            return refused
+        return page(request, "login.html", context, status_code=401)
     response = redirect(request, _safe_next(next), f"Signed in as {principal.identity}")
-    write_session(request, response, new_session(principal))
+    write_session(request, response, web)
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request, _: PostingUser) -> Response:
+    # The row goes, so this cookie (and any copy of it, and its CSRF token) is refused hereafter.
+    async with transaction(request.app.state.sessionmaker) as session:
+        await end_web_session(session, request.state.web_session.sid)
     response = redirect(request, "/login", "Signed out")
     clear_session(request, response)
     return response

@@ -26,11 +26,15 @@ def _monitor(request: Request) -> ImageMonitor:
 @router.get("/monitor")
 async def monitor_page(request: Request, session: Session, user: WebUser) -> HTMLResponse:
     watched, total = await catalogue.list_images(session, watched=True, limit=500)
+    monitor = _monitor(request)
     return page(
         request,
         "monitor.html",
         {
-            "status": _monitor(request).status(),
+            "status": monitor.status(),
+            # The last scan itself, with its per-image results (the status's "lastRun" is the
+            # seed's camelCase summary, without them).
+            "last": monitor.last_run,
             "watched": watched,
             "watched_total": total,
             "can_trigger": user.has("approver"),
