@@ -56,7 +56,7 @@ def create_app(
         transport=registry_transport,
         timeout=settings.registry_timeout_seconds,
         headers={"User-Agent": f"tagwarden/{__version__}"},
-        follow_redirects=True,
+        follow_redirects=False,  # registry/transport.py follows them, checking every hop
     )
     metrics = Metrics()
     monitor = ImageMonitor(settings, sessionmaker, registry_http, on_result=metrics.record_check)

@@ -361,12 +361,13 @@ async def test_ascending_order_disables_early_stop(
     assert "not newest first" in caplog.text
 
 
-async def test_token_is_not_sent_to_another_host(h: RegistryHarness) -> None:
+async def test_a_next_page_on_another_host_is_refused(h: RegistryHarness) -> None:
     h.fake.add_user("alice", "s3cret")
     h.fake.add_repository("library/redis", 150)
-    # A `next` on another host (e.g. a misconfigured proxy) must not receive the JWT.
+    # A `next` on another host (e.g. a misconfigured proxy) is not followed at all (issue 10):
+    # neither the JWT nor a request goes there.
     h.fake.public_url = URL("http://elsewhere.test")
-    tags = await scan(h.hub(username="alice", password="s3cret"), "library/redis", {})
-    assert len(tags) == 150
+    with pytest.raises(MalformedResponse, match="next page is on another host"):
+        await scan(h.hub(username="alice", password="s3cret"), "library/redis", {})
     pages = h.fake.stats.matching("hub_tags")
-    assert [p.username for p in pages] == ["alice", None]
+    assert [p.username for p in pages] == ["alice"]

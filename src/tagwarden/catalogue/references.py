@@ -2,6 +2,9 @@
 
 From distribution/reference's grammar: path components are lowercase alphanumerics joined by
 one of ``.``, ``_``, ``__`` or runs of ``-``; a tag is ``[\\w][\\w.-]{0,127}``.
+
+Every check is a ``fullmatch``: ``$`` also matches before a trailing newline, so ``"7.2\\n"``
+would pass a ``match`` against ``^…$`` and reach the database and the registry.
 """
 
 from __future__ import annotations
@@ -12,51 +15,67 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
 
-COMPONENT_RE = re.compile(rf"^{_COMPONENT}$")
-NAMESPACE_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-DOMAIN_RE = re.compile(rf"^{_DOMAIN}$")
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$")
+COMPONENT_RE = re.compile(_COMPONENT)
+NAMESPACE_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+DOMAIN_RE = re.compile(_DOMAIN)
+TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+DIGEST_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}")
 
 MAX_REPOSITORY_LENGTH = 255
+# How much of a refused value an error message repeats: enough to recognise it, no more.
+_SHOWN = 60
+
+
+def shown(value: str) -> str:
+    """A refused value as an error message may quote it: repr'd (newlines and controls
+    escaped) and cut short."""
+    return repr(value) if len(value) <= _SHOWN else repr(value[:_SHOWN]) + "…"
+
+
+def is_tag(name: str) -> bool:
+    """Whether ``name`` is a tag of the grammar: the one check for the API, the CLI and the
+    registry clients (which drop names outside it before any request names them)."""
+    return TAG_RE.fullmatch(name) is not None
 
 
 def image_name_error(name: str) -> str | None:
-    if not COMPONENT_RE.match(name):
+    if not COMPONENT_RE.fullmatch(name):
         return (
-            f"image_name {name!r} is not a valid repository name component "
+            f"image_name {shown(name)} is not a valid repository name component "
             "(lowercase letters and digits, separated by '.', '_', '__' or '-')"
         )
     return None
 
 
 def namespace_error(namespace: str) -> str | None:
-    if not NAMESPACE_RE.match(namespace):
+    if not NAMESPACE_RE.fullmatch(namespace):
         return (
-            f"namespace {namespace!r} is not a valid repository path "
+            f"namespace {shown(namespace)} is not a valid repository path "
             "(components of lowercase letters and digits, joined by '/')"
         )
     return None
 
 
 def registry_error(registry: str) -> str | None:
-    if not DOMAIN_RE.match(registry):
-        return f"registry {registry!r} is not a valid registry host (e.g. docker.io, ghcr.io:443)"
+    if not DOMAIN_RE.fullmatch(registry):
+        return (
+            f"registry {shown(registry)} is not a valid registry host (e.g. docker.io, ghcr.io:443)"
+        )
     return None
 
 
 def tag_error(tag: str) -> str | None:
-    if not TAG_RE.match(tag):
+    if not is_tag(tag):
         return (
-            f"tag {tag!r} is not a valid tag "
+            f"tag {shown(tag)} is not a valid tag "
             "(letters, digits, '_', '.', '-'; not starting with '.' or '-'; at most 128)"
         )
     return None
 
 
 def digest_error(digest: str) -> str | None:
-    if not DIGEST_RE.match(digest):
-        return f"digest {digest!r} is not a valid digest (algorithm:hex, e.g. sha256:…)"
+    if not DIGEST_RE.fullmatch(digest):
+        return f"digest {shown(digest)} is not a valid digest (algorithm:hex, e.g. sha256:…)"
     return None
 
 

@@ -17,15 +17,17 @@ from tagwarden.catalogue.schemas import (
     TagFlag,
     TagFlagOut,
 )
-from tagwarden.deps import Admin, Approver, Session, Viewer
+from tagwarden.deps import Admin, Approver, AppSettings, Session, Viewer
 from tagwarden.pagination import Page, Paging
 
 router = APIRouter(prefix="/api/v1/images", tags=["images"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def add_image(body: ImageCreate, session: Session, who: Viewer) -> ImageOut:
-    return ImageOut.of(await service.add_image(session, body, who))
+async def add_image(
+    body: ImageCreate, session: Session, who: Viewer, settings: AppSettings
+) -> ImageOut:
+    return ImageOut.of(await service.add_image(session, body, who, settings))
 
 
 @router.get("")

@@ -14,8 +14,10 @@ from tagwarden.auth.service import Principal
 from tagwarden.catalogue import references
 from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.catalogue.schemas import ImageCreate, ImageUpdate
+from tagwarden.config import Settings
 from tagwarden.db import utcnow
 from tagwarden.errors import Conflict, InvalidInput, NotFound
+from tagwarden.registry import allowlist
 
 IMAGE_FIELDS = (
     "image_name",
@@ -51,11 +53,19 @@ async def find_image(
     )
 
 
-async def add_image(session: AsyncSession, data: ImageCreate, actor: Principal) -> Image:
-    """An admin admits the image at once; anyone else asks, through an image-level request."""
+async def add_image(
+    session: AsyncSession, data: ImageCreate, actor: Principal, settings: Settings
+) -> Image:
+    """An admin admits the image at once; anyone else asks, through an image-level request.
+
+    Only an allowed registry host is accepted (issue 10): the host is where the server will
+    send requests, so whoever may add an image must not be able to name any host at all.
+    """
     error = references.repository_error(data.registry, data.namespace, data.image_name)
     if error:
         raise InvalidInput(error)
+    if not allowlist.is_allowed(data.registry, settings):
+        raise InvalidInput(allowlist.refusal(data.registry), code="registry_not_allowed")
     if await find_image(session, data.registry, data.namespace, data.image_name):
         raise Conflict(
             f"image {data.registry}/{data.namespace}/{data.image_name} is already in the catalogue",
@@ -218,6 +228,8 @@ async def set_tag_flag(
     """Mark every architecture row of a tag recommended or deprecated."""
     if flag not in ("is_recommended", "is_deprecated"):
         raise InvalidInput(f"unknown tag flag {flag!r}")
+    if error := references.tag_error(tag):  # the web form reaches here without the schema
+        raise InvalidInput(error)
     image = await get_image(session, image_id)
     rows = (
         await session.scalars(

@@ -9,7 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tagwarden.catalogue import service
 from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.catalogue.schemas import ImageCreate
-from tagwarden.cli.common import checked, cli_principal, console, short_digest, transact
+from tagwarden.cli.common import (
+    checked,
+    cli_principal,
+    console,
+    load_settings,
+    short_digest,
+    transact,
+)
 
 app = typer.Typer(help="Images in the catalogue: add, list, show.", no_args_is_help=True)
 
@@ -42,8 +49,10 @@ def add(
         },
     )
 
+    settings = load_settings()
+
     async def work(session: AsyncSession) -> Image:
-        return await service.add_image(session, data, cli_principal())
+        return await service.add_image(session, data, cli_principal(), settings)
 
     image = transact(work)
     console.print(f"Added image {image.id}: {image.display_name} ({image.approval_status})")

@@ -30,7 +30,7 @@ async def _with_monitor(
     async with httpx.AsyncClient(
         timeout=settings.registry_timeout_seconds,
         headers={"User-Agent": f"tagwarden/{__version__}"},
-        follow_redirects=True,
+        follow_redirects=False,  # registry/transport.py follows them, checking every hop
     ) as http:
         monitor = ImageMonitor(settings, make_sessionmaker(engine), http, on_result=on_result)
         try:

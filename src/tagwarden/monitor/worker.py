@@ -287,7 +287,10 @@ class ImageMonitor:
                     log.exception(
                         "[ImageMonitor] Unexpected error checking %s", target.display_name
                     )
-                    outcome = record.Outcome(target, error=f"unexpected error: {exc!r}")
+                    # The type only: the message may hold what a registry sent (the log has it).
+                    outcome = record.Outcome(
+                        target, error=f"unexpected error: {type(exc).__name__}"
+                    )
                 await finished.put(outcome)
 
         async def write() -> None:

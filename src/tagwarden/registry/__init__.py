@@ -3,6 +3,7 @@
 from tagwarden.platforms import normalise_architecture
 from tagwarden.registry.base import (
     AuthenticationFailed,
+    HostNotAllowed,
     ImageNotFound,
     MalformedResponse,
     Platform,
@@ -22,6 +23,7 @@ __all__ = [
     "AuthenticationFailed",
     "Clock",
     "DockerHubClient",
+    "HostNotAllowed",
     "ImageNotFound",
     "MalformedResponse",
     "OciClient",

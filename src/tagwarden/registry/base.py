@@ -6,12 +6,16 @@ interchangeable behind :class:`RegistryClient`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
+from tagwarden.catalogue.references import is_tag, shown
 from tagwarden.platforms import normalise_architecture
+
+log = logging.getLogger("tagwarden.registry")
 
 
 def is_attestation(architecture: str | None, os: str | None) -> bool:
@@ -24,11 +28,12 @@ def parse_timestamp(value: object) -> datetime | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise MalformedResponse(f"timestamp is not a string: {value!r}")
+        raise MalformedResponse("a timestamp is not a string")
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError as exc:
-        raise MalformedResponse(f"not an RFC 3339 timestamp: {value!r}") from exc
+        # The value is the registry's text: it is not repeated where people read errors.
+        raise MalformedResponse("a timestamp is not RFC 3339") from exc
     if parsed.tzinfo is None:
         # Registries write UTC; a missing offset is sloppiness, not local time.
         return parsed.replace(tzinfo=UTC)
@@ -88,6 +93,44 @@ def platforms_from(
     )
 
 
+class TagNames:
+    """The tag grammar at the registry boundary: names outside it are dropped from a listing.
+
+    A registry may list anything as a tag (``<script>…``, ``../../``, 300 characters, a
+    newline). Such a name never becomes a discovered tag, a request, or part of a URL we send;
+    one listing warns once, with how many were dropped and one example, repr'd and cut short.
+    """
+
+    def __init__(self, repository: str) -> None:
+        self.repository = repository
+        self.dropped = 0
+        self.example: str | None = None
+
+    def admit(self, name: str) -> bool:
+        if is_tag(name):
+            return True
+        self.dropped += 1
+        if self.example is None:
+            self.example = shown(name)
+        return False
+
+    def report(self) -> None:
+        if self.dropped:
+            log.warning(
+                "%s: dropped %d tag name(s) outside the tag grammar, e.g. %s",
+                self.repository,
+                self.dropped,
+                self.example,
+            )
+            self.dropped = 0
+
+
+def refuse_bad_tag(repository: str, tag: str) -> None:
+    """Resolving a name outside the grammar is refused before any request is built from it."""
+    if not is_tag(tag):
+        raise MalformedResponse(f"{repository}: {shown(tag)} is not a valid tag name")
+
+
 @runtime_checkable
 class RegistryClient(Protocol):
     """List an image's tags and resolve one tag, whatever kind of registry serves it.
@@ -142,3 +185,7 @@ class RateLimited(RegistryUnavailable):
 
 class AuthenticationFailed(RegistryError):
     """Credentials were refused, or the registry wants credentials we do not have."""
+
+
+class HostNotAllowed(RegistryError):
+    """The image names a registry host that is not allowed: no request is sent (issue 10)."""

@@ -12,15 +12,26 @@ from itertools import pairwise
 from typing import Any
 from urllib.parse import quote
 
+from tagwarden.catalogue.references import is_tag
+from tagwarden.registry.allowlist import origin
 from tagwarden.registry.base import (
     AuthenticationFailed,
     ImageNotFound,
     MalformedResponse,
     RemoteTag,
+    TagNames,
     platforms_from,
+    refuse_bad_tag,
 )
 from tagwarden.registry.base import parse_timestamp as _timestamp
-from tagwarden.registry.transport import Transport, excerpt, host_of, json_object, unexpected
+from tagwarden.registry.transport import (
+    Transport,
+    host_of,
+    json_object,
+    reason,
+    shown_url,
+    unexpected,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +42,21 @@ _OFFSET_LIMIT_MARKER = "pagination offset too large"
 
 
 def parse_hub_tag(item: Any) -> RemoteTag:
-    """One entry of ``results[]`` (or the single-tag endpoint) → a resolved RemoteTag."""
+    """One entry of ``results[]`` (or the single-tag endpoint) → a resolved RemoteTag.
+
+    Errors name the tag only when it is of the tag grammar: the entry is the registry's text.
+    """
     if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-        raise MalformedResponse(f"tag entry without a name: {str(item)[:120]}")
+        raise MalformedResponse("a tag entry without a name")
+    label = f"tag {item['name']!r}" if is_tag(item["name"]) else "a tag"
     images = item.get("images") or []
     if not isinstance(images, list):
         # The published schema says object; real responses send a list. Anything else is junk.
-        raise MalformedResponse(f"tag {item['name']!r}: images is not a list")
+        raise MalformedResponse(f"{label}: images is not a list")
     rows = []
     for image in images:
         if not isinstance(image, dict) or not isinstance(image.get("architecture"), str):
-            raise MalformedResponse(f"tag {item['name']!r}: image entry without architecture")
+            raise MalformedResponse(f"{label}: image entry without architecture")
         size = image.get("size")
         rows.append(
             (
@@ -100,6 +115,16 @@ class DockerHubClient:
         turns out not to be sorting newest first (its ``ordering`` is undocumented), early
         stopping is switched off for the rest of the scan rather than trusted.
         """
+        names = TagNames(repository)
+        try:
+            async for tag in self._iter_tags(repository, known, names):
+                yield tag
+        finally:
+            names.report()  # one warning per listing, however it ended
+
+    async def _iter_tags(
+        self, repository: str, known: Mapping[str, str | None], names: TagNames
+    ) -> AsyncIterator[RemoteTag]:
         url: str | None = self.tags_url(repository)
         page = 0
         ordered = True
@@ -121,8 +146,14 @@ class DockerHubClient:
                 break
             results = body.get("results")
             if not isinstance(results, list):
-                raise MalformedResponse(f"{url}: no results list", url=url)
-            tags = [parse_hub_tag(item) for item in results]
+                raise MalformedResponse(f"{shown_url(url)}: no results list", url=url)
+            # A name outside the grammar is dropped before anything else is read of its entry.
+            tags = [
+                parse_hub_tag(item)
+                for item in results
+                if not (isinstance(item, dict) and isinstance(item.get("name"), str))
+                or names.admit(item["name"])
+            ]
             # Check the whole page before trusting it: sorted oldest first, the first tag
             # would already be a known one and we would stop before seeing anything new.
             if ordered and any(_newer(b, a) for a, b in pairwise([*previous, *tags])):
@@ -135,10 +166,16 @@ class DockerHubClient:
                     return
             next_url = body.get("next")
             if next_url is not None and not isinstance(next_url, str):
-                raise MalformedResponse(f"{url}: next is not a URL", url=url)
+                raise MalformedResponse(f"{shown_url(url)}: next is not a URL", url=url)
+            if next_url and origin(next_url) != origin(self.api_url):
+                # The next page is on the Hub API itself; anywhere else is not ours to visit.
+                raise MalformedResponse(
+                    f"{shown_url(url)}: the next page is on another host", url=url
+                )
             url = next_url or None
 
     async def resolve_tag(self, repository: str, tag: str) -> RemoteTag:
+        refuse_bad_tag(repository, tag)
         url = f"{self.api_url}/v2/repositories/{_path(repository)}/tags/{quote(tag, safe='')}"
         return parse_hub_tag(await self._get_json(url))
 
@@ -151,10 +188,10 @@ class DockerHubClient:
             if response.status_code == 401 and headers and not fresh_token:
                 continue  # the token died early (revoked, clock skew): sign in once more
             if response.status_code == 403 and _OFFSET_LIMIT_MARKER in response.text:
-                raise _OffsetLimitError(excerpt(response))
+                raise _OffsetLimitError()
             if response.status_code in (401, 403):
                 raise AuthenticationFailed(
-                    f"Docker Hub refused {url}: {response.status_code} {excerpt(response)}",
+                    f"Docker Hub refused {shown_url(url)}: {reason(response.status_code)}",
                     url=url,
                     status=response.status_code,
                 )
@@ -185,7 +222,7 @@ class DockerHubClient:
         )
         if response.status_code in (401, 403):
             raise AuthenticationFailed(
-                f"Docker Hub sign-in refused for {self.username}: {excerpt(response)}",
+                f"Docker Hub sign-in refused for {self.username}: {reason(response.status_code)}",
                 url=url,
                 status=response.status_code,
             )
@@ -193,7 +230,9 @@ class DockerHubClient:
             raise unexpected(response)
         token = json_object(response).get("access_token")
         if not isinstance(token, str) or not token:
-            raise MalformedResponse(f"{url}: no access_token in sign-in response", url=url)
+            raise MalformedResponse(
+                f"{shown_url(url)}: no access_token in sign-in response", url=url
+            )
         return token
 
 

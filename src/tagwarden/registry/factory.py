@@ -5,15 +5,20 @@ from __future__ import annotations
 import httpx
 
 from tagwarden.config import RegistryCredentials, Settings
-from tagwarden.registry.base import RegistryClient
+from tagwarden.registry.allowlist import DOCKER_HUB_HOSTS, is_allowed, refusal, trusted_netlocs
+from tagwarden.registry.base import HostNotAllowed, RegistryClient
 from tagwarden.registry.dockerhub import DockerHubClient
 from tagwarden.registry.oci import OciClient
 from tagwarden.registry.transport import RegistryState, Transport
 
-# Every name an image's registry field may use for Docker Hub.
-DOCKER_HUB_HOSTS = frozenset(
-    {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
-)
+__all__ = [
+    "DOCKER_HUB_HOSTS",
+    "base_url",
+    "client_for",
+    "is_docker_hub",
+    "repository_path",
+    "shared_state",
+]
 
 _shared_state: RegistryState | None = None
 
@@ -51,15 +56,22 @@ def client_for(
     head_concurrency: int = 8,
 ) -> RegistryClient:
     """Docker Hub hosts → the Hub API client; a host in ``settings.registries`` → its URL and
-    credentials; any other host → ``https://<host>`` anonymously.
+    credentials; any other allowed host → ``https://<host>`` anonymously.
 
     ``resolve_changed`` only affects OCI registries (see :mod:`tagwarden.registry.oci`).
+
+    A host that is not allowed (:mod:`tagwarden.registry.allowlist`) raises HostNotAllowed, so
+    an image that predates the allow-list, or a setting since narrowed, is a recorded error
+    and never a request.
     """
+    if not is_allowed(registry_host, settings):
+        raise HostNotAllowed(refusal(registry_host))
     transport = Transport(
         http,
         state or shared_state(),
         max_retries=settings.registry_max_retries,
         timeout=settings.registry_timeout_seconds,
+        trusted=trusted_netlocs(settings),
     )
     host = registry_host.strip().lower()
     if is_docker_hub(host):

@@ -23,6 +23,7 @@ from urllib.parse import quote, urljoin
 import httpx
 
 from tagwarden.platforms import normalise_architecture
+from tagwarden.registry.allowlist import hop_refusal, origin
 from tagwarden.registry.auth import Challenge, basic_header, parse_challenges
 from tagwarden.registry.base import (
     AuthenticationFailed,
@@ -30,7 +31,9 @@ from tagwarden.registry.base import (
     MalformedResponse,
     Platform,
     RemoteTag,
+    TagNames,
     platforms_from,
+    refuse_bad_tag,
 )
 from tagwarden.registry.manifests import (
     ACCEPT,
@@ -45,7 +48,14 @@ from tagwarden.registry.manifests import (
     pick_representative,
     sha256_digest,
 )
-from tagwarden.registry.transport import Transport, excerpt, host_of, json_object, unexpected
+from tagwarden.registry.transport import (
+    Transport,
+    host_of,
+    json_object,
+    reason,
+    shown_url,
+    unexpected,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,23 +118,40 @@ class OciClient:
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def list_tags(self, repository: str) -> AsyncIterator[str]:
+        """Every tag name of the grammar; names outside it are dropped with one warning."""
+        names = TagNames(repository)
+        try:
+            async for tag in self._list_tags(repository):
+                if names.admit(tag):
+                    yield tag
+        finally:
+            names.report()
+
+    async def _list_tags(self, repository: str) -> AsyncIterator[str]:
         url: str | None = f"{self._repo_url(repository)}/tags/list?n={self.page_size}"
         seen: set[str] = set()
         while url is not None:
             if url in seen:
-                raise MalformedResponse(f"tag list pagination loops at {url}", url=url)
+                raise MalformedResponse(f"tag list pagination loops at {shown_url(url)}", url=url)
             seen.add(url)
             response = await self._request("GET", url, repository)
             if response.status_code != 200:
                 raise unexpected(response)
             tags = json_object(response).get("tags") or []  # distribution sends null when empty
             if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-                raise MalformedResponse(f"{url}: tags is not a list of names", url=url)
+                raise MalformedResponse(f"{shown_url(url)}: tags is not a list of names", url=url)
             for tag in tags:
                 yield tag
             link = response.links.get("next", {}).get("url")
-            # distribution sends a path ("/v2/…?last=…"); Quay an absolute URL.
-            url = urljoin(str(response.url), link) if link else None
+            # distribution sends a path ("/v2/…?last=…"), resolved against the registry; Quay
+            # an absolute URL, which must be the registry itself: our credentials go with it.
+            url = urljoin(url, link) if link else None
+            if url is not None and origin(url) != origin(self.base_url):
+                raise MalformedResponse(
+                    f"{shown_url(self._repo_url(repository))}/tags/list: "
+                    "the Link to the next page names another host",
+                    url=self.base_url,
+                )
 
     async def head_digest(self, repository: str, reference: str) -> str | None:
         url = f"{self._repo_url(repository)}/manifests/{quote(reference, safe=':')}"
@@ -158,6 +185,7 @@ class OciClient:
     # -- resolution --------------------------------------------------------------------------
 
     async def resolve_tag(self, repository: str, tag: str) -> RemoteTag:
+        refuse_bad_tag(repository, tag)
         return await self._resolve(repository, tag, tag)
 
     async def _resolve(self, repository: str, reference: str, name: str) -> RemoteTag:
@@ -188,7 +216,8 @@ class OciClient:
             )
             created = config.created or manifest.created or config.label_created
             return RemoteTag(name, digest, created, (platform,), resolved=True)
-        raise MalformedResponse(f"{repository}:{name}: unsupported manifest type {media_type}")
+        # The media type is the registry's text: not repeated where people read errors.
+        raise MalformedResponse(f"{repository}:{name}: unsupported manifest type")
 
     async def _manifest(self, repository: str, reference: str) -> tuple[dict[str, Any], str, str]:
         url = f"{self._repo_url(repository)}/manifests/{quote(reference, safe=':')}"
@@ -197,7 +226,7 @@ class OciClient:
             raise unexpected(response)
         computed = sha256_digest(response.content)
         if reference.startswith("sha256:") and computed != reference:
-            raise MalformedResponse(f"{url}: content does not match its digest", url=url)
+            raise MalformedResponse(f"{shown_url(url)}: content does not match its digest", url=url)
         body = json_object(response)
         digest = response.headers.get("docker-content-digest") or computed
         return body, media_type_of(response.headers.get("content-type"), body), digest
@@ -220,8 +249,15 @@ class OciClient:
         accept: str | None = None,
         is_pull: bool = False,
     ) -> httpx.Response:
-        """Send with whatever the registry last asked for; on a 401, answer its challenge once."""
+        """Send with whatever the registry last asked for; on a 401, answer its challenge once.
+
+        Credentials and tokens go only to the registry itself (issue 10): a URL on any other
+        origin is refused before anything is sent.
+        """
+        if origin(url) != origin(self.base_url):
+            raise MalformedResponse(f"{method}: a URL outside {self.base_url}", url=self.base_url)
         scope = f"repository:{repository}:pull"
+        shown = f"{method} {shown_url(url)}"
         for retry in (False, True):
             headers = {"Accept": accept} if accept else {}
             authorization = await self._authorization(scope)
@@ -230,14 +266,14 @@ class OciClient:
             response = await self.transport.send(method, url, headers=headers, is_pull=is_pull)
             if response.status_code == 403:
                 raise AuthenticationFailed(
-                    f"{method} {url}: access denied {excerpt(response)}", url=url, status=403
+                    f"{shown}: {reason(403)}, access denied", url=url, status=403
                 )
             if response.status_code != 401:
                 return response
             challenge = _preferred(parse_challenges(response.headers))
             if retry or challenge is None:
                 raise AuthenticationFailed(
-                    f"{method} {url}: 401 {excerpt(response)} (credentials for "
+                    f"{shown}: {reason(401)} (credentials for "
                     f"{host_of(self.base_url)} missing, wrong, or without access)",
                     url=url,
                     status=401,
@@ -279,6 +315,11 @@ class OciClient:
         if not challenge.realm:
             raise AuthenticationFailed(f"{self.base_url}: Bearer challenge without a realm")
         realm = urljoin(self.base_url + "/", challenge.realm)
+        # The realm is the registry's word: it must pass the rules a redirect would, or the
+        # credentials below would go wherever a hostile registry asks.
+        refused = hop_refusal(self.base_url, realm, self.transport.trusted)
+        if refused is not None:
+            raise AuthenticationFailed(f"{self.base_url}: token realm refused ({refused})")
         params = {"scope": scope}
         if "service" in challenge.params:
             params["service"] = challenge.params["service"]
@@ -288,7 +329,7 @@ class OciClient:
         response = await self.transport.send("GET", realm, params=params, headers=headers)
         if response.status_code in (401, 403):
             raise AuthenticationFailed(
-                f"token endpoint {realm} refused: {excerpt(response)}",
+                f"{self.base_url}: the token endpoint refused: {reason(response.status_code)}",
                 url=realm,
                 status=response.status_code,
             )
@@ -298,7 +339,7 @@ class OciClient:
         # Docker Hub once sent only "token", others only "access_token": accept either.
         token = body.get("token") or body.get("access_token")
         if not isinstance(token, str) or not token:
-            raise MalformedResponse(f"{realm}: no token in response", url=realm)
+            raise MalformedResponse(f"{self.base_url}: no token from the token endpoint", url=realm)
         lifetime = body.get("expires_in")
         seconds = float(lifetime) if isinstance(lifetime, int | float) else DEFAULT_TOKEN_SECONDS
         return token, self.transport.state.clock.now() + seconds

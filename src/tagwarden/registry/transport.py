@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
+from tagwarden.registry.allowlist import hop_refusal, origin
 from tagwarden.registry.auth import TokenCache
 from tagwarden.registry.base import (
     ImageNotFound,
@@ -27,6 +30,9 @@ log = logging.getLogger(__name__)
 
 # 501 and 505 say the server will never do this, so retrying cannot help.
 _NOT_TRANSIENT_5XX = {501, 505}
+_REDIRECTS = {301, 302, 303, 307, 308}
+# Blob CDNs redirect once or twice; more is a loop or someone walking us somewhere.
+MAX_REDIRECTS = 5
 
 
 @dataclass
@@ -48,9 +54,24 @@ def host_of(url: str) -> str:
     return urlsplit(url).netloc.lower()
 
 
-def excerpt(response: httpx.Response, limit: int = 200) -> str:
-    text = response.text.strip().replace("\n", " ")
-    return text if len(text) <= limit else text[:limit] + "…"
+def reason(status: int) -> str:
+    """``404 Not Found``: the status and its standard phrase, from our own table.
+
+    Never the remote body, nor even its reason phrase: an error lands in ``last_error``, which
+    viewers read, and a registry that redirects to an internal URL must not get that URL's
+    answer shown (issue 10).
+    """
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+def shown_url(url: str | httpx.URL) -> str:
+    """A URL as an error message names it: no query (paging cursors, tokens), cut short."""
+    parts = urlsplit(str(url))
+    text = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    return text if len(text) <= 160 else text[:160] + "…"
 
 
 def json_body(response: httpx.Response) -> Any:
@@ -58,7 +79,7 @@ def json_body(response: httpx.Response) -> Any:
         return orjson.loads(response.content)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedResponse(
-            f"invalid JSON from {response.request.url}: {excerpt(response, 80)!r}",
+            f"invalid JSON from {shown_url(response.request.url)}",
             url=str(response.request.url),
             status=response.status_code,
         ) from exc
@@ -68,7 +89,8 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
     body = json_body(response)
     if not isinstance(body, dict):
         raise MalformedResponse(
-            f"expected a JSON object from {response.request.url}", url=str(response.request.url)
+            f"expected a JSON object from {shown_url(response.request.url)}",
+            url=str(response.request.url),
         )
     return body
 
@@ -78,6 +100,10 @@ class Transport:
 
     Returns any response that is not 404, 429 or a transient 5xx; the caller decides what a
     401 or 403 means, since only it knows how to authenticate.
+
+    Redirects are followed here, not by httpx, so that every hop is checked
+    (:func:`~tagwarden.registry.allowlist.hop_refusal`): ``trusted`` are the ``host[:port]``
+    an operator configured, the only internal addresses a redirect may lead to.
     """
 
     def __init__(
@@ -87,11 +113,13 @@ class Transport:
         *,
         max_retries: int,
         timeout: float,
+        trusted: Collection[str] = frozenset(),
     ) -> None:
         self.http = http
         self.state = state
         self.max_retries = max_retries
         self.timeout = timeout
+        self.trusted = frozenset(trusted)
 
     async def send(
         self,
@@ -105,25 +133,21 @@ class Transport:
     ) -> httpx.Response:
         limiter = self.state.limits.for_host(host_of(url))
         clock = self.state.clock
+        shown = f"{method} {shown_url(url)}"
         attempt = 0
         while True:
             await limiter.acquire(is_pull=is_pull)
             try:
-                response = await self.http.request(
-                    method,
-                    url,
-                    headers=headers,
-                    json=json_payload,
-                    params=params,
-                    timeout=self.timeout,
-                    follow_redirects=True,  # blobs are often served from a CDN redirect
+                response = await self._follow(
+                    method, url, headers=headers, json_payload=json_payload, params=params
                 )
             except httpx.TransportError as exc:  # timeouts, refused, reset, protocol errors
                 if attempt >= self.max_retries:
                     raise RegistryUnavailable(
-                        f"{method} {url} failed after {attempt + 1} attempts: {exc!r}", url=url
+                        f"{shown} failed after {attempt + 1} attempts: {type(exc).__name__}",
+                        url=url,
                     ) from exc
-                await self._back_off(attempt, method, url, repr(exc))
+                await self._back_off(attempt, shown, type(exc).__name__)
                 attempt += 1
                 continue
             limiter.observe(response.headers)
@@ -133,7 +157,7 @@ class Transport:
                 if attempt >= self.max_retries:
                     when = retry_at if retry_at is not None else clock.now()
                     raise RateLimited(
-                        f"{method} {url}: 429 after {attempt + 1} attempts",
+                        f"{shown}: 429 after {attempt + 1} attempts",
                         retry_at=datetime.fromtimestamp(when, UTC),
                         url=url,
                     )
@@ -141,35 +165,100 @@ class Transport:
                 if retry_at is not None:
                     # The whole host waits, not just this request: the limit is per client.
                     limiter.block_until(retry_at)
-                    log.info("%s %s: 429, waiting until %.0f", method, url, retry_at)
+                    log.info("%s: 429, waiting until %.0f", shown, retry_at)
                 else:
-                    await self._back_off(attempt - 1, method, url, "429 without Retry-After")
+                    await self._back_off(attempt - 1, shown, "429 without Retry-After")
                 continue
             if status >= 500 and status not in _NOT_TRANSIENT_5XX:
                 if attempt >= self.max_retries:
                     raise RegistryUnavailable(
-                        f"{method} {url}: {status} after {attempt + 1} attempts",
+                        f"{shown}: {reason(status)} after {attempt + 1} attempts",
                         url=url,
                         status=status,
                     )
-                await self._back_off(attempt, method, url, str(status))
+                await self._back_off(attempt, shown, str(status))
                 attempt += 1
                 continue
             if status == 404:
-                raise ImageNotFound(f"{method} {url}: 404 {excerpt(response)}", url=url, status=404)
+                raise ImageNotFound(f"{shown}: {reason(404)}", url=url, status=404)
             return response
 
-    async def _back_off(self, attempt: int, method: str, url: str, why: str) -> None:
+    async def _follow(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None,
+        json_payload: Any,
+        params: dict[str, str] | None,
+    ) -> httpx.Response:
+        """One request and the redirects it leads to, each hop checked before it is sent.
+
+        Blobs are often served from a CDN redirect, so redirects are followed; but a hop that
+        :func:`hop_refusal` refuses, or one too many, is a registry error, and the refused
+        target gets no request. The Authorization header never leaves the host it was meant
+        for: credentials and tokens stay with their host (issue 10).
+        """
+        current = httpx.URL(url)
+        sent_headers = dict(headers or {})
+        for hop in range(MAX_REDIRECTS + 1):
+            response = await self.http.request(
+                method,
+                current,
+                headers=sent_headers,
+                json=json_payload,
+                params=params if hop == 0 else None,
+                timeout=self.timeout,
+                follow_redirects=False,
+            )
+            location = response.headers.get("location")
+            if response.status_code not in _REDIRECTS or not location:
+                return response
+            await response.aclose()
+            source = response.request.url
+            try:
+                target = source.join(location)
+            except httpx.InvalidURL as exc:
+                raise RegistryError(
+                    f"{method} {shown_url(url)}: {reason(response.status_code)}, "
+                    "redirect to an unreadable URL",
+                    url=url,
+                    status=response.status_code,
+                ) from exc
+            refused = hop_refusal(str(source), str(target), self.trusted)
+            if refused is not None:
+                log.warning("%s %s: redirect not followed (%s)", method, shown_url(url), refused)
+                raise RegistryError(
+                    f"{method} {shown_url(url)}: {reason(response.status_code)}, "
+                    f"redirect not followed ({refused})",
+                    url=url,
+                    status=response.status_code,
+                )
+            if origin(str(target)) != origin(str(source)):
+                sent_headers.pop("Authorization", None)
+                sent_headers.pop("authorization", None)
+            if (response.status_code == 303 and method != "HEAD") or (
+                response.status_code in (301, 302) and method == "POST"
+            ):
+                # What browsers and httpx do: the body is not sent again.
+                method, json_payload = "GET", None
+            current = target
+        raise RegistryError(
+            f"{method} {shown_url(url)}: more than {MAX_REDIRECTS} redirects", url=url
+        )
+
+    async def _back_off(self, attempt: int, shown: str, why: str) -> None:
         delay = full_jitter(attempt, self.state.rng)
-        log.info("%s %s: %s, retry %d in %.2fs", method, url, why, attempt + 1, delay)
+        log.info("%s: %s, retry %d in %.2fs", shown, why, attempt + 1, delay)
         await self.state.clock.sleep(delay)
 
 
 def unexpected(response: httpx.Response) -> RegistryError:
-    """The error for a status the caller had no plan for."""
+    """The error for a status the caller had no plan for: the status and its standard phrase,
+    never the body."""
     return RegistryError(
-        f"{response.request.method} {response.request.url}: "
-        f"{response.status_code} {excerpt(response)}",
+        f"{response.request.method} {shown_url(response.request.url)}: "
+        f"{reason(response.status_code)}",
         url=str(response.request.url),
         status=response.status_code,
     )
