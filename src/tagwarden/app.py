@@ -23,6 +23,7 @@ from tagwarden.devices.index import DeviceIndex
 from tagwarden.devices.presence import Presence
 from tagwarden.devices.router import router as devices_router
 from tagwarden.errors import install_error_handlers
+from tagwarden.limits import BodyLimitMiddleware
 from tagwarden.monitor.router import router as monitor_router
 from tagwarden.monitor.worker import ImageMonitor
 from tagwarden.notify.router import router as notify_router
@@ -110,6 +111,8 @@ def create_app(
     app.state.outbox = OutboxWorker(settings, sessionmaker)
     app.state.rules_worker = RulesWorker(settings, sessionmaker)
     metrics.watch_budgets(monitor.budgets)
+    # Added first, so it runs inside the metrics: a refused body is still counted.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(SecurityHeaders)
     install_error_handlers(app)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
+from typing import Any
 
 import typer
 import uvicorn
@@ -11,6 +13,17 @@ import uvicorn
 from tagwarden.cli.common import console, load_settings
 from tagwarden.db import make_engine
 from tagwarden.migrations import upgrade
+from tagwarden.redact import RedactingFilter, install_log_redaction
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging, with every handler redacting: the access log writes each request's
+    path, and a Docker Hub webhook's path carries its secret."""
+    config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact"] = {"()": RedactingFilter}
+    for handler in config["handlers"].values():
+        handler.setdefault("filters", []).append("redact")
+    return config
 
 
 def serve(
@@ -28,6 +41,7 @@ def serve(
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_redaction()
     if migrate is None:
         migrate = settings.is_sqlite
     if migrate:
@@ -48,5 +62,6 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level.lower(),
+        log_config=log_config(),
         proxy_headers=True,
     )

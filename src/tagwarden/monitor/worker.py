@@ -1,9 +1,13 @@
 """The image monitor (seed 001's ImageMonitorService): a scheduler over due images.
 
 Safe on many replicas: due images are claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` and their
-``next_check_at`` is pushed forward in the same short transaction, so N replicas check each image
-once per interval. One bad image never stops a scan: its error is recorded and the scan goes on.
-Checks are written in batches (group commit), a failed batch one check at a time.
+``next_check_at`` is pushed a lease ahead (``monitor_lease_seconds``) in the same short
+transaction; writing a check's result sets the real next time, an interval ahead. So N replicas
+check each image once per interval, and the images of a replica that dies mid-scan are due again
+when its lease runs out, not an interval later. A scan renews the lease of its unwritten images
+every third of it, so a slow check is never claimed twice. One bad image never stops a scan: its
+error is recorded and the scan goes on. Checks are written in batches (group commit), a failed
+batch one check at a time.
 """
 
 from __future__ import annotations
@@ -15,10 +19,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.catalogue.models import Image
@@ -191,15 +195,28 @@ class ImageMonitor:
             self.on_result(result)
 
     # -- a scan -------------------------------------------------------------------------------
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.monitor_lease_seconds)
+
     async def claim(
         self, *, force: bool = False, limit: int = 1000
     ) -> tuple[list[service.Target], int]:
-        """Claim due images (all monitored ones when ``force``) and schedule their next check.
+        """Claim due images (all monitored ones when ``force``): lease them, so that no other
+        replica claims them while they are checked, and nobody's crash costs them an interval.
 
         Images whose registry has no budget left stay due and are counted as deferred: the
         budget goes to the most overdue images instead of being spent on a 429.
         """
+        claimed, deferred, _ = await self._claim(force=force, limit=limit)
+        return claimed, deferred
+
+    async def _claim(
+        self, *, force: bool, limit: int
+    ) -> tuple[list[service.Target], int, datetime]:
+        """``claim``, and the lease's end: the value its images' ``next_check_at`` now holds."""
         now = self.clock()
+        until = now + self.lease
         query = select(Image).where(
             Image.watch_for_updates.is_(True), Image.approval_status == "approved"
         )
@@ -221,39 +238,77 @@ class ImageMonitor:
                         deferred += 1
                         continue
                     allowance[host] -= 1
-                image.next_check_at = now + service.interval_of(
-                    image, self.settings.check_interval_minutes
-                )
+                # A lease, not the next check: record_outcomes sets that when the check is
+                # written, and a check never written leaves the image due when this runs out.
+                image.next_check_at = until
                 claimed.append(service.Target.of(image))
-        return claimed, deferred
+        return claimed, deferred, until
+
+    async def _renew(self, held: dict[int, datetime]) -> None:
+        """Extend the lease of the claimed images whose check is not written yet.
+
+        Only where ``next_check_at`` still holds this scan's lease: a written check (its next
+        time) or another replica's claim (after an expired lease) is never overwritten. ``held``
+        keeps the images still leased, each with its lease's new end.
+        """
+        until = self.clock() + self.lease
+        images = cast(Table, Image.__table__)
+        by_lease: dict[datetime, list[int]] = {}
+        for image_id, lease_end in held.items():
+            by_lease.setdefault(lease_end, []).append(image_id)
+        async with self._write_gate, self.sessionmaker() as session, session.begin():
+            kept: set[int] = set()
+            for lease_end, ids in by_lease.items():
+                rows = await session.execute(
+                    update(images)
+                    .where(images.c.id.in_(ids), images.c.next_check_at == lease_end)
+                    .values(next_check_at=until)
+                    .returning(images.c.id)
+                )
+                kept.update(rows.scalars())
+        for image_id in [i for i in held if i in kept]:
+            held[image_id] = until
+        for image_id in [i for i in held if i not in kept]:
+            del held[image_id]  # written meanwhile, or no longer ours
 
     async def run_once(
-        self, *, force: bool = False, on_claimed: Callable[[int], None] | None = None
+        self,
+        *,
+        force: bool = False,
+        on_claimed: Callable[[int], None] | None = None,
+        publish: bool = True,
     ) -> RunSummary:
-        """One scan: claim the due images (all when ``force``), check them, keep the summary.
+        """One scan: claim the due images (all when ``force``), check them, keep the summary
+        (unless ``publish`` is off: the loop keeps it once it knows the next run's time).
         ``on_claimed`` hears how many were claimed (the CLI's progress bar)."""
         summary = RunSummary(started_at=self.clock())
         log.info("[ImageMonitor] Checking for new image tags...")
-        targets, summary.deferred_for_budget = await self.claim(force=force)
+        targets, summary.deferred_for_budget, until = await self._claim(force=force, limit=1000)
         log.info("[ImageMonitor] Monitoring %d images", len(targets))
         if on_claimed:
             on_claimed(len(targets))
-        summary.results = await self.check_many(targets)
+        summary.results = await self.check_many(targets, leased_until=until)
         summary.finished_at = self.clock()
-        self.last_run = summary
+        if publish:
+            self.last_run = summary
         log.info("[ImageMonitor] Check complete")
         return summary
 
-    async def check_many(self, targets: Sequence[service.Target]) -> list[service.CheckResult]:
+    async def check_many(
+        self, targets: Sequence[service.Target], *, leased_until: datetime | None = None
+    ) -> list[service.CheckResult]:
         """Check the targets, in three stages joined by queues so that none waits on another:
 
         * one loader reads what was seen of the images, ``KNOWN_CHUNK`` images per query;
         * ``monitor_concurrency`` observers ask the registry, with no transaction open;
         * one writer writes whatever checks have finished, as a batch in one transaction.
+
+        Targets claimed with a lease ending ``leased_until`` have it renewed meanwhile.
         """
         targets = list({t.id: t for t in targets}.values())  # each image once
         if not targets:
             return []
+        held = {t.id: leased_until for t in targets} if leased_until else {}
         observers = min(self.settings.monitor_concurrency, len(targets))
         ready: asyncio.Queue[tuple[service.Target, dict[str, KnownTag]] | None]
         ready = asyncio.Queue(maxsize=KNOWN_CHUNK)
@@ -303,15 +358,28 @@ class ImageMonitor:
                 outcomes = [o for o in batch if o is not None]
                 if outcomes:
                     results.update((r.image_id, r) for r in await self.write(outcomes))
+                    for outcome in outcomes:
+                        held.pop(outcome.target.id, None)
+
+        async def renew() -> None:
+            while held:
+                await asyncio.sleep(self.settings.monitor_lease_seconds / 3)
+                try:
+                    await self._renew(held)
+                except Exception:  # the next renewal may succeed; the lease is not gone yet
+                    log.warning("[ImageMonitor] Renewing the lease of %d images failed",
+                                len(held), exc_info=True)  # fmt: skip
 
         # No stage raises (each turns a failure into the image's error result); the group still
         # cancels the others if one ever did, rather than leaving them waiting on a queue.
         async with asyncio.TaskGroup() as group:
+            renewer = group.create_task(renew())
             group.create_task(load())
             writer = group.create_task(write())
             await asyncio.gather(*(group.create_task(observe()) for _ in range(observers)))
             await finished.put(None)
             await writer
+            renewer.cancel()
         return [results[t.id] for t in targets]
 
     # -- the loop -----------------------------------------------------------------------------
@@ -321,12 +389,16 @@ class ImageMonitor:
         self.running = True
         try:
             while True:
+                summary = None
                 try:
-                    await self.run_once()
+                    summary = await self.run_once(publish=False)
                 except Exception:  # the loop outlives a failed scan (database down, say)
                     log.exception("[ImageMonitor] Scan failed; retrying at the next tick")
                 wait = await self._until_next_due()
                 self.next_run_at = self.clock() + wait
+                # Published together, so status() never shows a finished run with no next one.
+                if summary is not None:
+                    self.last_run = summary
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=wait.total_seconds())

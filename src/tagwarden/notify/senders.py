@@ -17,6 +17,7 @@ import httpx
 
 from tagwarden.config import Settings
 from tagwarden.db import utcnow
+from tagwarden.redact import redact_text
 
 SIGNATURE_HEADER = "X-Tagwarden-Signature"
 IDEMPOTENCY_HEADER = "X-Tagwarden-Idempotency-Key"
@@ -93,8 +94,8 @@ async def send(
             headers=headers,
             timeout=settings.notify_timeout_seconds,
         )
-    except httpx.HTTPError as exc:
-        raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+    except httpx.HTTPError as exc:  # its text may quote the URL, password and all
+        raise DeliveryFailed(redact_text(f"{type(exc).__name__}: {exc}")) from exc
     if not response.is_success:
         raise DeliveryFailed(f"HTTP {response.status_code}: {response.text[:200]}")
 

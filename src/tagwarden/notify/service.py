@@ -22,6 +22,7 @@ from tagwarden.notify.models import (
     NotificationDelivery,
     NotificationEvent,
 )
+from tagwarden.redact import redact_url
 
 ALL_EVENTS = "*"
 SECRET_KEYS = ("url", "secret")  # config values never shown back in full
@@ -193,11 +194,12 @@ async def create_channel(
 
 
 def redacted(config: Mapping[str, Any]) -> dict[str, Any]:
-    """URLs of chat webhooks are credentials: show the host and a hint, never the whole."""
+    """URLs of chat webhooks are credentials: show the scheme, user and host, never the path,
+    the query or a password (``https://user:***@host/…``). What is stored keeps them all."""
     out: dict[str, Any] = {}
     for key, value in config.items():
         if key in SECRET_KEYS and isinstance(value, str):
-            out[key] = value[: value.find("/", 8) + 1] + "…" if key == "url" else "…" + value[-4:]
+            out[key] = redact_url(value, keep_path=False) if key == "url" else "…" + value[-4:]
         else:
             out[key] = value
     return out

@@ -43,7 +43,7 @@ class WebhookOut(BaseModel):
 def _json(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # too deep is refused before; never a 500
         raise InvalidInput(f"the body is not JSON: {exc}") from exc
 
 
@@ -78,6 +78,12 @@ async def dockerhub(secret: str, request: Request) -> WebhookOut:
     credential, compared in constant time."""
     settings = get_settings_dep(request)
     global_ok = service.same_secret(secret, settings.webhook_secret)
+    if not global_ok:
+        # The body is read only for a secret that opens something: a stranger's is never
+        # parsed (which images it opens is known only from the payload, checked below).
+        async with request.app.state.sessionmaker() as session:
+            if not await service.any_image_secret(session, secret):
+                raise Unauthorized("invalid webhook secret")
     try:
         pushes = payloads.dockerhub(_json(await request.body()))
     except InvalidInput:
