@@ -68,6 +68,7 @@ async def test_a_rule_approval_that_cannot_activate_leaves_the_request_pending(
             tag_name="7.4.0",
             metadata={"digest": DIGEST, "architectures": [], "source": "image_monitor"},
             actor="image_monitor",
+            auto_process=True,
         )
         request_id = request.id
 

@@ -148,6 +148,7 @@ async def process(session: AsyncSession, request_id: int, *, actor: Principal) -
             tag=request.tag_name,
             approved_by=request.reviewed_by or actor.identity,
             now=utcnow(),
+            request_id=request.id,
         )
     return Activation(
         request,

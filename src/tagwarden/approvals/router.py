@@ -49,10 +49,15 @@ async def list_requests(
 
 @router.post("/approvals", status_code=status.HTTP_201_CREATED)
 async def create_request(
-    body: ApprovalRequestCreate, session: Session, who: Approver
+    body: ApprovalRequestCreate, session: Session, who: Approver, settings: AppSettings
 ) -> ApprovalRequestOut:
     request = await service.create_manual_request(
-        session, image_id=body.image_id, tag_name=body.tag_name, metadata=body.metadata, actor=who
+        session,
+        image_id=body.image_id,
+        tag_name=body.tag_name,
+        metadata=body.metadata,
+        actor=who,
+        auto_process=settings.auto_process_approved,
     )
     return ApprovalRequestOut.of(request)
 

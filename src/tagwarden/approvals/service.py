@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,11 +17,9 @@ from tagwarden.audit import service as audit
 from tagwarden.auth.service import Principal
 from tagwarden.catalogue.service import get_image
 from tagwarden.db import insert_for, utcnow
-from tagwarden.errors import Conflict, DomainError, NotFound
+from tagwarden.errors import Conflict, DomainError, Forbidden, NotFound
 from tagwarden.notify.service import emit, emit_many
 from tagwarden.rules import decisions
-
-log = logging.getLogger(__name__)
 
 DECISION_FIELDS = ("status", "reviewed_by", "reviewed_at", "notes")
 
@@ -76,7 +73,7 @@ async def create_request(
     metadata: dict[str, Any],
     actor: str,
     now: datetime | None = None,
-    auto_process: bool = True,
+    auto_process: bool,
 ) -> ApprovalRequest:
     """Insert one pending request (see :func:`create_requests`); a second pending one for the
     same tag is a 409."""
@@ -105,7 +102,7 @@ async def create_requests(
     *,
     actor: str,
     now: datetime | None = None,
-    auto_process: bool = True,
+    auto_process: bool,
 ) -> list[int | None]:
     """Insert pending requests in one statement, with their audit entries and notifications.
     Returns each draft's new request id, or None where the tag already has a pending request.
@@ -114,7 +111,9 @@ async def create_requests(
     ``ON CONFLICT DO NOTHING`` turns that into a skipped row: two monitor replicas racing on one
     tag, or a double submit, cost neither a savepoint nor an aborted transaction. The images'
     approval rules are evaluated at once (``now`` is the caller's clock): a rule may approve a
-    request in this same transaction, or hold it until it is old enough.
+    request in this same transaction, or hold it until it is old enough. ``auto_process`` has
+    no default on purpose: it is the caller's ``auto_process_approved`` setting, on every path,
+    so a rule's approval activates a tag only where the operator allowed it.
     """
     if not drafts:
         return []
@@ -196,12 +195,13 @@ async def _let_rules_decide(
     request's metadata is typed by a person: a rule acting on its date or digest would let one
     approver activate anything, past four-eyes.
 
-    One query finds the images' rules; most images have none and cost nothing more. A
-    savepoint keeps a rule approval whole: if activating fails (no architecture to activate,
-    say), the request stays pending for a person instead of half-decided.
+    One query finds the images' rules; most images have none and cost nothing more. Each
+    request is judged in its own savepoint (rules.service.evaluate_isolated): if activating
+    fails (no architecture to activate, a bug, …), that request stays pending for a person
+    instead of half-decided, its error is recorded, and the other requests and the scan go on.
     """
     # approvals → rules → approvals.decide: imported here, where the cycle is harmless.
-    from tagwarden.rules.service import evaluate, rules_for_images
+    from tagwarden.rules.service import evaluate_isolated, rules_for_images
 
     judged = [
         (request_id, d)
@@ -213,20 +213,9 @@ async def _let_rules_decide(
         if d.image_id not in rules:
             continue
         request = await get_request(session, request_id)
-        try:
-            async with session.begin_nested():
-                await evaluate(
-                    session, request, now=now, auto_process=auto_process, rules=rules[d.image_id]
-                )
-        except DomainError as exc:
-            await session.refresh(request)
-            log.warning(
-                "rules could not decide request %d (%s:%s): %s",
-                request.id,
-                request.image_name,
-                request.tag_name,
-                exc.detail,
-            )
+        await evaluate_isolated(
+            session, request, now=now, auto_process=auto_process, rules=rules[d.image_id]
+        )
 
 
 def event_payload(request: ApprovalRequest) -> dict[str, Any]:
@@ -272,6 +261,7 @@ async def create_manual_request(
     tag_name: str,
     metadata: dict[str, Any],
     actor: Principal,
+    auto_process: bool,
 ) -> ApprovalRequest:
     image = await get_image(session, image_id)
     if image.approval_status != "approved":
@@ -290,7 +280,15 @@ async def create_manual_request(
         tag_name=tag_name,
         metadata=checked,
         actor=actor.identity,
+        auto_process=auto_process,
     )
+
+
+def requester_of(request: ApprovalRequest) -> str | None:
+    """Who asked, as recorded when the request was made (requests made before the column was
+    filled carry it in their metadata)."""
+    recorded = request.requested_by or request.metadata_.get("requested_by")
+    return str(recorded) if recorded else None
 
 
 @dataclass(frozen=True)
@@ -334,6 +332,14 @@ async def decide(
             f"approval request {request_id} is already {request.status}"
             + (f" (by {request.reviewed_by})" if request.reviewed_by else ""),
             code="already_decided",
+        )
+    if approve and request.tag_name is None and requester_of(request) == actor.identity:
+        # Admitting an image lets its tags (and its registry host) in: asking and approving
+        # must be two people, whatever four-eyes the image has. Withdrawing (rejecting) one's
+        # own request stays allowed.
+        raise Forbidden(
+            f"you asked for {request.image_name} to be added; another approver must approve it",
+            code="own_request",
         )
     status = "approved" if approve else "rejected"
     required = required_approvals or await decisions.required_approvals(session, request.image_id)

@@ -8,12 +8,12 @@ as seen, so adding an image with a thousand tags does not bury reviewers in a th
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from tagwarden import patterns
 from tagwarden.registry.base import RemoteTag
 
 _OLDEST = datetime.min.replace(tzinfo=UTC)
@@ -47,16 +47,19 @@ class Plan:
 
 
 class TagFilter:
-    """``tag_include`` / ``tag_exclude`` regular expressions (searched, not anchored)."""
+    """``tag_include`` / ``tag_exclude`` regular expressions (searched, not anchored), run by
+    RE2 (see tagwarden.patterns). A pattern RE2 refuses (one stored before patterns were
+    checked) raises :class:`~tagwarden.patterns.PatternError` here, when the filter is made:
+    the check of that image fails with that reason, and no other image's does."""
 
     def __init__(self, include: str | None, exclude: str | None) -> None:
-        self.include = re.compile(include) if include else None
-        self.exclude = re.compile(exclude) if exclude else None
+        self.include = patterns.check(include) if include else None
+        self.exclude = patterns.check(exclude) if exclude else None
 
     def __call__(self, tag: str) -> bool:
-        if self.include and not self.include.search(tag):
+        if self.include and not patterns.search(self.include, tag):
             return False
-        return not (self.exclude and self.exclude.search(tag))
+        return not (self.exclude and patterns.search(self.exclude, tag))
 
 
 def newest_first(tags: Sequence[RemoteTag]) -> list[RemoteTag]:

@@ -70,8 +70,12 @@ async def record_outcomes(
     *,
     now: datetime,
     default_interval_minutes: int,
+    auto_process: bool,
 ) -> list[CheckResult]:
     """Write several checks' outcomes in the caller's one transaction; their results, in order.
+
+    ``auto_process`` is the caller's ``auto_process_approved``: a rule that approves a new
+    request activates it only when that is on.
 
     A scan's checks finish faster than one transaction each can be written (issue #3's
     benchmark): each step here is one statement for the whole batch (the schedules, the
@@ -155,6 +159,7 @@ async def record_outcomes(
         ],
         actor=MONITOR,
         now=now,
+        auto_process=auto_process,
     )
     requested: dict[int, list[str]] = {}
     for (o, c), request_id in zip(wanted, created, strict=True):

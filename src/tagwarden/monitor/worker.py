@@ -30,6 +30,7 @@ from tagwarden.config import Settings
 from tagwarden.db import utcnow
 from tagwarden.monitor import record, service
 from tagwarden.monitor.discovery import KnownTag
+from tagwarden.patterns import PatternError
 from tagwarden.registry.base import ImageNotFound, RegistryClient, RegistryError
 from tagwarden.registry.factory import base_url, client_for, is_docker_hub, repository_path
 from tagwarden.registry.transport import RegistryState, host_of
@@ -130,8 +131,13 @@ class ImageMonitor:
         log.info("[ImageMonitor] Checking %s at %s", name, self.listing_url(target))
         repository = repository_path(target.namespace, target.image_name, target.registry_host)
         try:
+            wanted = target.wanted
+        except PatternError as exc:  # stored before patterns were checked: this image's error
+            log.warning("[ImageMonitor] Not checking %s: its tag filter: %s", name, exc)
+            return record.Outcome(target, error=f"tag filter: {exc}")
+        try:
             remote = await service.fetch(
-                self.client(target.registry_host), repository, known, target.wanted
+                self.client(target.registry_host), repository, known, wanted
             )
         except ImageNotFound as exc:
             log.warning("[ImageMonitor] Image %s not found in its registry: %s", name, exc)
@@ -184,6 +190,7 @@ class ImageMonitor:
                 outcomes,
                 now=self.clock(),
                 default_interval_minutes=self.settings.check_interval_minutes,
+                auto_process=self.settings.auto_process_approved,
             )
         record.log_created(outcomes, results)
         for result in results:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from tagwarden import patterns
 from tagwarden.approvals.metadata import parse_timestamp
 from tagwarden.versions import VersionRange, is_minor_bump, is_patch_bump, newest, parse
 
@@ -22,11 +22,7 @@ def check_pattern(kind: str, pattern: str | None) -> str | None:
     if kind == "range":
         return str(VersionRange.parse(pattern))
     if kind == "regex":
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from exc
-        return pattern
+        return patterns.check(pattern)  # a PatternError is a ValueError, saying why
     raise ValueError(f"unknown rule kind {kind!r}")
 
 
@@ -34,7 +30,7 @@ def matches(kind: str, pattern: str | None, tag: str, activated: Iterable[str]) 
     """``patch``/``minor``: a bump of the newest activated tag of the same variant; ``range``:
     the tag's version is inside; ``regex``: the whole tag matches."""
     if kind == "regex":
-        return pattern is not None and re.fullmatch(pattern, tag) is not None
+        return pattern is not None and patterns.fullmatch(pattern, tag)
     version = parse(tag)
     if version is None:
         return False

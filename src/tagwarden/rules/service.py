@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.approvals.models import ApprovalRequest
@@ -21,6 +22,7 @@ from tagwarden.rules import policy
 from tagwarden.rules.models import RULE_KINDS, ApprovalRule, ImagePolicy, RuleHold
 
 log = logging.getLogger("tagwarden.rules")
+RULES_ACTOR = "approval-rules"  # who records a rule's failure (no one rule may be to blame)
 UNSET: Any = object()  # "leave as it is", distinct from None ("clear it")
 
 
@@ -245,6 +247,55 @@ async def evaluate(
     return rule
 
 
+async def evaluate_isolated(
+    session: AsyncSession,
+    request: ApprovalRequest,
+    *,
+    now: datetime,
+    auto_process: bool,
+    rules: Sequence[ApprovalRule] | None = None,
+) -> ApprovalRule | None:
+    """:func:`evaluate` in a savepoint, so that a rule failing on one tag (activation refused,
+    an auto-rollout, a bug) never fails the scan, the webhook or the other requests.
+
+    The request stays pending for a person, and its error is recorded in one place: the audit
+    entry ``approval.rule_failed`` on the request (with a warning in the log).
+    """
+    try:
+        async with session.begin_nested():
+            return await evaluate(session, request, now=now, auto_process=auto_process, rules=rules)
+    except Exception as exc:
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            raise  # the database is gone: the caller's transaction is lost anyway
+        expected = isinstance(exc, DomainError)
+        if isinstance(exc, DomainError):
+            reason, code = exc.detail, exc.code
+        else:  # tagwarden's words in the audit log, never the error's text; the log has it
+            reason, code = f"unexpected error ({type(exc).__name__})", "rule_failed"
+        await session.refresh(request)
+        log.warning(
+            "rules could not decide request %d (%s:%r): %s",
+            request.id,
+            request.image_name,
+            request.tag_name,
+            reason,
+            exc_info=not expected,
+        )
+        audit.record(
+            session,
+            actor=RULES_ACTOR,
+            action="approval.rule_failed",
+            entity_type="approval_request",
+            entity_id=request.id,
+            after={
+                "tag": request.tag_name,
+                "reason": reason,
+                "code": code,
+            },
+        )
+        return None
+
+
 async def approve_due(
     session: AsyncSession, *, now: datetime, auto_process: bool, limit: int = 100
 ) -> list[int]:
@@ -268,10 +319,7 @@ async def approve_due(
         request = await session.get(ApprovalRequest, hold.request_id, populate_existing=True)
         if request is None or request.status != "pending":
             continue
-        try:
-            async with session.begin_nested():  # one request's failure spoils no other
-                if await evaluate(session, request, now=now, auto_process=auto_process):
-                    approved.append(request.id)
-        except DomainError as exc:
-            log.warning("rule approval of request %d failed: %s", request.id, exc.detail)
+        # One request's failure spoils no other (and is recorded as that request's).
+        if await evaluate_isolated(session, request, now=now, auto_process=auto_process):
+            approved.append(request.id)
     return approved
