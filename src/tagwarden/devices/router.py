@@ -19,12 +19,13 @@ from tagwarden.devices.schemas import (
     StateReport,
     parse_labels,
 )
+from tagwarden.errors import error_responses
 from tagwarden.pagination import Page, Paging
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 
 
-@router.post("/devices", status_code=status.HTTP_201_CREATED)
+@router.post("/devices", status_code=status.HTTP_201_CREATED, responses=error_responses(409))
 async def register(body: DeviceCreate, session: Session, who: Admin) -> DeviceCreated:
     device, key = await service.register(session, body, who)
     return DeviceCreated(**DeviceOut.of(device).model_dump(), device_key=key)
