@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
+from pydantic import Field
 
 from tagwarden.db import utcnow
 from tagwarden.deps import Admin, AppSettings, Session, Viewer
@@ -12,6 +13,7 @@ from tagwarden.devices import service
 from tagwarden.devices.auth import DeviceKey
 from tagwarden.devices.presence import Presence
 from tagwarden.devices.schemas import (
+    LABEL_FILTER_PATTERN,
     DeviceCreate,
     DeviceCreated,
     DeviceOut,
@@ -37,7 +39,10 @@ async def list_devices(
     _: Viewer,
     paging: Paging,
     architecture: str | None = None,
-    label: Annotated[list[str] | None, Query(description="key=value; repeat to AND")] = None,
+    label: Annotated[
+        list[Annotated[str, Field(pattern=LABEL_FILTER_PATTERN)]] | None,
+        Query(description="key=value; repeat to AND"),
+    ] = None,
 ) -> Page[DeviceOut]:
     labels = parse_labels(label or [], what="label filter")
     rows, total = await service.list_devices(
