@@ -133,7 +133,7 @@ def _stateless(schema: Any, headers: dict[str, str], guard: Guard) -> list[str]:
                 try:
                     case.call_and_validate(headers=headers, checks=CHECKS, timeout=30)
                 except (Exception, BaseExceptionGroup) as exc:  # reported; the run goes on
-                    failures.append(f"{operation.label} ({mode}): {exc}\n{case.as_curl_command()}")
+                    failures.append(f"{case.operation.label}: {exc}\n{case.as_curl_command()}")
 
             try:
                 run()
