@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
-from pydantic import Field
 
 from tagwarden.db import utcnow
 from tagwarden.deps import Admin, AppSettings, Session, Viewer
@@ -40,8 +39,12 @@ async def list_devices(
     paging: Paging,
     architecture: str | None = None,
     label: Annotated[
-        list[Annotated[str, Field(pattern=LABEL_FILTER_PATTERN)]] | None,
-        Query(description="key=value; repeat to AND"),
+        list[str] | None,
+        # parse_labels's rule in the document too (its message stays the one people read).
+        Query(
+            description="key=value; repeat to AND",
+            json_schema_extra={"items": {"type": "string", "pattern": LABEL_FILTER_PATTERN}},
+        ),
     ] = None,
 ) -> Page[DeviceOut]:
     labels = parse_labels(label or [], what="label filter")
