@@ -30,6 +30,7 @@ from tagwarden.notify.router import router as notify_router
 from tagwarden.notify.worker import OutboxWorker
 from tagwarden.observability import Metrics, MetricsMiddleware
 from tagwarden.observability import router as ops_router
+from tagwarden.openapi import install_openapi
 from tagwarden.rollouts.router import router as rollouts_router
 from tagwarden.rollouts.worker import RolloutMonitor
 from tagwarden.rules.router import router as rules_router
@@ -117,6 +118,7 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
     app.add_exception_handler(TooManyFailures, too_many_failures)  # 429 with Retry-After
+    install_openapi(app)
 
     app.include_router(ops_router)
     app.include_router(auth_router)

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -63,6 +64,39 @@ _HTTP_CODES = {
     422: "invalid_input",
     429: "rate_limited",
 }
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response: 401, 403, 404, 409, 413, 422, 429 and 500 alike.
+
+    Request validation errors have this shape too (``detail`` lists each field and what is
+    wrong with it), not FastAPI's default list of error objects.
+    """
+
+    detail: str = Field(description="what went wrong, for a person to read")
+    code: str = Field(description="a stable machine-readable reason, e.g. invalid_input")
+
+
+# What each documented error status means, for the OpenAPI document (see tagwarden.openapi).
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "the body could not be read (not UTF-8, or cut short)",
+    401: "missing or invalid credentials",
+    403: "the credential's role does not allow this action",
+    404: "a resource named in the path or the body does not exist",
+    409: "the resource's current state does not allow this (e.g. a duplicate, already decided)",
+    413: "the request body is larger than TAGWARDEN_MAX_BODY_BYTES",
+    422: "the input is invalid (request validation, or a value the service refuses)",
+    429: "too many failed credential checks from this address; retry after Retry-After seconds",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route or router: each status documented with the ErrorBody model.
+
+    Most statuses are derived for every route in tagwarden.openapi; routes add what only they
+    can answer (a 409 for a conflict, a 404 for an id in the body) with this.
+    """
+    return {s: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[s]} for s in statuses}
 
 
 def describe_validation(errors: Sequence[Mapping[str, Any]]) -> str:

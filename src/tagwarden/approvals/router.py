@@ -18,6 +18,7 @@ from tagwarden.approvals.schemas import (
 )
 from tagwarden.catalogue.schemas import ImageTagOut
 from tagwarden.deps import Approver, AppSettings, Session, Viewer
+from tagwarden.errors import error_responses
 from tagwarden.pagination import Page, Paging
 
 router = APIRouter(prefix="/api/v1/images", tags=["approvals"])
@@ -47,7 +48,7 @@ async def list_requests(
     return Page(items=[ApprovalRequestOut.of(r) for r in rows], total=total, **paging.model_dump())
 
 
-@router.post("/approvals", status_code=status.HTTP_201_CREATED)
+@router.post("/approvals", status_code=status.HTTP_201_CREATED, responses=error_responses(404, 409))
 async def create_request(
     body: ApprovalRequestCreate, session: Session, who: Approver, settings: AppSettings
 ) -> ApprovalRequestOut:
@@ -109,7 +110,7 @@ async def _decide(
     return ApprovalRequestOut.of(result.request, tags)
 
 
-@router.post("/approvals/{request_id}/approve")
+@router.post("/approvals/{request_id}/approve", responses=error_responses(409))
 async def approve(
     request_id: int,
     session: Session,
@@ -120,7 +121,7 @@ async def approve(
     return await _decide(request_id, body, True, session, who, settings)
 
 
-@router.post("/approvals/{request_id}/reject")
+@router.post("/approvals/{request_id}/reject", responses=error_responses(409))
 async def reject(
     request_id: int,
     session: Session,
@@ -131,7 +132,7 @@ async def reject(
     return await _decide(request_id, body, False, session, who, settings)
 
 
-@router.post("/approvals/{request_id}/process")
+@router.post("/approvals/{request_id}/process", responses=error_responses(409))
 async def process(request_id: int, session: Session, who: Approver) -> ProcessOut:
     done = await activation.process(session, request_id, actor=who)
     message = (

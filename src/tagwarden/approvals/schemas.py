@@ -10,12 +10,13 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.catalogue import references
 from tagwarden.catalogue.schemas import ImageTagOut
+from tagwarden.inputs import STRICT_INPUT
 
 
 class ApprovalRequestCreate(BaseModel):
     """A manual request to admit one tag (source ``manual``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_INPUT
 
     image_id: int = Field(ge=1)
     tag_name: str = Field(min_length=1, max_length=128)
@@ -31,13 +32,13 @@ class ApprovalRequestCreate(BaseModel):
 
 
 class Decision(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_INPUT
 
     notes: str | None = Field(default=None, max_length=5000)
 
 
 class BulkDecision(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_INPUT
 
     ids: list[int] = Field(min_length=1, max_length=500)
     action: Literal["approve", "reject"]

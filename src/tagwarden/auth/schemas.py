@@ -8,10 +8,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tagwarden.auth.models import ApiToken
+from tagwarden.inputs import STRICT_INPUT
 
 
 class TokenCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_INPUT
 
     name: str = Field(min_length=1, max_length=100)
     role: Literal["viewer", "approver", "admin"]

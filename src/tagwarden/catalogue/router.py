@@ -18,12 +18,13 @@ from tagwarden.catalogue.schemas import (
     TagFlagOut,
 )
 from tagwarden.deps import Admin, Approver, AppSettings, Session, Viewer
+from tagwarden.errors import error_responses
 from tagwarden.pagination import Page, Paging
 
 router = APIRouter(prefix="/api/v1/images", tags=["images"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=error_responses(409))
 async def add_image(
     body: ImageCreate, session: Session, who: Viewer, settings: AppSettings
 ) -> ImageOut:
@@ -58,7 +59,7 @@ async def update_image(image_id: int, body: ImageUpdate, session: Session, who: 
     return ImageOut.of(await service.update_image(session, image_id, body, who))
 
 
-@router.put("/{image_id}/monitoring")
+@router.put("/{image_id}/monitoring", responses=error_responses(409))
 async def set_monitoring(
     image_id: int, body: MonitoringUpdate, session: Session, who: Admin
 ) -> MonitoringOut:

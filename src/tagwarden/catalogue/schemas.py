@@ -10,10 +10,11 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from tagwarden import patterns
 from tagwarden.catalogue import references
 from tagwarden.catalogue.models import Image, ImageTag
+from tagwarden.inputs import STRICT_INPUT
 
 
 class ImageCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_INPUT
 
     image_name: str = Field(min_length=1, max_length=255)
     namespace: str = Field(default="library", min_length=1, max_length=255)
@@ -33,7 +34,7 @@ class ImageCreate(BaseModel):
 
 
 class ImageUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_INPUT
 
     category: str | None = Field(default=None, max_length=100)
     description: str | None = Field(default=None, max_length=5000)
@@ -55,13 +56,13 @@ def _valid_regex(value: str | None) -> str | None:
 
 
 class MonitoringUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_INPUT
 
     watch_for_updates: bool
 
 
 class TagFlag(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_INPUT
 
     tag: str = Field(min_length=1, max_length=128)
     value: bool = True

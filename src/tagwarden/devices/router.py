@@ -12,6 +12,7 @@ from tagwarden.devices import service
 from tagwarden.devices.auth import DeviceKey, counting_failures
 from tagwarden.devices.presence import Presence
 from tagwarden.devices.schemas import (
+    LABEL_FILTER_PATTERN,
     DeviceCreate,
     DeviceCreated,
     DeviceOut,
@@ -19,12 +20,13 @@ from tagwarden.devices.schemas import (
     StateReport,
     parse_labels,
 )
+from tagwarden.errors import error_responses
 from tagwarden.pagination import Page, Paging
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 
 
-@router.post("/devices", status_code=status.HTTP_201_CREATED)
+@router.post("/devices", status_code=status.HTTP_201_CREATED, responses=error_responses(409))
 async def register(body: DeviceCreate, session: Session, who: Admin) -> DeviceCreated:
     device, key = await service.register(session, body, who)
     return DeviceCreated(**DeviceOut.of(device).model_dump(), device_key=key)
@@ -36,7 +38,14 @@ async def list_devices(
     _: Viewer,
     paging: Paging,
     architecture: str | None = None,
-    label: Annotated[list[str] | None, Query(description="key=value; repeat to AND")] = None,
+    label: Annotated[
+        list[str] | None,
+        # parse_labels's rule in the document too (its message stays the one people read).
+        Query(
+            description="key=value; repeat to AND",
+            json_schema_extra={"items": {"type": "string", "pattern": LABEL_FILTER_PATTERN}},
+        ),
+    ] = None,
 ) -> Page[DeviceOut]:
     labels = parse_labels(label or [], what="label filter")
     rows, total = await service.list_devices(

@@ -7,15 +7,18 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from tagwarden.devices.models import Device, DeviceApp
 from tagwarden.errors import InvalidInput
+from tagwarden.inputs import DEVICE_INPUT, STRICT_INPUT
 from tagwarden.platforms import normalise_architecture
 
 UUID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 APP_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 ARCH_PATTERN = r"^[a-z0-9]+(/[a-z0-9]+)?$"
+# A label filter is key=value with a key that is not blank (parse_labels strips both sides).
+LABEL_FILTER_PATTERN = r"^[^=]*[^=\s][^=]*="
 FailureReason = Literal["pull_failed", "disk_full", "unhealthy", "crashloop", "timeout", "other"]
 
 
@@ -40,7 +43,7 @@ def check_labels(labels: dict[str, str]) -> dict[str, str]:
 
 
 class DeviceCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_INPUT
 
     uuid: str = Field(pattern=UUID_PATTERN)
     name: str | None = Field(default=None, min_length=1, max_length=255)
@@ -115,7 +118,7 @@ class DeviceCreated(DeviceOut):
 
 
 class AppReport(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = DEVICE_INPUT
 
     image: str | None = Field(default=None, max_length=600)
     digest: str | None = Field(default=None, max_length=100)
@@ -126,9 +129,13 @@ class AppReport(BaseModel):
 
 
 class StateReport(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = DEVICE_INPUT
 
-    apps: dict[str, AppReport] = Field(max_length=50)
+    # The app-name rule _names checks, in the document too, so every schema-valid report
+    # is accepted.
+    apps: dict[str, AppReport] = Field(
+        max_length=50, json_schema_extra={"propertyNames": {"pattern": APP_PATTERN}}
+    )
 
     @field_validator("apps")
     @classmethod

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from tagwarden.deps import Approver, Session, Viewer
+from tagwarden.errors import error_responses
 from tagwarden.monitor import service
 from tagwarden.monitor.worker import ImageMonitor
 
@@ -50,7 +51,7 @@ async def trigger_all(request: Request, _: Approver) -> TriggerOut:
     )
 
 
-@router.post("/{image_id}/check")
+@router.post("/{image_id}/check", responses=error_responses(409))
 async def check_image(image_id: int, request: Request, session: Session, _: Approver) -> CheckOut:
     image = await service.checkable_image(session, image_id)
     result = await _monitor(request).check(image)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 
 from tagwarden.deps import Admin, Session
+from tagwarden.errors import error_responses
 from tagwarden.notify import service
 from tagwarden.notify.schemas import (
     ChannelCreate,
@@ -24,7 +25,7 @@ async def list_channels(session: Session, _: Admin) -> list[ChannelOut]:
     return [ChannelOut.of(c) for c in await service.list_channels(session)]
 
 
-@router.post("/channels", status_code=status.HTTP_201_CREATED)
+@router.post("/channels", status_code=status.HTTP_201_CREATED, responses=error_responses(409))
 async def create_channel(body: ChannelCreate, session: Session, who: Admin) -> ChannelCreated:
     channel = await service.create_channel(
         session,

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from tagwarden.inputs import STRICT_INPUT
 from tagwarden.notify.models import NotificationChannel
 from tagwarden.notify.service import redacted
 
 
 class ChannelCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_INPUT
 
     name: str = Field(min_length=1, max_length=100)
     kind: Literal["slack", "discord", "webhook", "email"]

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tagwarden.auth.service import Principal
 from tagwarden.db import utcnow
 from tagwarden.deps import Approver, AppSettings, Session, Viewer
+from tagwarden.errors import error_responses
 from tagwarden.pagination import Page, Paging
 from tagwarden.rollouts import service
 from tagwarden.rollouts.models import Rollout
@@ -73,7 +74,10 @@ async def _summary(session: AsyncSession, rollout: Rollout) -> RolloutOut:
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"model": PlanOut, "description": "dry run: the plan, nothing created"}},
+    responses={
+        200: {"model": PlanOut, "description": "dry run: the plan, nothing created"},
+        **error_responses(404, 409),
+    },
 )
 async def create_rollout(
     body: RolloutCreate,
@@ -140,22 +144,22 @@ async def _act(
     return await _summary(session, rollout)
 
 
-@router.post("/{rollout_id}/pause")
+@router.post("/{rollout_id}/pause", responses=error_responses(409))
 async def pause(rollout_id: int, session: Session, who: Approver, request: Request) -> RolloutOut:
     return await _act(service.pause, rollout_id, session, who, request)
 
 
-@router.post("/{rollout_id}/resume")
+@router.post("/{rollout_id}/resume", responses=error_responses(409))
 async def resume(rollout_id: int, session: Session, who: Approver, request: Request) -> RolloutOut:
     return await _act(service.resume, rollout_id, session, who, request)
 
 
-@router.post("/{rollout_id}/abort")
+@router.post("/{rollout_id}/abort", responses=error_responses(409))
 async def abort(rollout_id: int, session: Session, who: Approver, request: Request) -> RolloutOut:
     return await _act(service.abort, rollout_id, session, who, request)
 
 
-@router.post("/{rollout_id}/rollback")
+@router.post("/{rollout_id}/rollback", responses=error_responses(409))
 async def rollback(
     rollout_id: int, session: Session, who: Approver, request: Request
 ) -> RolloutOut:

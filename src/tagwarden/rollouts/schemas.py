@@ -6,10 +6,11 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from tagwarden.catalogue import references
 from tagwarden.devices.schemas import APP_PATTERN, UUID_PATTERN, check_labels
+from tagwarden.inputs import STRICT_INPUT
 from tagwarden.rollouts import planner
 from tagwarden.rollouts.models import Rollout
 
@@ -17,7 +18,7 @@ _PERCENT = re.compile(r"^\d{1,3}(\.\d+)?%$")
 
 
 class RolloutOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_INPUT
 
     canary_percent: float | None = Field(default=None, gt=0, le=100)
     canary_count: int | None = Field(default=None, ge=1)
@@ -49,7 +50,7 @@ class RolloutOptions(BaseModel):
 
 
 class RolloutCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_INPUT
 
     image: str | None = Field(default=None, min_length=1, max_length=500, examples=["redis"])
     image_id: int | None = None

@@ -6,6 +6,7 @@ from fastapi import APIRouter, status
 
 from tagwarden.approvals.service import get_request
 from tagwarden.deps import Admin, Session, Viewer
+from tagwarden.errors import error_responses
 from tagwarden.rules import decisions, service
 from tagwarden.rules.schemas import (
     DecisionOut,
@@ -37,7 +38,9 @@ async def list_rules(image_id: int, session: Session, _: Viewer) -> list[RuleOut
     return [RuleOut.of(r) for r in await service.list_rules(session, image_id)]
 
 
-@router.post("/{image_id}/rules", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/{image_id}/rules", status_code=status.HTTP_201_CREATED, responses=error_responses(409)
+)
 async def add_rule(image_id: int, body: RuleCreate, session: Session, who: Admin) -> RuleOut:
     rule = await service.add_rule(
         session,

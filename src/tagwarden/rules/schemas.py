@@ -7,12 +7,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tagwarden.inputs import STRICT_INPUT
 from tagwarden.rollouts.schemas import RolloutCreate, RolloutOptions
 from tagwarden.rules.models import ApprovalDecision, ApprovalRule, ImagePolicy
 
 
 class RuleCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_INPUT
 
     name: str = Field(min_length=1, max_length=100)
     kind: Literal["patch", "minor", "range", "regex"]
@@ -47,7 +48,7 @@ class RolloutTemplate(BaseModel):
     is saved rather than when a tag is approved.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_INPUT
 
     strategy: Literal["all-at-once", "canary", "batched"] = "canary"
     selector: dict[str, str] | None = Field(
@@ -80,7 +81,7 @@ class RolloutTemplate(BaseModel):
 
 
 class PolicyUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_INPUT
 
     required_approvals: int | None = Field(default=None, ge=1, le=10)
     webhook_secret: str | None = Field(

@@ -16,12 +16,15 @@ from pydantic import BaseModel
 
 from tagwarden.db import transaction
 from tagwarden.deps import get_settings_dep
-from tagwarden.errors import InvalidInput, Unauthorized
+from tagwarden.errors import InvalidInput, Unauthorized, error_responses
 from tagwarden.monitor.worker import ImageMonitor
 from tagwarden.webhooks import payloads, service
 from tagwarden.webhooks.payloads import Push
 
-router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+# Their credential (a secret) is checked in the route, not by a dependency: declared here.
+router = APIRouter(
+    prefix="/api/v1/webhooks", tags=["webhooks"], responses=error_responses(400, 401, 413, 422, 429)
+)
 
 
 class PushResult(BaseModel):
