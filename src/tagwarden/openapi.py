@@ -6,7 +6,7 @@ a new route is documented truthfully without listing statuses by hand:
 
 - an API token (``deps.Viewer``/``Approver``/``Admin``) or a device key: 401, and 429 (the
   failed-credential throttle answers 429 with Retry-After before the credential is checked);
-- a role above the lowest one: 403;
+- a role above the lowest one, or a device key (used on another device's path): 403;
 - a path parameter: 404 (the id may name nothing);
 - any parameter or a body: 422; a body: 400 (unreadable) and 413 (past TAGWARDEN_MAX_BODY_BYTES).
 
@@ -56,7 +56,8 @@ def derived_statuses(route: Any, role_checks: dict[Callable[..., Any], str]) -> 
     if _principal in calls or _device_key in calls:
         statuses |= {401, 429}
     roles = [role_checks[c] for c in calls if c in role_checks]
-    if any(ROLES.index(r) > 0 for r in roles):
+    if any(ROLES.index(r) > 0 for r in roles) or _device_key in calls:
+        # A device key is refused with 403 on another device's path (it is a real key).
         statuses.add(403)
     params = dependant.path_params + dependant.query_params + dependant.header_params
     for sub in dependant.dependencies:  # parameters declared by a dependency (paging)

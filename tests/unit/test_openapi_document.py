@@ -108,3 +108,15 @@ def test_a_boolean_is_not_an_integer(tmp_path: Any) -> None:
         RuleCreate.model_validate({"name": "r", "kind": "patch", "min_age_hours": True})
     with pytest.raises(ValueError, match="valid integer"):
         BulkDecision.model_validate({"ids": [False], "action": "reject"})
+
+
+def test_device_key_operations_document_403(document: dict[str, Any]) -> None:
+    # A real key of another device is refused with 403 (devices/service.py), not 401.
+    device_ops = [
+        (m, p, op)
+        for m, p, op in _operations(document)
+        if op.get("security") == [{"DeviceKey": []}]
+    ]
+    assert len(device_ops) == 2
+    for method, path, op in device_ops:
+        assert _error(op, 403) == ERROR, (method, path)
