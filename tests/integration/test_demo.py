@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
+from tagwarden.approvals import service as approvals
+from tagwarden.catalogue.models import Image
+from tagwarden.cli import demo
 from tagwarden.cli.main import app
+from tagwarden.config import Settings
+from tests.factories import seed_request
 
 
 def test_demo_shows_discovery_approval_and_a_completed_canary_rollout() -> None:
@@ -31,3 +39,35 @@ def test_demo_shows_discovery_approval_and_a_completed_canary_rollout() -> None:
     assert "completed  batch 3/3  succeeded 20" in out
     assert "20 of 20 devices run redis:" in out
     assert elapsed < 45
+
+
+async def test_the_demos_approval_follows_the_auto_process_setting(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 10, item 10: no path ignores TAGWARDEN_AUTO_PROCESS_APPROVED, the demo's neither.
+    With it off, the approval activates nothing; the demo then takes the explicit step."""
+    async with sessionmaker() as session, session.begin():
+        image = Image(image_name="redis", approval_status="approved")
+        session.add(image)
+        await session.flush()
+        image_id = image.id
+    request_id = await seed_request(sessionmaker, image_id)
+    decided: list[bool] = []
+    decide = approvals.decide
+
+    async def spy(*args: Any, auto_process: bool, **kwargs: Any) -> approvals.DecisionResult:
+        decided.append(auto_process)
+        result = await decide(*args, auto_process=auto_process, **kwargs)
+        assert result.activation is None  # approved, not activated, by the decision itself
+        return result
+
+    monkeypatch.setattr(approvals, "decide", spy)
+    await demo.approve(settings.model_copy(update={"auto_process_approved": False}), request_id)
+
+    assert decided == [False]
+    out = capsys.readouterr().out
+    assert "auto-processing is off (TAGWARDEN_AUTO_PROCESS_APPROVED=false)" in out
+    assert f"✅ Successfully processed approval request {request_id}" in out

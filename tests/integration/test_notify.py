@@ -330,7 +330,7 @@ async def test_a_delivery_that_keeps_failing_ends_as_failed_with_its_error(
         counts = await service.outbox_counts(session)
         [failure] = await service.recent_failures(session)
     assert counts == {"pending": 0, "delivered": 0, "failed": 1}
-    assert failure["last_error"] == "HTTP 500: no"
+    assert failure["last_error"] == "HTTP 500 Internal Server Error"
 
 
 async def test_a_channel_that_breaks_its_sender_fails_alone_and_the_batch_is_recorded(

@@ -24,6 +24,7 @@ import typer
 import uvicorn
 from fastapi import FastAPI
 
+from tagwarden.approvals import activation
 from tagwarden.approvals import service as approvals
 from tagwarden.auth import service as auth
 from tagwarden.auth.service import Principal
@@ -109,23 +110,35 @@ async def prepare(settings: Settings) -> str:
 
 
 async def approve(settings: Settings, request_id: int) -> None:
-    """Approve and activate as `tagwarden approvals approve` does, printing the seed's lines."""
+    """Approve as `tagwarden approvals approve` does, printing the seed's lines: activated
+    there and then only when TAGWARDEN_AUTO_PROCESS_APPROVED is on (issue 10: no path ignores
+    it); otherwise the demo takes the step a person would, `tagwarden approvals process`."""
     engine = make_engine(settings.database_url)
+    actor = Principal(identity=ADMIN, role="admin")
     try:
-        async with make_sessionmaker(engine)() as session, session.begin():
+        sessionmaker = make_sessionmaker(engine)
+        async with sessionmaker() as session, session.begin():
             result = await approvals.decide(
                 session,
                 request_id,
                 approve=True,
                 notes="approved in the demo",
-                actor=Principal(identity=ADMIN, role="admin"),
-                auto_process=True,
+                actor=actor,
+                auto_process=settings.auto_process_approved,
             )
+        console.print(f"✅ Approved approval request {request_id} as {ADMIN}")
+        done = result.activation
+        if done is None and result.request.status == "approved":
+            console.print(
+                "auto-processing is off (TAGWARDEN_AUTO_PROCESS_APPROVED=false): "
+                f"processing it as `tagwarden approvals process {request_id}` does"
+            )
+            async with sessionmaker() as session, session.begin():
+                done = await activation.process(session, request_id, actor=actor)
     finally:
         await engine.dispose()
-    console.print(f"✅ Approved approval request {request_id} as {ADMIN}")
-    if result.activation:
-        print_activation(result.activation)
+    if done:
+        print_activation(done)
 
 
 def _ok(response: httpx.Response) -> Any:

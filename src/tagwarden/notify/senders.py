@@ -17,7 +17,7 @@ import httpx
 
 from tagwarden.config import Settings
 from tagwarden.db import utcnow
-from tagwarden.redact import redact_text
+from tagwarden.remote import reason, transport_failure
 
 SIGNATURE_HEADER = "X-Tagwarden-Signature"
 IDEMPOTENCY_HEADER = "X-Tagwarden-Idempotency-Key"
@@ -94,10 +94,12 @@ async def send(
             headers=headers,
             timeout=settings.notify_timeout_seconds,
         )
-    except httpx.HTTPError as exc:  # its text may quote the URL, password and all
-        raise DeliveryFailed(redact_text(f"{type(exc).__name__}: {exc}")) from exc
+    except httpx.HTTPError as exc:
+        raise DeliveryFailed(transport_failure(exc)) from exc
     if not response.is_success:
-        raise DeliveryFailed(f"HTTP {response.status_code}: {response.text[:200]}")
+        # The status in our words, not the receiver's body: last_error is shown in the API, the
+        # CLI and the channel test's answer, and the receiver may be anyone's server (issue 10).
+        raise DeliveryFailed(f"HTTP {reason(response.status_code)}")
 
 
 def _send_email(config: dict[str, Any], message: Message, settings: Settings) -> None:
@@ -122,7 +124,33 @@ def _send_email(config: dict[str, Any], message: Message, settings: Settings) ->
                 smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
             smtp.send_message(mail)
     except (OSError, smtplib.SMTPException) as exc:
-        raise DeliveryFailed(f"SMTP: {type(exc).__name__}: {exc}") from exc
+        raise DeliveryFailed(smtp_failure(exc)) from exc
+
+
+# What each refusal of the SMTP conversation means, in our words; the server's text is left out.
+_SMTP_REFUSALS: tuple[tuple[type[smtplib.SMTPResponseException], str], ...] = (
+    (smtplib.SMTPConnectError, "the server refused the connection"),
+    (smtplib.SMTPHeloError, "the server refused the greeting"),
+    (smtplib.SMTPAuthenticationError, "the server refused the sign-in"),
+    (smtplib.SMTPSenderRefused, "the server refused the sender"),
+    (smtplib.SMTPDataError, "the server refused the message"),
+)
+
+
+def smtp_failure(exc: OSError | smtplib.SMTPException) -> str:
+    """Why a mail was not sent: the reply codes, never the text an SMTP server answered with
+    (smtplib's exceptions carry it), e.g. ``SMTP: the server refused the sender (550)``."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = sorted({str(code) for code, _ in exc.recipients.values()})
+        return f"SMTP: the server refused every recipient ({', '.join(codes)})"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        what = next((w for t, w in _SMTP_REFUSALS if isinstance(exc, t)), "the server refused")
+        return f"SMTP: {what} ({exc.smtp_code})"
+    if isinstance(exc, smtplib.SMTPException):  # raised by smtplib itself: its own words
+        return f"SMTP: {type(exc).__name__}"
+    # Connecting, TLS: the operating system's or OpenSSL's words, not the server's.
+    detail = f": {exc.strerror}" if exc.strerror else ""
+    return f"SMTP: {type(exc).__name__}{detail}"
 
 
 async def send_test(

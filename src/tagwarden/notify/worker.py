@@ -129,8 +129,11 @@ class OutboxWorker:
             # A bad channel (an unparsable URL, a header an SMTP library refuses) must count as a
             # failed attempt like any other: escaping here would skip recording the whole batch
             # and resend every event in it on every tick.
-            if not isinstance(exc, DeliveryFailed):
-                exc = DeliveryFailed(f"{type(exc).__name__}: {exc}")
+            expected = isinstance(exc, DeliveryFailed)
+            if not expected:
+                # The type only in last_error, which people read: the text of an unexpected
+                # error may quote what a receiver sent, or a URL's password. The log has it.
+                exc = DeliveryFailed(f"unexpected error ({type(exc).__name__})")
             log.warning(
                 "notification %s (%s) delivery %d attempt %d failed: %s",
                 item.message.event,
@@ -138,6 +141,7 @@ class OutboxWorker:
                 item.delivery_id,
                 item.attempt,
                 exc,
+                exc_info=not expected,
             )
             return Outcome(item.delivery_id, item.attempt, str(exc)[:2000])
         return Outcome(item.delivery_id, item.attempt, None)

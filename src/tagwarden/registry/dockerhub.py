@@ -28,10 +28,10 @@ from tagwarden.registry.transport import (
     Transport,
     host_of,
     json_object,
-    reason,
     shown_url,
     unexpected,
 )
+from tagwarden.remote import reason
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ import random
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +24,7 @@ from tagwarden.registry.base import (
 )
 from tagwarden.registry.clock import Clock, SystemClock
 from tagwarden.registry.ratelimit import RateLimits, full_jitter, parse_retry_at
+from tagwarden.remote import reason
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +52,6 @@ class RegistryState:
 
 def host_of(url: str) -> str:
     return urlsplit(url).netloc.lower()
-
-
-def reason(status: int) -> str:
-    """``404 Not Found``: the status and its standard phrase, from our own table.
-
-    Never the remote body, nor even its reason phrase: an error lands in ``last_error``, which
-    viewers read, and a registry that redirects to an internal URL must not get that URL's
-    answer shown (issue 10).
-    """
-    try:
-        return f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return str(status)
 
 
 def shown_url(url: str | httpx.URL) -> str:
