@@ -109,7 +109,7 @@ async def test_rollout_transitions_reach_the_notification_outbox(
         json={
             "name": "fleet",
             "kind": "webhook",
-            "config": {"url": "http://receiver.test/hook"},
+            "config": {"url": "http://127.0.0.1:9/hook"},  # never delivered here
             "events": ["rollout.started", "rollout.paused", "rollout.rolled_back"],
         },
         headers=tokens.headers("admin"),

@@ -27,7 +27,10 @@ from tagwarden.notify.models import NotificationDelivery, NotificationEvent
 from tagwarden.notify.worker import OutboxWorker
 from tests.factories import add_redis, seed_request
 
-RECEIVER = "http://receiver.test/hook"
+RECEIVER = "http://receiver.test/hook"  # only ever answered by an in-process MockTransport
+# Sent to for real by the server's own client: a loopback port nothing listens on, so no name is
+# looked up and nothing leaves the machine.
+UNREACHABLE = "http://127.0.0.1:9/hook"
 
 
 class Clock:
@@ -205,7 +208,7 @@ async def test_channels_are_managed_by_admins_and_secrets_are_shown_once(
 ) -> None:
     created = await client.post(
         "/api/v1/notifications/channels",
-        json={"name": "ops", "kind": "webhook", "config": {"url": RECEIVER}, "events": ["*"]},
+        json={"name": "ops", "kind": "webhook", "config": {"url": UNREACHABLE}, "events": ["*"]},
         headers=tokens.headers("admin"),
     )
     assert created.status_code == 201, created.text
@@ -213,8 +216,8 @@ async def test_channels_are_managed_by_admins_and_secrets_are_shown_once(
     assert len(secret) >= 32
     listed = await client.get("/api/v1/notifications/channels", headers=tokens.headers("admin"))
     assert secret not in listed.text
-    assert "receiver.test/hook" not in listed.text  # a chat URL is a credential
-    assert listed.json()[0]["config"]["url"] == "http://receiver.test/…"
+    assert "127.0.0.1:9/hook" not in listed.text  # a chat URL is a credential
+    assert listed.json()[0]["config"]["url"] == "http://127.0.0.1:9/…"
     forbidden = await client.get(
         "/api/v1/notifications/channels", headers=tokens.headers("approver")
     )
@@ -229,7 +232,7 @@ async def test_channels_are_managed_by_admins_and_secrets_are_shown_once(
         f"/api/v1/notifications/channels/{created.json()['id']}/test",
         headers=tokens.headers("admin"),
     )
-    assert test.json()["ok"] is False  # nothing listens at receiver.test
+    assert test.json()["ok"] is False  # nothing listens at 127.0.0.1:9
     removed = await client.delete(
         f"/api/v1/notifications/channels/{created.json()['id']}", headers=tokens.headers("admin")
     )
