@@ -140,3 +140,22 @@ async def test_openapi_documents_the_seed_paths(client: httpx.AsyncClient) -> No
         "/api/v1/images/approvals/{request_id}/process",
     ):
         assert path in paths
+
+
+async def test_health_of_an_unreachable_database_says_only_what_failed(
+    tmp_path: Any, unused_tcp_port: int
+) -> None:
+    # Anyone may call /healthz: the driver's message (host, user, path) must not reach them.
+    from tagwarden.app import create_app
+    from tagwarden.config import Settings
+
+    url = f"postgresql://secret-user@127.0.0.1:{unused_tcp_port}/secret-db"
+    app = create_app(Settings(database_url=url, secret_key="test-secret-key-0123456789"))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://tagwarden.test") as c:
+        health = await c.get("/healthz")
+    await app.state.engine.dispose()
+    assert health.status_code == 503
+    assert health.json()["database"] == "unreachable"
+    assert "secret" not in health.text
+    assert str(unused_tcp_port) not in health.text

@@ -177,7 +177,9 @@ class ImageMonitor:
                 name = outcome.target.display_name
                 log.exception("[ImageMonitor] Recording the check of %s failed", name)
                 failed = service.CheckResult(
-                    outcome.target.id, name, error=f"recording the check failed: {exc!r}"
+                    outcome.target.id,
+                    name,
+                    error=f"recording the check failed ({type(exc).__name__}; see the server log)",
                 )
                 self._report(failed)
                 results.append(failed)
@@ -332,7 +334,9 @@ class ImageMonitor:
                     log.exception("[ImageMonitor] Reading the known tags of %d images failed",
                                   len(chunk))  # fmt: skip
                     for target in chunk:
-                        error = f"reading the known tags failed: {exc!r}"
+                        # Viewers read last_error: the type only, never a driver's text (which
+                        # may quote SQL and its values); the log above has the traceback.
+                        error = f"reading the known tags failed ({type(exc).__name__})"
                         await finished.put(record.Outcome(target, error=error))
                     continue
                 for target in chunk:
