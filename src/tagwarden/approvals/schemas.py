@@ -10,7 +10,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.catalogue import references
 from tagwarden.catalogue.schemas import ImageTagOut
-from tagwarden.inputs import STRICT_INPUT
+from tagwarden.inputs import STRICT_INPUT, Id, Text
 
 
 class ApprovalRequestCreate(BaseModel):
@@ -18,8 +18,8 @@ class ApprovalRequestCreate(BaseModel):
 
     model_config = STRICT_INPUT
 
-    image_id: int = Field(ge=1)
-    tag_name: str = Field(min_length=1, max_length=128)
+    image_id: Id
+    tag_name: str = Field(pattern=references.TAG_PATTERN)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("tag_name")
@@ -34,15 +34,15 @@ class ApprovalRequestCreate(BaseModel):
 class Decision(BaseModel):
     model_config = STRICT_INPUT
 
-    notes: str | None = Field(default=None, max_length=5000)
+    notes: Text | None = Field(default=None, max_length=5000)
 
 
 class BulkDecision(BaseModel):
     model_config = STRICT_INPUT
 
-    ids: list[int] = Field(min_length=1, max_length=500)
+    ids: list[Id] = Field(min_length=1, max_length=500)
     action: Literal["approve", "reject"]
-    notes: str | None = Field(default=None, max_length=5000)
+    notes: Text | None = Field(default=None, max_length=5000)
 
 
 class ApprovalRequestOut(BaseModel):
