@@ -56,12 +56,21 @@ OPTIONS_FIT_STRATEGY: dict[str, Any] = {
 }
 
 
-def one_of(*fields: tuple[str, dict[str, Any]]) -> dict[str, Any]:
-    """Exactly one of the fields given, and not null."""
-    return {"oneOf": [{"required": [f], "properties": {f: schema}} for f, schema in fields]}
+def one_of(*fields: str) -> dict[str, Any]:
+    """Exactly one of the fields given (each is documented without null, see ``leave_out``)."""
+    return {"oneOf": [{"required": [f]} for f in fields]}
 
 
-DEVICES_OR_SELECTOR = one_of(("devices", {"type": "array"}), ("selector", {"type": "object"}))
+def leave_out(schema: dict[str, Any]) -> None:
+    """Document an optional field as "give it or leave it out", without null: "exactly one of
+    image and image_id" is then a plain ``required``. The server still reads null as absent."""
+    variants = schema.pop("anyOf", None)
+    schema.pop("default", None)  # null, which the field is no longer documented to take
+    if variants:
+        schema.update(next(v for v in variants if v != _NULL))
+
+
+DEVICES_OR_SELECTOR = one_of("devices", "selector")
 
 
 class RolloutOptions(BaseModel):
@@ -104,7 +113,7 @@ class RolloutCreate(BaseModel):
         **STRICT_INPUT,
         json_schema_extra={
             "allOf": [
-                one_of(("image", {"type": "string"}), ("image_id", {"type": "integer"})),
+                one_of("image", "image_id"),
                 DEVICES_OR_SELECTOR,
                 OPTIONS_FIT_STRATEGY,
             ]
@@ -112,12 +121,21 @@ class RolloutCreate(BaseModel):
     )
 
     image: str | None = Field(
-        default=None, min_length=1, max_length=500, pattern=NO_NUL, examples=["redis"]
+        default=None,
+        min_length=1,
+        max_length=500,
+        pattern=NO_NUL,
+        examples=["redis"],
+        json_schema_extra=leave_out,
     )
-    image_id: Id | None = None
+    image_id: Id | None = Field(default=None, json_schema_extra=leave_out)
     tag: str = Field(pattern=references.TAG_PATTERN, examples=["7.2.5-alpine"])
-    devices: list[DeviceUuid] | None = Field(default=None, min_length=1, max_length=100_000)
-    selector: Labels | None = Field(default=None, description="labels, all must match")
+    devices: list[DeviceUuid] | None = Field(
+        default=None, min_length=1, max_length=100_000, json_schema_extra=leave_out
+    )
+    selector: Labels | None = Field(
+        default=None, description="labels, all must match", json_schema_extra=leave_out
+    )
     app: str | None = Field(default=None, pattern=APP_PATTERN, description="default: image name")
     strategy: Literal["all-at-once", "canary", "batched"] = "canary"
     options: RolloutOptions = Field(default_factory=RolloutOptions)

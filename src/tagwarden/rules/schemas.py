@@ -14,6 +14,7 @@ from tagwarden.rollouts.schemas import (
     OPTIONS_FIT_STRATEGY,
     RolloutCreate,
     RolloutOptions,
+    leave_out,
 )
 from tagwarden.rules.models import ApprovalDecision, ApprovalRule, ImagePolicy
 
@@ -60,9 +61,13 @@ class RolloutTemplate(BaseModel):
 
     strategy: Literal["all-at-once", "canary", "batched"] = "canary"
     selector: Labels | None = Field(
-        default=None, description="device labels, all must match ({} = every device)"
+        default=None,
+        description="device labels, all must match ({} = every device)",
+        json_schema_extra=leave_out,
     )
-    devices: list[DeviceUuid] | None = Field(default=None, min_length=1, max_length=100_000)
+    devices: list[DeviceUuid] | None = Field(
+        default=None, min_length=1, max_length=100_000, json_schema_extra=leave_out
+    )
     app: str | None = Field(
         default=None, pattern=APP_PATTERN, description="default: the image name"
     )
