@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
 
 # Unknown fields are refused, and values are taken only in the type the OpenAPI document
 # declares: `true` is not an integer, "5" is not a number (pydantic's lax mode took both, so
@@ -76,3 +76,19 @@ Regex = Annotated[
     ),
 ]
 """A tag filter: a regular expression RE2 compiles."""
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+Key = Annotated[str, AfterValidator(_no_nul)]
+"""A key of a stored mapping: no NUL. A key type with a ``pattern`` would be documented as
+``patternProperties``, which leaves other keys unconstrained; the mapping says ``keys(...)``."""
+
+
+def keys(**constraints: Any) -> dict[str, Any]:
+    """``json_schema_extra`` for a mapping of ``Key``s: what its keys are, as propertyNames."""
+    return {"propertyNames": {"type": "string", "pattern": NO_NUL, **constraints}}

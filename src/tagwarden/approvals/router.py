@@ -57,7 +57,7 @@ async def create_request(
         session,
         image_id=body.image_id,
         tag_name=body.tag_name,
-        metadata=body.metadata,
+        metadata=body.metadata.model_dump(mode="json", exclude_none=True),
         actor=who,
         auto_process=settings.auto_process_approved,
     )

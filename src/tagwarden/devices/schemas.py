@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from tagwarden.devices.models import Device, DeviceApp
 from tagwarden.errors import InvalidInput
-from tagwarden.inputs import DEVICE_INPUT, NO_NUL, STRICT_INPUT, Text
+from tagwarden.inputs import DEVICE_INPUT, NO_NUL, STRICT_INPUT, Key, Text, keys
 from tagwarden.platforms import normalise_architecture
 
 UUID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
@@ -20,10 +20,12 @@ ARCH_PATTERN = r"^[a-z0-9]+(/[a-z0-9]+)?$"
 ARCH_INPUT_PATTERN = r"^([Ll][Ii][Nn][Uu][Xx]/)?[A-Za-z0-9]+(/[A-Za-z0-9]+)?$"
 # A label filter is key=value with a key that is not blank (parse_labels strips both sides).
 LABEL_FILTER_PATTERN = r"^[^=\x00]*[^=\s\x00][^=\x00]*=[^\x00]*$"
-LabelKey = Annotated[str, Field(min_length=1, max_length=63, pattern=NO_NUL)]
 LabelValue = Annotated[str, Field(max_length=255, pattern=NO_NUL)]
 # check_labels's rule in the document: at most 50, keys 1-63 characters, values at most 255.
-Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=50)]
+Labels = Annotated[
+    dict[Key, LabelValue],
+    Field(max_length=50, json_schema_extra=keys(minLength=1, maxLength=63)),
+]
 DeviceUuid = Annotated[str, Field(pattern=UUID_PATTERN)]
 FailureReason = Literal["pull_failed", "disk_full", "unhealthy", "crashloop", "timeout", "other"]
 
