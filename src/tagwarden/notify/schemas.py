@@ -12,9 +12,11 @@ from tagwarden.notify.models import EVENTS, NotificationChannel
 from tagwarden.notify.service import ALL_EVENTS, redacted
 
 # What check_config takes, said in the document: an http(s) URL with a host (DNS-style labels,
-# an optional port), then any printable ASCII. httpx parses every such URL (issue 10, item 11).
+# an optional user and port), then any printable ASCII. httpx parses every such URL
+# (issue 10, item 11).
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-URL_PATTERN = rf"^https?://{_LABEL}(?:\.{_LABEL})*(?::[0-9]{{1,5}})?(?:[/?#][!-~]*)?$"
+_USERINFO = r"(?:[A-Za-z0-9._~%!$&'()*+,;=:-]+@)?"  # user:password@, redacted when shown
+URL_PATTERN = rf"^https?://{_USERINFO}{_LABEL}(?:\.{_LABEL})*(?::[0-9]{{1,5}})?(?:[/?#][!-~]*)?$"
 # An address is refused with CR, LF (header injection), "," or ";" (a second recipient) in it.
 ADDRESS_PATTERN = r"^[^\r\n,;\x00]*@[^\r\n,;\x00]*$"
 
