@@ -18,7 +18,7 @@ theirs the same way. Every error is documented with the one body tagwarden sends
 from __future__ import annotations
 
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -30,6 +30,7 @@ from tagwarden.auth.models import ROLES
 from tagwarden.deps import Admin, Approver, Viewer, _principal
 from tagwarden.devices.auth import _device_key
 from tagwarden.errors import ERROR_DESCRIPTIONS, ErrorBody
+from tagwarden.registry import allowlist
 
 ERROR_REF = "#/components/schemas/ErrorBody"
 _METHODS = ("get", "put", "post", "patch", "delete")
@@ -115,6 +116,16 @@ def document_errors(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def document_allowed_registries(schema: dict[str, Any], hosts: Iterable[str]) -> None:
+    """An image's ``registry`` is one of this deployment's allowed hosts (issue 10, item 2): the
+    document lists them, so a body it allows is one the allow-list takes (issue 10, item 11).
+    The server also takes case and ``:443`` variants of these; the document names each once."""
+    components = schema.get("components", {}).get("schemas", {})
+    registry = components.get("ImageCreate", {}).get("properties", {}).get("registry")
+    if registry is not None:
+        registry["enum"] = sorted(hosts)
+
+
 def install_openapi(app: FastAPI) -> None:
     """Make ``app.openapi()`` (and /openapi.json) serve the document with its errors."""
 
@@ -126,6 +137,7 @@ def install_openapi(app: FastAPI) -> None:
                 description=app.description,
                 routes=app.routes,
             )
+            document_allowed_registries(schema, allowlist.allowed_hosts(app.state.settings))
             app.openapi_schema = document_errors(app, schema)
         return app.openapi_schema
 

@@ -19,6 +19,7 @@ from tagwarden.approvals.schemas import (
 from tagwarden.catalogue.schemas import ImageTagOut
 from tagwarden.deps import Approver, AppSettings, Session, Viewer
 from tagwarden.errors import error_responses
+from tagwarden.inputs import IdPath, IdQuery
 from tagwarden.pagination import Page, Paging
 
 router = APIRouter(prefix="/api/v1/images", tags=["approvals"])
@@ -36,7 +37,7 @@ async def list_requests(
     _: Viewer,
     paging: Paging,
     status: StatusFilter = "pending",
-    image_id: int | None = None,
+    image_id: IdQuery = None,
 ) -> Page[ApprovalRequestOut]:
     rows, total = await service.list_requests(
         session,
@@ -56,7 +57,7 @@ async def create_request(
         session,
         image_id=body.image_id,
         tag_name=body.tag_name,
-        metadata=body.metadata,
+        metadata=body.metadata.model_dump(mode="json", exclude_none=True),
         actor=who,
         auto_process=settings.auto_process_approved,
     )
@@ -86,12 +87,12 @@ async def bulk_decide(
 
 
 @router.get("/approvals/{request_id}")
-async def get_request(request_id: int, session: Session, _: Viewer) -> ApprovalRequestOut:
+async def get_request(request_id: IdPath, session: Session, _: Viewer) -> ApprovalRequestOut:
     return ApprovalRequestOut.of(await service.get_request(session, request_id))
 
 
 async def _decide(
-    request_id: int,
+    request_id: IdPath,
     body: Decision | None,
     approve: bool,
     session: Session,
@@ -112,7 +113,7 @@ async def _decide(
 
 @router.post("/approvals/{request_id}/approve", responses=error_responses(409))
 async def approve(
-    request_id: int,
+    request_id: IdPath,
     session: Session,
     who: Approver,
     settings: AppSettings,
@@ -123,7 +124,7 @@ async def approve(
 
 @router.post("/approvals/{request_id}/reject", responses=error_responses(409))
 async def reject(
-    request_id: int,
+    request_id: IdPath,
     session: Session,
     who: Approver,
     settings: AppSettings,
@@ -133,7 +134,7 @@ async def reject(
 
 
 @router.post("/approvals/{request_id}/process", responses=error_responses(409))
-async def process(request_id: int, session: Session, who: Approver) -> ProcessOut:
+async def process(request_id: IdPath, session: Session, who: Approver) -> ProcessOut:
     done = await activation.process(session, request_id, actor=who)
     message = (
         f"Approval request {request_id} was already processed"

@@ -3,14 +3,56 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from typing_extensions import TypeAliasType
 
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.catalogue import references
 from tagwarden.catalogue.schemas import ImageTagOut
-from tagwarden.inputs import STRICT_INPUT
+from tagwarden.inputs import NO_NUL, STRICT_INPUT, Id, Key, Text, keys
+
+JsonText = Annotated[str, Field(pattern=NO_NUL)]
+# Any JSON that PostgreSQL's JSONB holds: no NUL in a string or a key (metadata._refuse_unstorable).
+Json = TypeAliasType(
+    "Json",
+    "bool | int | float | JsonText | list[Json] | JsonObject | None",
+)
+JsonObject = Annotated[dict[Key, Json], Field(json_schema_extra=keys())]
+Digest = Annotated[str, Field(pattern=references.DIGEST_PATTERN)]
+# A timestamp metadata.parse_timestamp reads, whatever the month (so days end at 28 here).
+TIMESTAMP_PATTERN = (
+    r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])?$"
+)
+
+
+class PlatformDigest(BaseModel):
+    model_config = STRICT_INPUT
+
+    digest: Digest
+
+
+class RequestMetadata(BaseModel):
+    """What activation reads (metadata.validate's rules, in the document); other keys are kept."""
+
+    # The keys of the other entries are free text too (pydantic documents only their values).
+    model_config = ConfigDict(extra="allow", strict=True, json_schema_extra=keys())
+
+    architectures: list[Annotated[str, Field(min_length=1, max_length=32, pattern=NO_NUL)]] = Field(
+        min_length=1, max_length=64, description="one image_tags row per architecture"
+    )
+    digest: Digest | None = None
+    last_updated: str | None = Field(
+        default=None,
+        pattern=TIMESTAMP_PATTERN,
+        description="ISO 8601, e.g. 2026-01-02T03:04:05Z (other ISO forms are read too)",
+    )
+    platforms: dict[Key, Digest | PlatformDigest] | None = Field(
+        default=None, description="architecture → digest", json_schema_extra=keys()
+    )
+    __pydantic_extra__: dict[Key, Json]
 
 
 class ApprovalRequestCreate(BaseModel):
@@ -18,9 +60,9 @@ class ApprovalRequestCreate(BaseModel):
 
     model_config = STRICT_INPUT
 
-    image_id: int = Field(ge=1)
-    tag_name: str = Field(min_length=1, max_length=128)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    image_id: Id
+    tag_name: str = Field(pattern=references.TAG_PATTERN)
+    metadata: RequestMetadata
 
     @field_validator("tag_name")
     @classmethod
@@ -34,15 +76,15 @@ class ApprovalRequestCreate(BaseModel):
 class Decision(BaseModel):
     model_config = STRICT_INPUT
 
-    notes: str | None = Field(default=None, max_length=5000)
+    notes: Text | None = Field(default=None, max_length=5000)
 
 
 class BulkDecision(BaseModel):
     model_config = STRICT_INPUT
 
-    ids: list[int] = Field(min_length=1, max_length=500)
+    ids: list[Id] = Field(min_length=1, max_length=500)
     action: Literal["approve", "reject"]
-    notes: str | None = Field(default=None, max_length=5000)
+    notes: Text | None = Field(default=None, max_length=5000)
 
 
 class ApprovalRequestOut(BaseModel):

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from tagwarden.audit import service
 from tagwarden.audit.models import AuditEntry
 from tagwarden.deps import Session, Viewer
+from tagwarden.inputs import TextQuery
 from tagwarden.pagination import Page, Paging
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
@@ -38,10 +39,10 @@ async def list_audit(
     session: Session,
     _: Viewer,
     paging: Paging,
-    entity_type: str | None = None,
-    entity_id: str | None = None,
-    action: str | None = None,
-    actor: str | None = None,
+    entity_type: TextQuery = None,
+    entity_id: TextQuery = None,
+    action: TextQuery = None,
+    actor: TextQuery = None,
 ) -> Page[AuditEntryOut]:
     rows, total = await service.list_entries(
         session,

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from tagwarden.auth import service
 from tagwarden.auth.schemas import TokenCreate, TokenCreated, TokenOut
 from tagwarden.deps import Admin, Session, Viewer
+from tagwarden.inputs import IdPath
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -36,5 +37,5 @@ async def create_token(body: TokenCreate, session: Session, who: Admin) -> Token
 
 
 @router.delete("/tokens/{token_id}")
-async def revoke_token(token_id: int, session: Session, who: Admin) -> TokenOut:
+async def revoke_token(token_id: IdPath, session: Session, who: Admin) -> TokenOut:
     return TokenOut.of(await service.revoke_token(session, token_id, actor=who.identity))

@@ -8,15 +8,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tagwarden.auth.models import ApiToken
-from tagwarden.inputs import STRICT_INPUT
+from tagwarden.inputs import STRICT_INPUT, Name
 
 
 class TokenCreate(BaseModel):
     model_config = STRICT_INPUT
 
-    name: str = Field(min_length=1, max_length=100)
+    name: Name = Field(min_length=1, max_length=100)
     role: Literal["viewer", "approver", "admin"]
-    identity: str = Field(min_length=1, max_length=255)
+    identity: Name = Field(min_length=1, max_length=255)
 
 
 class TokenOut(BaseModel):

@@ -21,6 +21,13 @@ DOMAIN_RE = re.compile(_DOMAIN)
 TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 DIGEST_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}")
 
+# The same grammar for the OpenAPI document and pydantic's ``pattern`` (anchored both ends).
+TAG_PATTERN = rf"^{TAG_RE.pattern}$"
+COMPONENT_PATTERN = rf"^{_COMPONENT}$"
+NAMESPACE_PATTERN = rf"^{NAMESPACE_RE.pattern}$"
+DOMAIN_PATTERN = rf"^{_DOMAIN}$"
+DIGEST_PATTERN = rf"^{DIGEST_RE.pattern}$"
+
 MAX_REPOSITORY_LENGTH = 255
 # How much of a refused value an error message repeats: enough to recognise it, no more.
 _SHOWN = 60

@@ -19,6 +19,7 @@ from tagwarden.catalogue.schemas import (
 )
 from tagwarden.deps import Admin, Approver, AppSettings, Session, Viewer
 from tagwarden.errors import error_responses
+from tagwarden.inputs import IdPath
 from tagwarden.pagination import Page, Paging
 
 router = APIRouter(prefix="/api/v1/images", tags=["images"])
@@ -50,18 +51,20 @@ async def list_images(
 
 
 @router.get("/{image_id}")
-async def get_image(image_id: int, session: Session, _: Viewer) -> ImageOut:
+async def get_image(image_id: IdPath, session: Session, _: Viewer) -> ImageOut:
     return ImageOut.of(await service.get_image(session, image_id))
 
 
 @router.patch("/{image_id}")
-async def update_image(image_id: int, body: ImageUpdate, session: Session, who: Admin) -> ImageOut:
+async def update_image(
+    image_id: IdPath, body: ImageUpdate, session: Session, who: Admin
+) -> ImageOut:
     return ImageOut.of(await service.update_image(session, image_id, body, who))
 
 
 @router.put("/{image_id}/monitoring", responses=error_responses(409))
 async def set_monitoring(
-    image_id: int, body: MonitoringUpdate, session: Session, who: Admin
+    image_id: IdPath, body: MonitoringUpdate, session: Session, who: Admin
 ) -> MonitoringOut:
     image = await service.set_monitoring(session, image_id, body.watch_for_updates, who)
     state = "enabled" if body.watch_for_updates else "disabled"
@@ -70,7 +73,7 @@ async def set_monitoring(
 
 @router.get("/{image_id}/tags")
 async def list_tags(
-    image_id: int, session: Session, _: Viewer, include_deprecated: bool = True
+    image_id: IdPath, session: Session, _: Viewer, include_deprecated: bool = True
 ) -> list[ImageTagOut]:
     rows = await service.list_tags(session, image_id, include_deprecated=include_deprecated)
     return [ImageTagOut.of(r) for r in rows]
@@ -78,7 +81,7 @@ async def list_tags(
 
 @router.post("/{image_id}/tags/recommended")
 async def mark_recommended(
-    image_id: int, body: TagFlag, session: Session, who: Approver
+    image_id: IdPath, body: TagFlag, session: Session, who: Approver
 ) -> TagFlagOut:
     rows = await service.set_tag_flag(
         session, image_id, body.tag, flag="is_recommended", value=body.value, actor=who
@@ -91,7 +94,7 @@ async def mark_recommended(
 
 @router.post("/{image_id}/tags/deprecated")
 async def mark_deprecated(
-    image_id: int, body: TagFlag, session: Session, who: Approver
+    image_id: IdPath, body: TagFlag, session: Session, who: Approver
 ) -> TagFlagOut:
     rows = await service.set_tag_flag(
         session, image_id, body.tag, flag="is_deprecated", value=body.value, actor=who

@@ -3,28 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from tagwarden import patterns
 from tagwarden.catalogue import references
 from tagwarden.catalogue.models import Image, ImageTag
-from tagwarden.inputs import STRICT_INPUT
+from tagwarden.inputs import STRICT_INPUT, WHOLE, Regex, Text
 
 
 class ImageCreate(BaseModel):
     model_config = STRICT_INPUT
 
-    image_name: str = Field(min_length=1, max_length=255)
-    namespace: str = Field(default="library", min_length=1, max_length=255)
-    registry: str = Field(default="docker.io", min_length=1, max_length=255)
-    category: str | None = Field(default=None, max_length=100)
-    description: str | None = Field(default=None, max_length=5000)
+    # namespace/image_name is at most 255 characters (the repository path's limit), which the
+    # document can only say as a bound on each: 127 + "/" + 127.
+    image_name: str = Field(max_length=127, pattern=references.COMPONENT_PATTERN)
+    namespace: str = Field(default="library", max_length=127, pattern=references.NAMESPACE_PATTERN)
+    registry: str = Field(default="docker.io", max_length=255, pattern=references.DOMAIN_PATTERN)
+    category: Text | None = Field(default=None, max_length=100)
+    description: Text | None = Field(default=None, max_length=5000)
     watch_for_updates: bool = False
-    check_interval_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
-    tag_include: str | None = Field(default=None, max_length=500)
-    tag_exclude: str | None = Field(default=None, max_length=500)
+    check_interval_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60), WHOLE] | None = None
+    tag_include: Regex | None = None
+    tag_exclude: Regex | None = None
     tag_policy: Literal["latest", "all"] = "latest"
 
     @field_validator("tag_include", "tag_exclude")
@@ -36,11 +38,11 @@ class ImageCreate(BaseModel):
 class ImageUpdate(BaseModel):
     model_config = STRICT_INPUT
 
-    category: str | None = Field(default=None, max_length=100)
-    description: str | None = Field(default=None, max_length=5000)
-    check_interval_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
-    tag_include: str | None = Field(default=None, max_length=500)
-    tag_exclude: str | None = Field(default=None, max_length=500)
+    category: Text | None = Field(default=None, max_length=100)
+    description: Text | None = Field(default=None, max_length=5000)
+    check_interval_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60), WHOLE] | None = None
+    tag_include: Regex | None = None
+    tag_exclude: Regex | None = None
     tag_policy: Literal["latest", "all"] | None = None
 
     @field_validator("tag_include", "tag_exclude")
@@ -64,7 +66,7 @@ class MonitoringUpdate(BaseModel):
 class TagFlag(BaseModel):
     model_config = STRICT_INPUT
 
-    tag: str = Field(min_length=1, max_length=128)
+    tag: str = Field(pattern=references.TAG_PATTERN)
     value: bool = True
 
     @field_validator("tag")

@@ -21,6 +21,7 @@ from tagwarden.devices.schemas import (
     parse_labels,
 )
 from tagwarden.errors import error_responses
+from tagwarden.inputs import TextQuery
 from tagwarden.pagination import Page, Paging
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
@@ -37,7 +38,7 @@ async def list_devices(
     session: Session,
     _: Viewer,
     paging: Paging,
-    architecture: str | None = None,
+    architecture: TextQuery = None,
     label: Annotated[
         list[str] | None,
         # parse_labels's rule in the document too (its message stays the one people read).

@@ -5,20 +5,28 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from tagwarden.devices.models import Device, DeviceApp
 from tagwarden.errors import InvalidInput
-from tagwarden.inputs import DEVICE_INPUT, STRICT_INPUT
+from tagwarden.inputs import DEVICE_INPUT, NO_NUL, STRICT_INPUT, Key, Text, keys
 from tagwarden.platforms import normalise_architecture
 
 UUID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 APP_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 ARCH_PATTERN = r"^[a-z0-9]+(/[a-z0-9]+)?$"
+ARCH_INPUT_PATTERN = r"^([Ll][Ii][Nn][Uu][Xx]/)?[A-Za-z0-9]+(/[A-Za-z0-9]+)?$"
 # A label filter is key=value with a key that is not blank (parse_labels strips both sides).
-LABEL_FILTER_PATTERN = r"^[^=]*[^=\s][^=]*="
+LABEL_FILTER_PATTERN = r"^[^=\x00]*[^=\s\x00][^=\x00]*=[^\x00]*$"
+LabelValue = Annotated[str, Field(max_length=255, pattern=NO_NUL)]
+# check_labels's rule in the document: at most 50, keys 1-63 characters, values at most 255.
+Labels = Annotated[
+    dict[Key, LabelValue],
+    Field(max_length=50, json_schema_extra=keys(minLength=1, maxLength=63)),
+]
+DeviceUuid = Annotated[str, Field(pattern=UUID_PATTERN)]
 FailureReason = Literal["pull_failed", "disk_full", "unhealthy", "crashloop", "timeout", "other"]
 
 
@@ -46,9 +54,10 @@ class DeviceCreate(BaseModel):
     model_config = STRICT_INPUT
 
     uuid: str = Field(pattern=UUID_PATTERN)
-    name: str | None = Field(default=None, min_length=1, max_length=255)
-    architecture: str = Field(min_length=1, max_length=32)
-    labels: dict[str, str] = Field(default_factory=dict)
+    name: Text | None = Field(default=None, min_length=1, max_length=255)
+    # What normalise_architecture turns into ARCH_PATTERN: "arm64", "ARM/v7", "linux/amd64".
+    architecture: str = Field(max_length=32, pattern=ARCH_INPUT_PATTERN)
+    labels: Labels = Field(default_factory=dict)
 
     @field_validator("architecture")
     @classmethod

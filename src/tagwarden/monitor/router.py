@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from tagwarden.deps import Approver, Session, Viewer
 from tagwarden.errors import error_responses
+from tagwarden.inputs import IdPath
 from tagwarden.monitor import service
 from tagwarden.monitor.worker import ImageMonitor
 
@@ -52,7 +53,9 @@ async def trigger_all(request: Request, _: Approver) -> TriggerOut:
 
 
 @router.post("/{image_id}/check", responses=error_responses(409))
-async def check_image(image_id: int, request: Request, session: Session, _: Approver) -> CheckOut:
+async def check_image(
+    image_id: IdPath, request: Request, session: Session, _: Approver
+) -> CheckOut:
     image = await service.checkable_image(session, image_id)
     result = await _monitor(request).check(image)
     return CheckOut(

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, status
 
 from tagwarden.deps import Admin, Session
 from tagwarden.errors import error_responses
+from tagwarden.inputs import IdPath
 from tagwarden.notify import service
 from tagwarden.notify.schemas import (
     ChannelCreate,
@@ -31,7 +32,7 @@ async def create_channel(body: ChannelCreate, session: Session, who: Admin) -> C
         session,
         name=body.name,
         kind=body.kind,
-        config=body.config,
+        config=body.config_dict(),
         events=body.events,
         actor=who.identity,
     )
@@ -40,18 +41,18 @@ async def create_channel(body: ChannelCreate, session: Session, who: Admin) -> C
 
 
 @router.get("/channels/{channel_id}")
-async def get_channel(channel_id: int, session: Session, _: Admin) -> ChannelOut:
+async def get_channel(channel_id: IdPath, session: Session, _: Admin) -> ChannelOut:
     return ChannelOut.of(await service.get_channel(session, channel_id))
 
 
 @router.delete("/channels/{channel_id}")
-async def delete_channel(channel_id: int, session: Session, who: Admin) -> ChannelOut:
+async def delete_channel(channel_id: IdPath, session: Session, who: Admin) -> ChannelOut:
     return ChannelOut.of(await service.delete_channel(session, channel_id, actor=who.identity))
 
 
 @router.post("/channels/{channel_id}/test")
 async def test_channel(
-    channel_id: int, request: Request, session: Session, who: Admin
+    channel_id: IdPath, request: Request, session: Session, who: Admin
 ) -> ChannelTestOut:
     """Send a test message now, outside the outbox, and say whether the receiver took it."""
     channel = await service.get_channel(session, channel_id)

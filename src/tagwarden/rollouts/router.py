@@ -14,6 +14,7 @@ from tagwarden.auth.service import Principal
 from tagwarden.db import utcnow
 from tagwarden.deps import Approver, AppSettings, Session, Viewer
 from tagwarden.errors import error_responses
+from tagwarden.inputs import IdPath
 from tagwarden.pagination import Page, Paging
 from tagwarden.rollouts import service
 from tagwarden.rollouts.models import Rollout
@@ -128,7 +129,7 @@ async def list_rollouts(
 
 
 @router.get("/{rollout_id}")
-async def get_rollout(rollout_id: int, session: Session, _: Viewer) -> RolloutOut:
+async def get_rollout(rollout_id: IdPath, session: Session, _: Viewer) -> RolloutOut:
     rollout = await service.get_rollout(session, rollout_id)
     return await _summary(session, rollout)
 
@@ -145,22 +146,28 @@ async def _act(
 
 
 @router.post("/{rollout_id}/pause", responses=error_responses(409))
-async def pause(rollout_id: int, session: Session, who: Approver, request: Request) -> RolloutOut:
+async def pause(
+    rollout_id: IdPath, session: Session, who: Approver, request: Request
+) -> RolloutOut:
     return await _act(service.pause, rollout_id, session, who, request)
 
 
 @router.post("/{rollout_id}/resume", responses=error_responses(409))
-async def resume(rollout_id: int, session: Session, who: Approver, request: Request) -> RolloutOut:
+async def resume(
+    rollout_id: IdPath, session: Session, who: Approver, request: Request
+) -> RolloutOut:
     return await _act(service.resume, rollout_id, session, who, request)
 
 
 @router.post("/{rollout_id}/abort", responses=error_responses(409))
-async def abort(rollout_id: int, session: Session, who: Approver, request: Request) -> RolloutOut:
+async def abort(
+    rollout_id: IdPath, session: Session, who: Approver, request: Request
+) -> RolloutOut:
     return await _act(service.abort, rollout_id, session, who, request)
 
 
 @router.post("/{rollout_id}/rollback", responses=error_responses(409))
 async def rollback(
-    rollout_id: int, session: Session, who: Approver, request: Request
+    rollout_id: IdPath, session: Session, who: Approver, request: Request
 ) -> RolloutOut:
     return await _act(service.rollback, rollout_id, session, who, request)

@@ -4,28 +4,87 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tagwarden.catalogue import references
-from tagwarden.devices.schemas import APP_PATTERN, UUID_PATTERN, check_labels
-from tagwarden.inputs import STRICT_INPUT
+from tagwarden.devices.schemas import APP_PATTERN, UUID_PATTERN, DeviceUuid, Labels, check_labels
+from tagwarden.inputs import INT32_MAX, NO_NUL, STRICT_INPUT, WHOLE, Id
 from tagwarden.rollouts import planner
 from tagwarden.rollouts.models import Rollout
 
 _PERCENT = re.compile(r"^\d{1,3}(\.\d+)?%$")
+# What _max_failures takes as a string: up to 100%, said in the document (issue 10, item 11).
+PERCENT_PATTERN = r"^(100(\.0+)?|[0-9]{1,2}(\.[0-9]+)?)%$"
+
+# The rules a body's validators apply across fields, in JSON Schema too, so that a body the
+# document allows is one the server takes. A field set to null counts as left out.
+_NULL = {"type": "null"}
+ONE_CANARY_SIZE: dict[str, Any] = {
+    "anyOf": [
+        {"properties": {"canary_percent": _NULL}},
+        {"properties": {"canary_count": _NULL}},
+    ]
+}
+OPTIONS_FIT_STRATEGY: dict[str, Any] = {
+    "anyOf": [
+        {"properties": {"strategy": {"const": "canary"}}},
+        {
+            "required": ["strategy"],
+            "properties": {
+                "strategy": {"const": "batched"},
+                "options": {
+                    "properties": {"canary_count": _NULL, "canary_percent": _NULL},
+                },
+            },
+        },
+        {
+            "required": ["strategy"],
+            "properties": {
+                "strategy": {"const": "all-at-once"},
+                "options": {
+                    "properties": {
+                        "canary_count": _NULL,
+                        "canary_percent": _NULL,
+                        "batch_size": _NULL,
+                    },
+                },
+            },
+        },
+    ]
+}
+
+
+def one_of(*fields: str) -> dict[str, Any]:
+    """Exactly one of the fields given (each is documented without null, see ``leave_out``)."""
+    return {"oneOf": [{"required": [f]} for f in fields]}
+
+
+def leave_out(schema: dict[str, Any]) -> None:
+    """Document an optional field as "give it or leave it out", without null: "exactly one of
+    image and image_id" is then a plain ``required``. The server still reads null as absent."""
+    variants = schema.pop("anyOf", None)
+    schema.pop("default", None)  # null, which the field is no longer documented to take
+    if variants:
+        schema.update(next(v for v in variants if v != _NULL))
+
+
+DEVICES_OR_SELECTOR = one_of("devices", "selector")
 
 
 class RolloutOptions(BaseModel):
-    model_config = STRICT_INPUT
+    model_config = ConfigDict(**STRICT_INPUT, json_schema_extra=ONE_CANARY_SIZE)
 
     canary_percent: float | None = Field(default=None, gt=0, le=100)
-    canary_count: int | None = Field(default=None, ge=1)
-    batch_size: int | None = Field(default=None, ge=1)
-    bake_seconds: int = Field(default=30, ge=0, le=7 * 86400)
-    health_timeout: int = Field(default=600, ge=1, le=7 * 86400)
-    max_failures: int | str = Field(default=0, description="a count, or a percentage: '10%'")
+    canary_count: Annotated[int, Field(ge=1, le=INT32_MAX), WHOLE] | None = None
+    batch_size: Annotated[int, Field(ge=1, le=INT32_MAX), WHOLE] | None = None
+    bake_seconds: Annotated[int, Field(ge=0, le=7 * 86400), WHOLE] = 30
+    health_timeout: Annotated[int, Field(ge=1, le=7 * 86400), WHOLE] = 600
+    max_failures: (
+        Annotated[int, Field(ge=0, le=INT32_MAX), WHOLE]
+        | Annotated[str, Field(pattern=PERCENT_PATTERN)]
+    ) = Field(default=0, description="a count, or a percentage: '10%'")
     on_failure: Literal["pause", "rollback"] = "pause"
 
     @field_validator("max_failures")
@@ -50,13 +109,33 @@ class RolloutOptions(BaseModel):
 
 
 class RolloutCreate(BaseModel):
-    model_config = STRICT_INPUT
+    model_config = ConfigDict(
+        **STRICT_INPUT,
+        json_schema_extra={
+            "allOf": [
+                one_of("image", "image_id"),
+                DEVICES_OR_SELECTOR,
+                OPTIONS_FIT_STRATEGY,
+            ]
+        },
+    )
 
-    image: str | None = Field(default=None, min_length=1, max_length=500, examples=["redis"])
-    image_id: int | None = None
-    tag: str = Field(min_length=1, max_length=128, examples=["7.2.5-alpine"])
-    devices: list[str] | None = Field(default=None, min_length=1, max_length=100_000)
-    selector: dict[str, str] | None = Field(default=None, description="labels, all must match")
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=500,
+        pattern=NO_NUL,
+        examples=["redis"],
+        json_schema_extra=leave_out,
+    )
+    image_id: Id | None = Field(default=None, json_schema_extra=leave_out)
+    tag: str = Field(pattern=references.TAG_PATTERN, examples=["7.2.5-alpine"])
+    devices: list[DeviceUuid] | None = Field(
+        default=None, min_length=1, max_length=100_000, json_schema_extra=leave_out
+    )
+    selector: Labels | None = Field(
+        default=None, description="labels, all must match", json_schema_extra=leave_out
+    )
     app: str | None = Field(default=None, pattern=APP_PATTERN, description="default: image name")
     strategy: Literal["all-at-once", "canary", "batched"] = "canary"
     options: RolloutOptions = Field(default_factory=RolloutOptions)

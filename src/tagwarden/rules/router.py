@@ -7,6 +7,7 @@ from fastapi import APIRouter, status
 from tagwarden.approvals.service import get_request
 from tagwarden.deps import Admin, Session, Viewer
 from tagwarden.errors import error_responses
+from tagwarden.inputs import IdPath
 from tagwarden.rules import decisions, service
 from tagwarden.rules.schemas import (
     DecisionOut,
@@ -21,7 +22,7 @@ router = APIRouter(prefix="/api/v1/images", tags=["approval rules"])
 
 
 @router.get("/approvals/{request_id}/decisions")
-async def list_decisions(request_id: int, session: Session, _: Viewer) -> DecisionsOut:
+async def list_decisions(request_id: IdPath, session: Session, _: Viewer) -> DecisionsOut:
     request = await get_request(session, request_id)
     rows = await decisions.list_decisions(session, request_id)
     return DecisionsOut(
@@ -34,14 +35,14 @@ async def list_decisions(request_id: int, session: Session, _: Viewer) -> Decisi
 
 
 @router.get("/{image_id}/rules")
-async def list_rules(image_id: int, session: Session, _: Viewer) -> list[RuleOut]:
+async def list_rules(image_id: IdPath, session: Session, _: Viewer) -> list[RuleOut]:
     return [RuleOut.of(r) for r in await service.list_rules(session, image_id)]
 
 
 @router.post(
     "/{image_id}/rules", status_code=status.HTTP_201_CREATED, responses=error_responses(409)
 )
-async def add_rule(image_id: int, body: RuleCreate, session: Session, who: Admin) -> RuleOut:
+async def add_rule(image_id: IdPath, body: RuleCreate, session: Session, who: Admin) -> RuleOut:
     rule = await service.add_rule(
         session,
         image_id,
@@ -55,17 +56,19 @@ async def add_rule(image_id: int, body: RuleCreate, session: Session, who: Admin
 
 
 @router.delete("/{image_id}/rules/{rule_id}")
-async def delete_rule(image_id: int, rule_id: int, session: Session, who: Admin) -> RuleOut:
+async def delete_rule(image_id: IdPath, rule_id: IdPath, session: Session, who: Admin) -> RuleOut:
     return RuleOut.of(await service.delete_rule(session, image_id, rule_id, actor=who.identity))
 
 
 @router.get("/{image_id}/policy")
-async def get_policy(image_id: int, session: Session, _: Viewer) -> PolicyOut:
+async def get_policy(image_id: IdPath, session: Session, _: Viewer) -> PolicyOut:
     return PolicyOut.of(await service.get_policy(session, image_id))
 
 
 @router.put("/{image_id}/policy")
-async def set_policy(image_id: int, body: PolicyUpdate, session: Session, who: Admin) -> PolicyOut:
+async def set_policy(
+    image_id: IdPath, body: PolicyUpdate, session: Session, who: Admin
+) -> PolicyOut:
     """Fields left out stay as they are; ``null`` clears the secret or the template."""
     given = body.model_fields_set
     template = body.rollout_template.model_dump() if body.rollout_template else None

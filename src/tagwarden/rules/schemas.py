@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tagwarden.inputs import STRICT_INPUT
-from tagwarden.rollouts.schemas import RolloutCreate, RolloutOptions
+from tagwarden.devices.schemas import APP_PATTERN, DeviceUuid, Labels
+from tagwarden.inputs import NO_NUL, STRICT_INPUT, WHOLE, Name
+from tagwarden.rollouts.schemas import (
+    DEVICES_OR_SELECTOR,
+    OPTIONS_FIT_STRATEGY,
+    RolloutCreate,
+    RolloutOptions,
+    leave_out,
+)
 from tagwarden.rules.models import ApprovalDecision, ApprovalRule, ImagePolicy
 
 
 class RuleCreate(BaseModel):
     model_config = STRICT_INPUT
 
-    name: str = Field(min_length=1, max_length=100)
+    name: Name = Field(min_length=1, max_length=100)
     kind: Literal["patch", "minor", "range", "regex"]
     pattern: str | None = Field(
         default=None, max_length=500, description='range: ">=7.2, <8"; regex: a full-match'
     )
-    min_age_hours: int = Field(default=0, ge=0, le=24 * 365)
+    min_age_hours: Annotated[int, Field(ge=0, le=24 * 365), WHOLE] = 0
 
 
 class RuleOut(BaseModel):
@@ -48,14 +55,22 @@ class RolloutTemplate(BaseModel):
     is saved rather than when a tag is approved.
     """
 
-    model_config = STRICT_INPUT
+    model_config = ConfigDict(
+        **STRICT_INPUT, json_schema_extra={"allOf": [DEVICES_OR_SELECTOR, OPTIONS_FIT_STRATEGY]}
+    )
 
     strategy: Literal["all-at-once", "canary", "batched"] = "canary"
-    selector: dict[str, str] | None = Field(
-        default=None, description="device labels, all must match ({} = every device)"
+    selector: Labels | None = Field(
+        default=None,
+        description="device labels, all must match ({} = every device)",
+        json_schema_extra=leave_out,
     )
-    devices: list[str] | None = Field(default=None, min_length=1, max_length=100_000)
-    app: str | None = Field(default=None, description="default: the image name")
+    devices: list[DeviceUuid] | None = Field(
+        default=None, min_length=1, max_length=100_000, json_schema_extra=leave_out
+    )
+    app: str | None = Field(
+        default=None, pattern=APP_PATTERN, description="default: the image name"
+    )
     options: RolloutOptions = Field(default_factory=RolloutOptions)
 
     @model_validator(mode="after")
@@ -83,9 +98,13 @@ class RolloutTemplate(BaseModel):
 class PolicyUpdate(BaseModel):
     model_config = STRICT_INPUT
 
-    required_approvals: int | None = Field(default=None, ge=1, le=10)
+    required_approvals: Annotated[int, Field(ge=1, le=10), WHOLE] | None = None
     webhook_secret: str | None = Field(
-        default=None, min_length=16, max_length=200, description="this image's Docker Hub secret"
+        default=None,
+        min_length=16,
+        max_length=200,
+        pattern=NO_NUL,
+        description="this image's Docker Hub secret",
     )
     rollout_template: RolloutTemplate | None = None
 
