@@ -117,13 +117,20 @@ def document_errors(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def document_allowed_registries(schema: dict[str, Any], hosts: Iterable[str]) -> None:
-    """An image's ``registry`` is one of this deployment's allowed hosts (issue 10, item 2): the
-    document lists them, so a body it allows is one the allow-list takes (issue 10, item 11).
-    The server also takes case and ``:443`` variants of these; the document names each once."""
+    """An image's ``registry`` is an allowed host (issue 10, item 2): the document lists the
+    built-in ones, so a body it allows is one the allow-list takes (issue 10, item 11).
+
+    Only those: /openapi.json is public, and the hosts an operator configured (internal
+    registries) are nobody else's business. The description says that more may be allowed; the
+    server also takes case and ``:443`` variants, and the document names each host once."""
     components = schema.get("components", {}).get("schemas", {})
     registry = components.get("ImageCreate", {}).get("properties", {}).get("registry")
     if registry is not None:
         registry["enum"] = sorted(hosts)
+        registry["description"] = (
+            "the registry host: one of these, or a host this deployment allows "
+            "(TAGWARDEN_REGISTRIES, TAGWARDEN_ALLOWED_REGISTRIES); any other is refused with 422"
+        )
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -137,7 +144,7 @@ def install_openapi(app: FastAPI) -> None:
                 description=app.description,
                 routes=app.routes,
             )
-            document_allowed_registries(schema, allowlist.allowed_hosts(app.state.settings))
+            document_allowed_registries(schema, allowlist.BUILT_IN_HOSTS)
             app.openapi_schema = document_errors(app, schema)
         return app.openapi_schema
 

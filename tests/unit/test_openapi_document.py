@@ -120,3 +120,17 @@ def test_device_key_operations_document_403(document: dict[str, Any]) -> None:
     assert len(device_ops) == 2
     for method, path, op in device_ops:
         assert _error(op, 403) == ERROR, (method, path)
+
+
+def test_the_public_document_names_no_configured_registry(tmp_path: Any) -> None:
+    # /openapi.json needs no token: the hosts an operator allowed stay out of it.
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/doc.db",
+        registries={"127.0.0.1:5998": {"url": "http://127.0.0.1:5998"}},
+        allowed_registries=["127.0.0.1:5999"],
+    )
+    document = create_app(settings).openapi()
+    registry = document["components"]["schemas"]["ImageCreate"]["properties"]["registry"]
+    assert "docker.io" in registry["enum"]
+    assert "TAGWARDEN_ALLOWED_REGISTRIES" in registry["description"]
+    assert "127.0.0.1:599" not in str(document)
