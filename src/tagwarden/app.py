@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from tagwarden import __version__
 from tagwarden.approvals.router import router as approvals_router
+from tagwarden.apps.router import router as apps_router
 from tagwarden.audit.router import router as audit_router
 from tagwarden.auth.router import router as auth_router
 from tagwarden.auth.secret import resolve_session_secret
@@ -130,6 +131,7 @@ def create_app(
     # Routers of later parts (monitor, devices, rollouts, webhooks, web UI) are included below.
     app.include_router(devices_router)
     app.include_router(rollouts_router)
+    app.include_router(apps_router)
     app.include_router(webhooks_router)
     app.include_router(rules_router)
     app.include_router(notify_router)

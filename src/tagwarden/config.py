@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from functools import lru_cache
 from typing import Literal
 
@@ -61,6 +62,10 @@ class Settings(BaseSettings):
     # unchanged poll costs no database round trip, and a change made on another replica (or a
     # deleted device's key) reaches this one's polls within this long (devices/index.py).
     device_index_refresh_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Host paths an app definition may bind-mount into its container (issue 11), as a JSON list
+    # of absolute paths. Empty: no bind mounts at all, only named volumes; a device's files are
+    # not the server's to hand out unless an operator says which.
+    app_bind_roots: list[str] = Field(default_factory=list)
 
     # Signs the admin UI's session cookies and CSRF tokens; required in production. Unset, the
     # server generates a random one once and keeps it in the database (server_secrets), so
@@ -132,6 +137,17 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters")
         return value
+
+    @field_validator("app_bind_roots")
+    @classmethod
+    def _bind_roots_absolute(cls, value: list[str]) -> list[str]:
+        roots = []
+        for root in value:
+            # normpath would turn "/srv/../etc" into "/etc": refuse it rather than guess.
+            if not root.startswith("/") or ".." in root.split("/") or "\x00" in root:
+                raise ValueError(f"app bind root {root!r} must be an absolute path without '..'")
+            roots.append(posixpath.normpath(root))
+        return roots
 
     @field_validator("allowed_registries")
     @classmethod

@@ -1,6 +1,7 @@
 """Every table, imported in one place for Alembic and for tests."""
 
 from tagwarden.approvals.models import ApprovalRequest
+from tagwarden.apps.models import App
 from tagwarden.audit.models import AuditEntry
 from tagwarden.auth.models import ApiToken
 from tagwarden.catalogue.models import Image, ImageTag
@@ -13,6 +14,7 @@ from tagwarden.rules.models import ApprovalDecision, ApprovalRule, ImagePolicy, 
 
 __all__ = [
     "ApiToken",
+    "App",
     "ApprovalDecision",
     "ApprovalRequest",
     "ApprovalRule",

@@ -7,6 +7,7 @@ import typer
 from tagwarden import __version__
 from tagwarden.cli import (
     approvals,
+    apps,
     db,
     demo,
     devices,
@@ -37,6 +38,7 @@ app.command("fake-registry")(fake_registry.fake_registry)
 # Command groups of later parts (monitor, devices, rollouts, …) register below.
 app.add_typer(devices.app, name="devices")
 app.add_typer(rollouts.app, name="rollouts")
+app.add_typer(apps.app, name="apps")
 app.add_typer(notify.app, name="notify")
 app.add_typer(rules.app, name="rules")
 app.command("simulate-fleet")(simulate.simulate_fleet)

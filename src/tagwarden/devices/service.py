@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from tagwarden.apps.models import App
 from tagwarden.audit import service as audit
 from tagwarden.auth.service import Principal, hash_token
 from tagwarden.db import flush_unique, utcnow
@@ -130,8 +131,12 @@ async def delete_device(session: AsyncSession, uuid: str, actor: Principal) -> D
 # -- the device's own API ---------------------------------------------------------------------
 
 _STATE_ROW = select(Device.id, Device.key_hash, Device.state_version, Device.fast_poll)
-_APPS = select(DeviceApp.app_name, DeviceApp.image, DeviceApp.tag, DeviceApp.digest).where(
-    DeviceApp.digest.is_not(None)
+# The app's definition, when it has one, gives the container config; an app without one runs
+# its image as it is (config {}). A change to a definition bumps these devices' state version.
+_APPS = (
+    select(DeviceApp.app_name, DeviceApp.image, DeviceApp.tag, DeviceApp.digest, App.config)
+    .outerjoin(App, App.name == DeviceApp.app_name)
+    .where(DeviceApp.digest.is_not(None))
 )
 
 
@@ -203,6 +208,7 @@ async def read_state(
                 "image_name": a.image,
                 "tag": a.tag,
                 "digest": a.digest,
+                "config": a.config or {},
             }
             for a in apps
         },

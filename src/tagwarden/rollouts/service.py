@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tagwarden.apps.service import check_rollout_image
 from tagwarden.audit import service as audit
 from tagwarden.auth.service import Principal
 from tagwarden.catalogue.models import Image, ImageTag
@@ -104,6 +105,7 @@ async def prepare(
     image = await _image(session, data)
     variants = await _variants(session, image, data.tag)
     app_name = data.app or image.image_name
+    await check_rollout_image(session, app_name, image.id)
     devices = await _devices(session, data)
     apps: dict[int, DeviceApp] = {}
     if devices:
