@@ -298,6 +298,18 @@ def healthy_on_v2(fleet: Fleet, devices: list[str]) -> dict[str, Any]:
 def test_a_canary_rollout_of_a_discovered_approved_tag_runs_it_on_real_containers(
     fleet: Fleet,
 ) -> None:
+    # The app's definition on the server: the agent maps it to the Engine API.
+    config = {
+        "network_mode": "none",
+        "restart": "no",
+        "env": {"GREETING": "hello"},
+        "labels": {"team": "edge"},
+        "healthcheck": {"test": ["CMD", "/bin/busybox", "test", "-f", "/www/ok"],
+                        "interval_seconds": 0.2, "timeout_seconds": 2, "retries": 2},
+    }  # fmt: skip
+    fleet.server.ok(
+        "PUT", f"/api/v1/apps/{APP}", json={"image_id": fleet.image_id, "config": config}
+    )
     keys = {u: fleet.server.register(u, fleet.workdir) for u in ("dev-a", "dev-b")}
     for uuid, key in keys.items():
         fleet.start_agent(uuid, key)
@@ -309,6 +321,11 @@ def test_a_canary_rollout_of_a_discovered_approved_tag_runs_it_on_real_container
         reported = fleet.reported(uuid)
         assert (reported["status"], reported["health"]) == ("running", "healthy")
         assert reported["digest"] == v2
+    [container] = fleet.containers("dev-a")
+    assert "GREETING=hello" in container.attrs["Config"]["Env"]
+    assert container.labels["team"] == "edge"
+    assert container.attrs["HostConfig"]["NetworkMode"] == "none"
+    assert container.attrs["Config"]["Healthcheck"]["Interval"] == 200_000_000
     # The pulled image is the target's, by repo digest.
     client = fleet.engine.client()
     try:
