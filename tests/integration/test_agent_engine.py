@@ -378,7 +378,8 @@ def test_a_crash_loop_and_a_digest_gone_from_the_registry_are_reported_and_undon
     fleet.activate("v4")
     done = fleet.settled(fleet.rollout("v4", ["crash-a"])["id"])
     assert done["devices"][0]["failure_reason"] == "crashloop", done
-    assert fleet.running("crash-a") == (v2, "healthy")
+    # Restarted, the restored container runs its healthcheck afresh.
+    wait_for("v2 healthy again", lambda: fleet.running("crash-a") == (v2, "healthy"))
     assert len(fleet.containers("crash-a")) == 1  # restored; nothing of v4 is left
     client = fleet.engine.client()
     try:
@@ -427,7 +428,7 @@ def test_update_lock_prepulls_and_switches_once_the_lock_is_gone(fleet: Fleet) -
     lock.unlink()
     done = fleet.settled(created["id"])
     assert done["devices"][0]["failure_reason"] == "unhealthy"  # it did switch, and undid it
-    assert fleet.running("lock-a") == (v2, "healthy")
+    wait_for("v2 healthy again", lambda: fleet.running("lock-a") == (v2, "healthy"))
 
 
 def test_kill_9_during_a_switch_then_a_restart_converges_to_one_container(
