@@ -11,32 +11,34 @@ STAMP := $(VENV)/.installed
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml agent/pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# The device agent is its own distribution (agent/); the tests drive it, the server never imports it.
+	$(BIN)/pip install --quiet -e ./agent
 	touch $(STAMP)
 
-install: $(STAMP) ## create the virtual environment and install tagwarden with its dev tools
+install: $(STAMP) ## create the virtual environment; install tagwarden, its dev tools and the agent
 
 run: $(STAMP) ## migrate the embedded database and serve on port 4002
 	$(BIN)/tagwarden db upgrade
 	$(BIN)/tagwarden serve
 
-test-deps: $(STAMP) ## install the system packages the tests use (docker-registry, chromium)
+test-deps: $(STAMP) ## install the system packages the tests use (docker-registry, chromium, docker.io)
 	./scripts/install-test-deps.sh
 
 test: test-deps ## run the whole suite (unit, integration on SQLite and PostgreSQL, browser)
 	$(BIN)/pytest
 
 lint: $(STAMP) ## ruff (lint and format) and mypy --strict
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench agent/src
+	$(BIN)/ruff format --check src tests bench agent/src
 	$(BIN)/mypy
 
 format: $(STAMP) ## apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench agent/src
+	$(BIN)/ruff format src tests bench agent/src
 
 db-check: $(STAMP) ## fail if the models drifted from the migrations (on $$TAGWARDEN_DATABASE_URL)
 	$(BIN)/tagwarden db upgrade

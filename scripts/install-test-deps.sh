@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # System packages the test suite drives for real: Debian's docker-registry (the OCI protocol,
-# issue #3) and chromium (the admin pages, issue #6). Installs what is missing when it can
+# issue #3), chromium (the admin pages, issue #6), and a Docker engine with a static busybox
+# (the device agent on real containers, issue #11; tests/integration/docker_engine.py starts a private
+# dockerd and builds FROM scratch images around /bin/busybox). Installs what is missing when it can
 # (root with apt-get); otherwise says what to install and lets the suite skip visibly.
 set -euo pipefail
 
@@ -8,6 +10,8 @@ need=()
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v htpasswd >/dev/null || need+=(apache2-utils)  # the registry's htpasswd auth
 [ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/sbin/dockerd ] || need+=(docker.io)  # brings containerd, runc and tini
+[ -x /bin/busybox ] || need+=(busybox-static)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
