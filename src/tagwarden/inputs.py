@@ -92,3 +92,12 @@ Key = Annotated[str, AfterValidator(_no_nul)]
 def keys(**constraints: Any) -> dict[str, Any]:
     """``json_schema_extra`` for a mapping of ``Key``s: what its keys are, as propertyNames."""
     return {"propertyNames": {"type": "string", "pattern": NO_NUL, **constraints}}
+
+
+def leave_out(schema: dict[str, Any]) -> None:
+    """Document an optional field as "give it or leave it out", without null: "exactly one of
+    image and image_id" is then a plain ``required``. The server still reads null as absent."""
+    variants = schema.pop("anyOf", None)
+    schema.pop("default", None)  # null, which the field is no longer documented to take
+    if variants:
+        schema.update(next(v for v in variants if v != {"type": "null"}))

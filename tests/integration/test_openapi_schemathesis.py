@@ -91,10 +91,32 @@ class LiveServer:
 
 @pytest.fixture
 def base_url(settings: Settings) -> Iterator[str]:
+    # Bind mounts are refused outside the deployment's roots, a setting the document cannot
+    # know: this deployment allows them anywhere, so every volume the document allows is taken.
+    settings = settings.model_copy(update={"app_bind_roots": ["/"]})
     app = create_app(settings, registry_transport=httpx.MockTransport(_offline))
     app.state.outbox.http = httpx.AsyncClient(transport=httpx.MockTransport(_offline))
     with LiveServer(app) as url:
         yield url
+
+
+def _one_mount_per_path(case: Case) -> None:
+    """An app mounts each container path once (a 422 otherwise); JSON Schema can say that a
+    list's items are unique, not that a part of each is, so a drawn body keeps the first."""
+    if case.method != "PUT" or case.path != "/api/v1/apps/{name}":
+        return
+    config = case.body.get("config") if isinstance(case.body, dict) else None
+    volumes = config.get("volumes") if isinstance(config, dict) else None
+    if not isinstance(volumes, list):
+        return
+    seen: set[str] = set()
+    kept = []
+    for spec in volumes:
+        target = spec.split(":")[1] if isinstance(spec, str) and ":" in spec else spec
+        if target not in seen:
+            seen.add(target)
+            kept.append(spec)
+    config["volumes"] = kept
 
 
 class Guard:
@@ -107,6 +129,7 @@ class Guard:
         self.other = max(t["id"] for t in listed) + 1000
 
     def __call__(self, case: Case) -> None:
+        _one_mount_per_path(case)
         if case.method == "DELETE" and case.path == "/api/v1/tokens/{token_id}":
             try:
                 if int(case.path_parameters["token_id"]) == self.own:

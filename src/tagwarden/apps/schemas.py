@@ -11,13 +11,13 @@ import posixpath
 import re
 import shlex
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from tagwarden.apps.models import App
 from tagwarden.devices.schemas import APP_PATTERN
-from tagwarden.inputs import STRICT_INPUT
+from tagwarden.inputs import NO_NUL, STRICT_INPUT, Id, Key, Text, keys
 
 # Keys Compose knows that give a container the host's powers. They are refused by name, with
 # the reason, rather than as merely unknown: whoever sends one should learn it is a policy.
@@ -43,14 +43,46 @@ _PORT = re.compile(
 _VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 HEALTH_TEST_KINDS = ("CMD", "CMD-SHELL", "NONE")
 
+# The same grammars as JSON Schema patterns, so that the document allows what the validators
+# below take (issue 10, item 11). No lookarounds: generators and every regex engine read them.
+_PORT_NUMBER = (
+    r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+)
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+PORT_PATTERN = rf"^(?:{_OCTET}(?:\.{_OCTET}){{3}}:)?{_PORT_NUMBER}:{_PORT_NUMBER}(?:/(?:tcp|udp))?$"
+# A path segment that is neither "." nor "..": starts with a character other than a dot, or is
+# a dot followed by one, or two dots followed by more.
+_SEGMENT = r"(?:[^/:.\x00][^/:\x00]*|\.[^/:.\x00][^/:\x00]*|\.\.[^/:\x00]+)"
+_CLEAN_ABSOLUTE = rf"(?:/|(?:/{_SEGMENT})+)"
+VOLUME_PATTERN = (
+    rf"^(?:{_CLEAN_ABSOLUTE}|[A-Za-z0-9][A-Za-z0-9_.-]*):{_CLEAN_ABSOLUTE}(?::(?:ro|rw))?$"
+)
+# A healthcheck's test, as Docker reads it: ["NONE"], or CMD / CMD-SHELL and what to run.
+_HEALTH_TEST_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "array", "prefixItems": [{"const": "NONE"}], "minItems": 1, "maxItems": 1},
+        {
+            "type": "array",
+            "prefixItems": [{"enum": ["CMD", "CMD-SHELL"]}],
+            "items": {"type": "string", "pattern": NO_NUL},
+            "minItems": 2,
+            "maxItems": 100,
+        },
+    ]
+}
+# Documented only: the validators below check the same grammar and say what is wrong with it.
+Port = Annotated[str, Field(json_schema_extra={"pattern": PORT_PATTERN})]
+Volume = Annotated[str, Field(json_schema_extra={"pattern": VOLUME_PATTERN})]
+
 
 class Healthcheck(BaseModel):
     model_config = STRICT_INPUT
 
-    test: list[str] = Field(
+    test: list[Text] = Field(
         min_length=1,
         max_length=100,
         description='["CMD", arg, …], ["CMD-SHELL", command] or ["NONE"], as Docker\'s HEALTHCHECK',
+        json_schema_extra=_HEALTH_TEST_SCHEMA,
     )
     interval_seconds: float | None = Field(default=None, gt=0, le=86400)
     timeout_seconds: float | None = Field(default=None, gt=0, le=86400)
@@ -126,17 +158,30 @@ class AppConfig(BaseModel):
 
     model_config = STRICT_INPUT
 
-    command: list[str] | None = Field(
+    command: list[Text] | None = Field(
         default=None,
         max_length=200,
         description="exec form; a string is split shell-like and stored as the list",
     )
-    env: dict[str, str] | None = Field(default=None, max_length=500)
-    ports: list[str] | None = Field(default=None, max_length=100)
-    volumes: list[str] | None = Field(default=None, max_length=100)
+    env: dict[Key, Text] | None = Field(
+        default=None, max_length=500, json_schema_extra=keys(pattern=r"^[^=\x00]+$")
+    )
+    ports: list[Port] | None = Field(default=None, max_length=100)
+    volumes: list[Volume] | None = Field(
+        default=None,
+        max_length=100,
+        description="name_or_path:path[:ro|rw]; each container path once; a host path only "
+        "inside the server's TAGWARDEN_APP_BIND_ROOTS",
+    )
     restart: Literal["no", "always", "unless-stopped", "on-failure"] | None = None
     network_mode: Literal["none", "host", "bridge"] | None = None
-    labels: dict[str, str] | None = Field(default=None, max_length=100)
+    labels: dict[Key, Text] | None = Field(
+        default=None,
+        max_length=100,
+        json_schema_extra=keys(
+            minLength=1, maxLength=255, **{"not": {"pattern": r"^io\.tagwarden\."}}
+        ),
+    )
     healthcheck: Healthcheck | None = None
 
     @model_validator(mode="before")
@@ -196,7 +241,7 @@ class AppConfig(BaseModel):
 class AppPut(BaseModel):
     model_config = STRICT_INPUT
 
-    image_id: int = Field(ge=1, le=2**31 - 1)
+    image_id: Id
     config: AppConfig = Field(default_factory=AppConfig)
 
 

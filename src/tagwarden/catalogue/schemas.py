@@ -10,7 +10,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from tagwarden import patterns
 from tagwarden.catalogue import references
 from tagwarden.catalogue.models import Image, ImageTag
-from tagwarden.inputs import STRICT_INPUT, WHOLE, Regex, Text
+from tagwarden.inputs import STRICT_INPUT, WHOLE, Regex, Text, leave_out
 
 
 class ImageCreate(BaseModel):
@@ -43,7 +43,9 @@ class ImageUpdate(BaseModel):
     check_interval_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60), WHOLE] | None = None
     tag_include: Regex | None = None
     tag_exclude: Regex | None = None
-    tag_policy: Literal["latest", "all"] | None = None
+    # Give it or leave it out: an image always has a policy, so null is refused (documented
+    # without null, as the rollout fields are).
+    tag_policy: Literal["latest", "all"] | None = Field(default=None, json_schema_extra=leave_out)
 
     @field_validator("tag_include", "tag_exclude")
     @classmethod

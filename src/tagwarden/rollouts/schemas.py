@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tagwarden.catalogue import references
 from tagwarden.devices.schemas import APP_PATTERN, UUID_PATTERN, DeviceUuid, Labels, check_labels
-from tagwarden.inputs import INT32_MAX, NO_NUL, STRICT_INPUT, WHOLE, Id
+from tagwarden.inputs import INT32_MAX, NO_NUL, STRICT_INPUT, WHOLE, Id, leave_out
 from tagwarden.rollouts import planner
 from tagwarden.rollouts.models import Rollout
 
@@ -59,15 +59,6 @@ OPTIONS_FIT_STRATEGY: dict[str, Any] = {
 def one_of(*fields: str) -> dict[str, Any]:
     """Exactly one of the fields given (each is documented without null, see ``leave_out``)."""
     return {"oneOf": [{"required": [f]} for f in fields]}
-
-
-def leave_out(schema: dict[str, Any]) -> None:
-    """Document an optional field as "give it or leave it out", without null: "exactly one of
-    image and image_id" is then a plain ``required``. The server still reads null as absent."""
-    variants = schema.pop("anyOf", None)
-    schema.pop("default", None)  # null, which the field is no longer documented to take
-    if variants:
-        schema.update(next(v for v in variants if v != _NULL))
 
 
 DEVICES_OR_SELECTOR = one_of("devices", "selector")

@@ -8,19 +8,42 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tagwarden.devices.schemas import APP_PATTERN, DeviceUuid, Labels
-from tagwarden.inputs import NO_NUL, STRICT_INPUT, WHOLE, Name
+from tagwarden.inputs import NO_NUL, STRICT_INPUT, WHOLE, Name, leave_out
 from tagwarden.rollouts.schemas import (
     DEVICES_OR_SELECTOR,
     OPTIONS_FIT_STRATEGY,
     RolloutCreate,
     RolloutOptions,
-    leave_out,
 )
 from tagwarden.rules.models import ApprovalDecision, ApprovalRule, ImagePolicy
 
+_CLAUSE = r" *(?:>=|<=|==|!=|>|<|=)? *v?[0-9]{1,9}(?:\.[0-9]{1,9}){0,3} *"
+# What versions.VersionRange.parse takes: comma-separated clauses of an operator and a version.
+RANGE_PATTERN = rf"^{_CLAUSE}(?:,{_CLAUSE})*$"
+# Which kinds take which pattern, so that the document allows only rules the server takes.
+_PATTERN_FITS_KIND: dict[str, Any] = {
+    "anyOf": [
+        {"properties": {"kind": {"enum": ["patch", "minor"]}, "pattern": {"type": "null"}}},
+        {
+            "properties": {
+                "kind": {"const": "range"},
+                "pattern": {"type": "string", "pattern": RANGE_PATTERN},
+            },
+            "required": ["pattern"],
+        },
+        {
+            "properties": {
+                "kind": {"const": "regex"},
+                "pattern": {"type": "string", "minLength": 1, "format": "regex"},
+            },
+            "required": ["pattern"],
+        },
+    ]
+}
+
 
 class RuleCreate(BaseModel):
-    model_config = STRICT_INPUT
+    model_config = ConfigDict(**STRICT_INPUT, json_schema_extra=_PATTERN_FITS_KIND)
 
     name: Name = Field(min_length=1, max_length=100)
     kind: Literal["patch", "minor", "range", "regex"]
