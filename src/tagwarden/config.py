@@ -42,6 +42,8 @@ class Settings(BaseSettings):
 
     # Registries: base URLs and credentials are settings so tests and demos run offline.
     dockerhub_api_url: str = "https://hub.docker.com"
+    # Docker Hub's registry API: a HEAD there names an index the Hub API left without a digest.
+    dockerhub_registry_url: str = "https://registry-1.docker.io"
     dockerhub_username: str | None = None
     dockerhub_password: SecretStr | None = None
     registries: dict[str, RegistryCredentials] = Field(default_factory=dict)

@@ -32,6 +32,9 @@ class OciLike:
             resolved=True,
         )
 
+    async def tag_digest(self, repository: str, tag: str) -> str:
+        return DIGEST[tag]
+
     def budget(self) -> int | None:
         return None
 

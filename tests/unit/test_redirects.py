@@ -59,6 +59,7 @@ def test_the_refusal_names_the_setting() -> None:
 def test_trusted_netlocs_are_the_configured_names_and_urls() -> None:
     settings = Settings(
         dockerhub_api_url="http://127.0.0.1:4010",
+        dockerhub_registry_url="http://127.0.0.1:4011",
         registries={"ghcr.io": RegistryCredentials(url="http://127.0.0.1:5000/")},
         allowed_registries=["10.0.0.5:5000"],
     )
@@ -66,8 +67,11 @@ def test_trusted_netlocs_are_the_configured_names_and_urls() -> None:
         "ghcr.io",
         "127.0.0.1:5000",
         "127.0.0.1:4010",
+        "127.0.0.1:4011",
         "10.0.0.5:5000",
     }
+    # By default Docker Hub's registry is trusted like its Hub API (neither is internal).
+    assert {"hub.docker.com", "registry-1.docker.io"} <= trusted_netlocs(Settings())
 
 
 # -- internal addresses ------------------------------------------------------------------------

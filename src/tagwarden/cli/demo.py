@@ -83,6 +83,7 @@ def demo_settings(database: Path, registry_url: str, **overrides: Any) -> Settin
     values: dict[str, Any] = {
         "database_url": f"sqlite+aiosqlite:///{database}",
         "dockerhub_api_url": registry_url,
+        "dockerhub_registry_url": registry_url,
         "registries": {DEMO_OCI_HOST: {"url": registry_url}},
         "monitor_enabled": True,
         "rollout_worker_enabled": True,

@@ -81,7 +81,11 @@ def needs_resolving(
 def _is_new_or_changed(tag: RemoteTag, known: KnownTag | None) -> bool:
     if known is None:
         return True
-    return bool(tag.digest and known.digest and tag.digest != known.digest)
+    if tag.digest and known.digest:
+        return tag.digest != known.digest
+    # A Hub API entry without a digest, or a tag first seen as one: its platforms' own digests
+    # tell whether it changed, with no request.
+    return bool(tag.platform_digests) and tag.platform_digests != dict(known.platforms)
 
 
 def changed_platforms(tag: RemoteTag, known: KnownTag) -> tuple[str, ...]:
@@ -105,7 +109,11 @@ def plan(
     nobody ever asked about is no news (it was recorded as seen, and stays so)."""
     ordered = newest_first(remote)
     first_scan = not known
-    new = [t for t in ordered if t.name not in known and wanted(t.name) and t.digest]
+    # A tag without a digest but with platforms is a Hub API entry that left its index
+    # unnamed: a candidate like any other, named by one registry HEAD if it is chosen.
+    new = [
+        t for t in ordered if t.name not in known and wanted(t.name) and (t.digest or t.platforms)
+    ]
     changed = [
         t
         for t in ordered

@@ -32,7 +32,9 @@ def request_metadata(
     known: Mapping[str, KnownTag],
     now: datetime,
 ) -> dict[str, Any]:
-    """The seeds' metadata (digest, last_updated, architectures, auto_detected, source) and more."""
+    """The seeds' metadata (digest, last_updated, architectures, auto_detected, source) and more:
+    what tagwarden saw (platforms, first_seen, also_tagged) and what the registry said of the
+    tag (platform_details, full_size, media_type, pushed_by; each only where it said it)."""
     tag = candidate.tag
     seen_before = known.get(tag.name)
     metadata: dict[str, Any] = {
@@ -44,12 +46,42 @@ def request_metadata(
         "platforms": tag.platform_digests,
         "first_seen": (seen_before.first_seen_at if seen_before else now).isoformat(),
         "also_tagged": also_tagged(tag, remote, known),
+        "platform_details": platform_details(tag),
     }
+    said: dict[str, Any] = {
+        "full_size": tag.full_size,
+        "media_type": _said(tag.media_type, 255),
+        "pushed_by": _said(tag.pushed_by, 255),
+    }
+    metadata.update((key, value) for key, value in said.items() if value is not None)
     if candidate.reason == "digest_changed":
         metadata["reason"] = "digest_changed"
         metadata["old_digest"] = candidate.old_digest
         metadata["changed_platforms"] = list(candidate.changed_platforms)
     return metadata
+
+
+def platform_details(tag: RemoteTag) -> dict[str, dict[str, Any]]:
+    """Architecture → ``{"os", "size"}`` (size: compressed bytes, where the registry said), the
+    Linux image where one architecture has several, as ``platforms`` picks its digest."""
+    details: dict[str, dict[str, Any]] = {}
+    for platform in sorted(tag.platforms, key=lambda p: p.os != "linux"):
+        if platform.architecture in details:
+            continue
+        entry: dict[str, Any] = {}
+        if (os := _said(platform.os, 64)) is not None:
+            entry["os"] = os
+        if platform.size is not None:
+            entry["size"] = platform.size
+        details[platform.architecture] = entry
+    return details
+
+
+def _said(value: str | None, limit: int) -> str | None:
+    """A registry's text, kept only if short and storable (PostgreSQL's JSONB holds no NUL)."""
+    if value is None or len(value) > limit or "\x00" in value:
+        return None
+    return value
 
 
 @dataclass(frozen=True)
@@ -211,7 +243,12 @@ async def _record_discovered(
             "last_seen_at": now,
         }
         for o in checked
-        for t in [*(t for t in o.remote if t.digest and t.name not in o.known), *o.plan.changed]
+        for t in [
+            # A tag without a digest is recorded too when the Hub API gave its platforms: seen,
+            # so it is never taken for new again, and its platforms tell a later change.
+            *(t for t in o.remote if (t.digest or t.platforms) and t.name not in o.known),
+            *o.plan.changed,
+        ]
     ]
     if not rows:
         return

@@ -123,7 +123,8 @@ async def fetch(
 ) -> list[RemoteTag]:
     """List tags (the client stops early where it can), then resolve what the plan needs."""
     listed = [
-        t async for t in client.iter_tags(repository, {k: v.digest for k, v in known.items()})
+        _as_known(t, known.get(t.name))
+        async for t in client.iter_tags(repository, {k: v.digest for k, v in known.items()})
     ]
     todo = needs_resolving(listed, known, wanted)
     if not todo:
@@ -143,6 +144,49 @@ async def fetch(
 
     resolved = {t.name: t for t in await asyncio.gather(*(resolve(t) for t in todo))}
     return [resolved.get(t.name, t) for t in listed]
+
+
+def _as_known(tag: RemoteTag, known: KnownTag | None) -> RemoteTag:
+    """A Hub API entry without a digest, seen before with the same platforms, is the tag seen
+    before: it keeps the digest it had then (no request asks again)."""
+    if (
+        tag.digest is None
+        and known is not None
+        and known.digest
+        and tag.platforms
+        and tag.platform_digests == dict(known.platforms)
+    ):
+        return dataclasses.replace(tag, digest=known.digest)
+    return tag
+
+
+async def name_digests(
+    client: RegistryClient,
+    repository: str,
+    remote: Sequence[RemoteTag],
+    unnamed: Sequence[RemoteTag],
+) -> list[RemoteTag]:
+    """``remote`` with each tag of ``unnamed`` given its digest by one registry HEAD.
+
+    Only the tags that are to become requests are asked about (the Hub API gave the rest their
+    platforms, which is enough to record them as seen). A tag gone since the listing is kept
+    with no platform, so the plan moves on to the next; any other failure is the check's.
+    """
+    gate = asyncio.Semaphore(RESOLVE_CONCURRENCY)
+
+    async def name(tag: RemoteTag) -> RemoteTag:
+        async with gate:
+            try:
+                digest = await client.tag_digest(repository, tag.name)
+            except ImageNotFound as exc:
+                log.warning("[ImageMonitor] Skipping %s:%s: %s", repository, tag.name, exc)
+                return RemoteTag(tag.name, None, tag.last_updated, (), resolved=True)
+        log.info("[ImageMonitor] %s:%s has no digest in the Hub API; the registry says %s",
+                 repository, tag.name, digest)  # fmt: skip
+        return dataclasses.replace(tag, digest=digest)
+
+    named = {t.name: t for t in await asyncio.gather(*(name(t) for t in unnamed))}
+    return [named.get(t.name, t) for t in remote]
 
 
 def plan_for(

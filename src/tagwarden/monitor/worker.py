@@ -29,9 +29,9 @@ from tagwarden.catalogue.models import Image
 from tagwarden.config import Settings
 from tagwarden.db import utcnow
 from tagwarden.monitor import record, service
-from tagwarden.monitor.discovery import KnownTag
+from tagwarden.monitor.discovery import KnownTag, Plan
 from tagwarden.patterns import PatternError
-from tagwarden.registry.base import ImageNotFound, RegistryClient, RegistryError
+from tagwarden.registry.base import ImageNotFound, RegistryClient, RegistryError, RemoteTag
 from tagwarden.registry.factory import base_url, client_for, is_docker_hub, repository_path
 from tagwarden.registry.transport import RegistryState, host_of
 
@@ -136,25 +136,38 @@ class ImageMonitor:
             log.warning("[ImageMonitor] Not checking %s: its tag filter: %s", name, exc)
             return record.Outcome(target, error=f"tag filter: {exc}")
         try:
-            remote = await service.fetch(
-                self.client(target.registry_host), repository, known, wanted
-            )
+            client = self.client(target.registry_host)
+            remote = await service.fetch(client, repository, known, wanted)
+            plan, tracked = await self._plan(target, remote, known, None)
+            # Candidates the Hub API listed without a digest: one registry HEAD each, then plan
+            # again (a tag gone meanwhile gives way to the next one).
+            while unnamed := [c.tag for c in plan.candidates if c.tag.digest is None]:
+                remote = await service.name_digests(client, repository, remote, unnamed)
+                plan, tracked = await self._plan(target, remote, known, tracked)
         except ImageNotFound as exc:
             log.warning("[ImageMonitor] Image %s not found in its registry: %s", name, exc)
             return record.Outcome(target, error=f"not found: {exc}")
         except RegistryError as exc:
             log.error("[ImageMonitor] Error checking %s: %s", name, exc)
             return record.Outcome(target, error=str(exc))
+        log.info("[ImageMonitor] Found %d tags for %s", len(remote), name)
+        log.info("[ImageMonitor] Found %d new tags for %s", len(plan.new), name)
+        return record.Outcome(target, remote, known, plan)
 
-        plan = service.plan_for(target, remote, known)
-        if plan.changed:
+    async def _plan(
+        self,
+        target: service.Target,
+        remote: Sequence[RemoteTag],
+        known: dict[str, KnownTag],
+        tracked: set[str] | None,
+    ) -> tuple[Plan, set[str] | None]:
+        plan = service.plan_for(target, remote, known, tracked or ())
+        if plan.changed and tracked is None:
             # Which re-pushed tags anyone asked about: read only when there are re-pushes.
             async with self.sessionmaker() as session:
                 tracked = await service.load_tracked(session, target.id)
             plan = service.plan_for(target, remote, known, tracked)
-        log.info("[ImageMonitor] Found %d tags for %s", len(remote), name)
-        log.info("[ImageMonitor] Found %d new tags for %s", len(plan.new), name)
-        return record.Outcome(target, remote, known, plan)
+        return plan, tracked
 
     async def write(self, outcomes: Sequence[record.Outcome]) -> list[service.CheckResult]:
         """Write checks' outcomes in one transaction (group commit); their results, in order.

@@ -62,9 +62,10 @@ def trusted_netlocs(settings: Settings) -> frozenset[str]:
     """``host[:port]`` an operator configured: the only internal addresses requests may go to.
 
     The registry names (TAGWARDEN_REGISTRIES keys, TAGWARDEN_ALLOWED_REGISTRIES) and where the
-    configuration says they answer (their URLs, the Docker Hub API URL).
+    configuration says they answer (their URLs, the Docker Hub API and registry URLs).
     """
-    urls = [c.url for c in settings.registries.values()] + [settings.dockerhub_api_url]
+    urls = [c.url for c in settings.registries.values()]
+    urls += [settings.dockerhub_api_url, settings.dockerhub_registry_url]
     return frozenset(
         {normalise_host(h) for h in (*settings.registries, *settings.allowed_registries)}
         | {netloc(url) for url in urls}

@@ -56,7 +56,9 @@ class RemoteTag:
 
     ``digest`` is the tag's own digest: the index/manifest list for a multi-arch tag. When
     ``resolved`` is false only ``name`` and ``digest`` are known (a cheap HEAD); call
-    :meth:`RegistryClient.resolve_tag` for platforms and date.
+    :meth:`RegistryClient.resolve_tag` for platforms and date. A resolved tag with platforms
+    but no digest is a Hub API entry that did not say its index digest: see
+    :meth:`RegistryClient.tag_digest`.
     """
 
     name: str
@@ -64,6 +66,10 @@ class RemoteTag:
     last_updated: datetime | None
     platforms: tuple[Platform, ...]
     resolved: bool
+    # What the registry says of the tag beyond that, kept for the reviewer (None: not said).
+    full_size: int | None = None
+    media_type: str | None = None
+    pushed_by: str | None = None
     # Derived from ``platforms`` once: a scan reads them several times for thousands of tags.
     architectures: list[str] = field(init=False, repr=False, compare=False)
     platform_digests: dict[str, str] = field(init=False, repr=False, compare=False)
@@ -145,6 +151,10 @@ class RegistryClient(Protocol):
     ) -> AsyncIterator[RemoteTag]: ...
 
     async def resolve_tag(self, repository: str, tag: str) -> RemoteTag: ...
+
+    async def tag_digest(self, repository: str, tag: str) -> str:
+        """The tag's own digest, from one registry HEAD (for a listed tag that came without)."""
+        ...
 
     def budget(self) -> int | None:
         """Remaining rate-limit budget last reported by this client's host, if any."""

@@ -24,6 +24,8 @@ from tagwarden.registry.base import (
     refuse_bad_tag,
 )
 from tagwarden.registry.base import parse_timestamp as _timestamp
+from tagwarden.registry.manifests import INDEX_TYPES
+from tagwarden.registry.oci import OciClient
 from tagwarden.registry.transport import (
     Transport,
     host_of,
@@ -36,6 +38,7 @@ from tagwarden.remote import reason
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100  # the Hub API's maximum
+DEFAULT_REGISTRY_URL = "https://registry-1.docker.io"
 # Hub JWTs live 10 minutes; re-signing a little early avoids a 401 round trip.
 TOKEN_LIFETIME = 540.0
 _OFFSET_LIMIT_MARKER = "pagination offset too large"
@@ -43,6 +46,11 @@ _OFFSET_LIMIT_MARKER = "pagination offset too large"
 
 def parse_hub_tag(item: Any) -> RemoteTag:
     """One entry of ``results[]`` (or the single-tag endpoint) → a resolved RemoteTag.
+
+    An entry without a top-level ``digest`` (2021 single-arch captures; ``rust:1.44.0-slim``
+    today) of one image is that image: its ``images[0].digest`` is the tag's digest. Of several
+    images it is an index the Hub API does not name: the tag comes back with its platforms and
+    no digest, for :meth:`DockerHubClient.tag_digest` to ask the registry when it matters.
 
     Errors name the tag only when it is of the tag grammar: the entry is the registry's text.
     """
@@ -57,24 +65,38 @@ def parse_hub_tag(item: Any) -> RemoteTag:
     for image in images:
         if not isinstance(image, dict) or not isinstance(image.get("architecture"), str):
             raise MalformedResponse(f"{label}: image entry without architecture")
-        size = image.get("size")
         rows.append(
             (
                 image["architecture"],
                 str(image.get("os") or "linux"),
                 image.get("variant") if isinstance(image.get("variant"), str) else None,
-                image.get("digest") if isinstance(image.get("digest"), str) else None,
-                size if isinstance(size, int) else None,
+                _text(image.get("digest")),
+                _size(image.get("size")),
             )
         )
-    digest = item.get("digest")
+    media_type = _text(item.get("media_type"))
+    digest = _text(item.get("digest"))
+    if digest is None and len(rows) == 1 and media_type not in INDEX_TYPES:
+        digest = rows[0][3]  # one image manifest, not an index of one
     return RemoteTag(
         name=item["name"],
-        digest=digest if isinstance(digest, str) and digest else None,
+        digest=digest,
         last_updated=_timestamp(item.get("last_updated") or item.get("tag_last_pushed")),
         platforms=platforms_from(rows),
         resolved=True,
+        full_size=_size(item.get("full_size")),
+        media_type=media_type,
+        pushed_by=_text(item.get("last_updater_username")),
     )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _size(value: object) -> int | None:
+    # bool is an int to Python, not a size to anyone.
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 class DockerHubClient:
@@ -91,11 +113,15 @@ class DockerHubClient:
         *,
         username: str | None = None,
         password: str | None = None,
+        registry_url: str = DEFAULT_REGISTRY_URL,
     ) -> None:
         self.transport = transport
         self.api_url = api_url.rstrip("/")
         self.username = username
         self.password = password
+        # Docker Hub's registry API, for the one thing the Hub API sometimes leaves out: an
+        # index's digest. A HEAD there costs no pull; the same account signs in on both.
+        self.registry = OciClient(transport, registry_url, username=username, password=password)
 
     def budget(self) -> int | None:
         return self.transport.state.limits.for_host(host_of(self.api_url)).remaining()
@@ -162,7 +188,7 @@ class DockerHubClient:
             previous = tags[-1:]
             for tag in tags:
                 yield tag
-                if ordered and tag.name in known and known[tag.name] == tag.digest:
+                if ordered and tag.name in known and _unchanged(tag, known[tag.name]):
                     return
             next_url = body.get("next")
             if next_url is not None and not isinstance(next_url, str):
@@ -178,6 +204,12 @@ class DockerHubClient:
         refuse_bad_tag(repository, tag)
         url = f"{self.api_url}/v2/repositories/{_path(repository)}/tags/{quote(tag, safe='')}"
         return parse_hub_tag(await self._get_json(url))
+
+    async def tag_digest(self, repository: str, tag: str) -> str:
+        """The digest of a tag whose Hub API entry has none: one HEAD on Docker Hub's registry
+        (its bearer-token flow, through the OCI client), which costs no pull."""
+        refuse_bad_tag(repository, tag)
+        return await self.registry.tag_digest(_repository(repository), tag)
 
     async def _get_json(self, url: str) -> dict[str, Any]:
         # `next` is an absolute URL from the response: never hand the JWT to another host.
@@ -240,6 +272,17 @@ class _OffsetLimitError(Exception):
     """Hub's 403 for anonymous paging past offset 1,000."""
 
 
+def _unchanged(tag: RemoteTag, known_digest: str | None) -> bool:
+    """Whether a listed tag is the one last seen under its name: where paging may stop.
+
+    An entry without a digest is an old push (the Hub API names the digest of what is pushed
+    now), so a known tag listed that way is taken as unchanged: asking the registry for its
+    digest on every rescan would cost a request each time for nothing. The monitor compares
+    its platforms with what was seen.
+    """
+    return tag.digest == known_digest or (tag.digest is None and bool(tag.platforms))
+
+
 def _newer(tag: RemoteTag, previous: RemoteTag) -> bool:
     return (
         tag.last_updated is not None
@@ -248,8 +291,12 @@ def _newer(tag: RemoteTag, previous: RemoteTag) -> bool:
     )
 
 
-def _path(repository: str) -> str:
+def _repository(repository: str) -> str:
     repository = repository.strip("/")
     if "/" not in repository:
         repository = f"library/{repository}"  # how Hub names official images
-    return quote(repository, safe="/")
+    return repository
+
+
+def _path(repository: str) -> str:
+    return quote(_repository(repository), safe="/")

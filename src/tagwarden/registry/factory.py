@@ -81,6 +81,7 @@ def client_for(
             base_url(host, settings),
             username=settings.dockerhub_username,
             password=password.get_secret_value() if password else None,
+            registry_url=settings.dockerhub_registry_url,
         )
     credentials = _credentials(registry_host, settings)
     return OciClient(

@@ -161,6 +161,14 @@ class OciClient:
         digest: str | None = response.headers.get("docker-content-digest")
         return digest
 
+    async def tag_digest(self, repository: str, tag: str) -> str:
+        """The tag's own digest (its index's, for a multi-platform tag) from one HEAD."""
+        refuse_bad_tag(repository, tag)
+        digest = await self.head_digest(repository, tag)
+        if not digest:
+            raise MalformedResponse(f"{repository}:{tag}: no Docker-Content-Digest on a HEAD")
+        return digest
+
     async def _discover(
         self,
         repository: str,
@@ -203,7 +211,8 @@ class OciClient:
             platforms = platforms_from(
                 [(e.architecture, e.os, e.variant, e.digest, sizes.get(e.digest)) for e in entries]
             )
-            return RemoteTag(name, digest, created, platforms, resolved=True)
+            # Sizes only of what was fetched anyway: a full size would cost a GET per platform.
+            return RemoteTag(name, digest, created, platforms, resolved=True, media_type=media_type)
         if media_type in IMAGE_MANIFEST_TYPES:
             manifest = parse_image_manifest(body)
             config = await self._config(repository, manifest)
@@ -215,7 +224,15 @@ class OciClient:
                 manifest.size,
             )
             created = config.created or manifest.created or config.label_created
-            return RemoteTag(name, digest, created, (platform,), resolved=True)
+            return RemoteTag(
+                name,
+                digest,
+                created,
+                (platform,),
+                resolved=True,
+                full_size=manifest.size,
+                media_type=media_type,
+            )
         # The media type is the registry's text: not repeated where people read errors.
         raise MalformedResponse(f"{repository}:{name}: unsupported manifest type")
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 OFFSET_LIMIT_MESSAGE = "pagination offset too large for anonymous requests; sign in to page further"
 NOT_FOUND_MESSAGE = "httperror 404: object not found"
 _CREATOR = 7483000
+FAKE_PUSHER = "fake-registry"  # the Hub's last_updater_username for every fake tag
 _MAX_PAGE_SIZE = 100  # "Defaults to 10. Max of 100."; larger values are silently capped
 _DEFAULT_PAGE_SIZE = 10
 
@@ -79,13 +80,13 @@ def tag_json(repo: FakeRepository, record: TagRecord) -> dict[str, Any]:
                     "last_pushed": stamp,
                 }
             )
-    return {
+    entry: dict[str, Any] = {
         "creator": _CREATOR,
         "id": record.hub_id,
         "images": images,
         "last_updated": stamp,
         "last_updater": _CREATOR,
-        "last_updater_username": "fake-registry",
+        "last_updater_username": FAKE_PUSHER,
         "name": record.name,
         "repository": repo.hub_id,
         "full_size": sum(image.size for image in record.artifact.images),
@@ -97,6 +98,9 @@ def tag_json(repo: FakeRepository, record: TagRecord) -> dict[str, Any]:
         "content_type": "image",
         "digest": record.artifact.digest,
     }
+    if not record.hub_digest:
+        del entry["digest"]  # an old push: the registry API (HEAD) still names it
+    return entry
 
 
 def _ordered(repo: FakeRepository, ordering: str | None) -> list[TagRecord]:

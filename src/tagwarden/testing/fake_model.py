@@ -100,6 +100,9 @@ class TagRecord:
     artifact: Artifact
     last_updated: datetime
     hub_id: int
+    # False: the Hub API lists this tag without a top-level digest, as it does for old pushes
+    # (2021 single-arch tags, rust:1.44.0-slim); the registry API still names it.
+    hub_digest: bool = True
 
 
 @dataclass
@@ -153,9 +156,11 @@ class RegistryModel:
         spacing: timedelta = timedelta(hours=1),
         tag_names: Callable[[int], str] = version_tag,
         with_latest: bool = False,
+        hub_digests: bool = True,
     ) -> FakeRepository:
         """A repository with ``tags`` tags, ``spacing`` apart, the newest just before ``newest``
-        (default: now). Official (``library/…``) images get BuildKit attestations."""
+        (default: now). Official (``library/…``) images get BuildKit attestations.
+        ``hub_digests=False``: the Hub API lists these tags without a top-level digest."""
         name = name.strip("/")
         is_official = name.startswith("library/") if official is None else official
         repo = FakeRepository(
@@ -175,7 +180,7 @@ class RegistryModel:
             # before ``end``: a tag pushed right after seeding is the newest.
             age = tags - 1 - i
             when = end - spacing * age - timedelta(microseconds=1 + age % 997)
-            self.push_tag(name, tag_names(i), at=when)
+            self.push_tag(name, tag_names(i), at=when, hub_digest=hub_digests)
         if with_latest and tags:
             self.alias_tag(name, "latest", tag_names(tags - 1))
         return repo
@@ -188,17 +193,21 @@ class RegistryModel:
         platforms: Sequence[str] | None = None,
         at: datetime | None = None,
         created: datetime | None = None,
+        hub_digest: bool = True,
     ) -> TagRecord:
         """Push fresh content under ``tag`` (new or existing): a new digest for every platform.
 
         ``at`` defaults to the clock's now; two pushes at the same instant sort by name, so
-        advance a fake clock between them when their order matters."""
+        advance a fake clock between them when their order matters. ``hub_digest=False``: the
+        Hub API will list the tag without its top-level digest (see TagRecord)."""
         repo = self.repository(repository)
         specs = tuple(PlatformSpec.parse(p) for p in platforms) if platforms else repo.platforms
         when = at or self.now()
         built = created or when - timedelta(minutes=5)  # built a little before it was pushed
         images = tuple(self._image(repo, spec, built, tag) for spec in specs)
-        return self._store(repo, tag, self._artifact(repo, images, built), when)
+        record = self._store(repo, tag, self._artifact(repo, images, built), when)
+        record.hub_digest = hub_digest
+        return record
 
     def repush_tag(
         self,

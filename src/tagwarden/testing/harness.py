@@ -38,7 +38,11 @@ class RegistryHarness:
         max_retries: int = 4,
     ) -> DockerHubClient:
         return DockerHubClient(
-            self.transport(max_retries=max_retries), HUB_URL, username=username, password=password
+            self.transport(max_retries=max_retries),
+            HUB_URL,
+            username=username,
+            password=password,
+            registry_url=OCI_URL,  # the fake's registry API answers for Docker Hub's
         )
 
     def oci(self, *, max_retries: int = 4, **kwargs: Any) -> OciClient:
