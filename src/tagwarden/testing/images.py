@@ -2,7 +2,7 @@
 
 Shared by the agent's end-to-end tests, ``bench/agent_footprint.py`` and ``tagwarden demo``'s
 real-container mode. An image serves ``/www`` with busybox's httpd on 127.0.0.1:8080 and has a
-``HEALTHCHECK`` that tests ``/www/ok``. ``v3`` lacks that file (it turns ``unhealthy``); ``v4``
+``HEALTHCHECK`` that tests ``/www/ok``, and stops at once on SIGTERM. ``v3`` lacks that file (it turns ``unhealthy``); ``v4``
 exits at once (a crash loop); any other version is good.
 
 Built through the engine's ``/build`` API with a tar context and pushed to a registry. The
@@ -25,10 +25,13 @@ CRASHING_VERSION = "v4"
 
 def dockerfile(version: str, *, health_interval: str = HEALTH_INTERVAL) -> str:
     health = "" if version == UNHEALTHY_VERSION else "COPY ok /www/ok\n"
+    # PID 1 ignores SIGTERM unless it handles it: the shell does, so a stop (an update's
+    # switch) takes milliseconds rather than the engine's 10 s grace before SIGKILL.
+    serve = "trap 'exit 0' TERM; /bin/busybox httpd -f -p 127.0.0.1:8080 -h /www & wait"
     command = (
         '["/bin/busybox", "false"]'
         if version == CRASHING_VERSION
-        else '["/bin/busybox", "httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/www"]'
+        else f'["/bin/busybox", "sh", "-c", "{serve}"]'
     )
     return (
         "FROM scratch\n"
