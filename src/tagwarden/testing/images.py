@@ -1,9 +1,9 @@
 """Small real images without the internet: ``FROM scratch`` around a static busybox.
 
 Shared by the agent's end-to-end tests, ``bench/agent_footprint.py`` and ``tagwarden demo``'s
-real-container mode. An image serves ``/www`` with busybox's httpd on 127.0.0.1:8080 and has a
-``HEALTHCHECK`` that tests ``/www/ok``, and stops at once on SIGTERM. ``v3`` lacks that file (it turns ``unhealthy``); ``v4``
-exits at once (a crash loop); any other version is good.
+real-container mode. An image serves ``/www`` with busybox's httpd on 127.0.0.1:8080, has a
+``HEALTHCHECK`` that tests ``/www/ok`` and stops at once on SIGTERM. ``v3`` lacks that file (it
+turns ``unhealthy``); ``v4`` exits at once (a crash loop); any other version is good.
 
 Built through the engine's ``/build`` API with a tar context and pushed to a registry. The
 caller passes a Docker SDK client in: this module imports no SDK, so the server package needs
