@@ -17,13 +17,11 @@ Without dockerd or busybox the fixtures skip with the install command, unless
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
 import signal
 import subprocess
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -34,6 +32,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tagwarden.testing import images
 from tests.integration.real_registry import RealRegistry
 
 DOCKERD = Path("/usr/sbin/dockerd")
@@ -184,45 +183,7 @@ def docker_engine(real_registry: RealRegistry) -> Iterator[DockerEngine]:
 
 
 # -- images ----------------------------------------------------------------------------------
-
-HEALTH_INTERVAL = "200ms"
-
-
-def _dockerfile(version: str) -> str:
-    health = "" if version == "v3" else "COPY ok /www/ok\n"
-    command = (
-        '["/bin/busybox", "false"]'
-        if version == "v4"
-        else '["/bin/busybox", "httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/www"]'
-    )
-    return (
-        "FROM scratch\n"
-        "COPY busybox /bin/busybox\n"
-        "COPY version /www/version\n"
-        f"{health}"
-        f"HEALTHCHECK --interval={HEALTH_INTERVAL} --timeout=2s --retries=2 "
-        'CMD ["/bin/busybox", "test", "-f", "/www/ok"]\n'
-        f'LABEL org.opencontainers.image.version="{version}"\n'
-        f"CMD {command}\n"
-    )
-
-
-def build_context(version: str) -> io.BytesIO:
-    """The build context as a tar: the Dockerfile, busybox, a version file and a health file."""
-    files = {
-        "Dockerfile": (_dockerfile(version).encode(), 0o644),
-        "version": (f"{version}\n".encode(), 0o644),
-        "ok": (b"ok\n", 0o644),
-        "busybox": (BUSYBOX.read_bytes(), 0o755),
-    }
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, (data, mode) in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), mode
-            archive.addfile(info, io.BytesIO(data))
-    buffer.seek(0)
-    return buffer
+# The building lives in tagwarden.testing.images: the demo and bench/agent_footprint.py use it too.
 
 
 def build_and_push(
@@ -233,18 +194,8 @@ def build_and_push(
     client = engine.client()
     try:
         name = f"{registry.host}/{repository}"
-        client.images.build(
-            fileobj=build_context(version), custom_context=True, tag=f"{name}:{version}", rm=True
-        )
         auth = {"username": registry.username, "password": registry.password}
-        digest = None
-        for line in client.api.push(name, tag=version, auth_config=auth, stream=True, decode=True):
-            if "error" in line:
-                raise RuntimeError(f"push of {name}:{version} failed: {line['error']}")
-            digest = line.get("aux", {}).get("Digest") or digest
-        assert digest, f"push of {name}:{version} reported no digest"
-        client.images.remove(f"{name}:{version}", force=True)
-        return TestImage(version, name, digest)
+        return TestImage(version, name, images.build_and_push(client, name, version, auth=auth))
     finally:
         client.close()
 

@@ -11,7 +11,7 @@ import pytest
 from tagwarden_agent import state as state_file
 from tagwarden_agent.backoff import MAX_BACKOFF_SECONDS, next_delay
 from tagwarden_agent.config_map import ConfigError, container_options
-from tagwarden_agent.engine import split_reference
+from tagwarden_agent.engine import failure_reason, split_reference
 
 OWN = {"io.tagwarden.device": "d1", "io.tagwarden.app": "web"}
 
@@ -104,3 +104,18 @@ def test_a_pinned_reference_splits_into_name_and_digest() -> None:
         digest,
     )
     assert split_reference(f"redis@{digest}") == ("redis", digest)
+
+
+@pytest.mark.parametrize(
+    ("error", "default", "reason"),
+    [
+        ("failed to register layer: write /x: no space left on device", "pull_failed", "disk_full"),
+        ("Error response from daemon: No Space Left On Device", "other", "disk_full"),
+        ("manifest unknown", "pull_failed", "pull_failed"),
+        ("conflict: name in use", "other", "other"),
+    ],
+)
+def test_no_space_left_on_device_is_disk_full_whatever_step_said_it(
+    error: str, default: str, reason: str
+) -> None:
+    assert failure_reason(Exception(error), default) == reason

@@ -118,7 +118,9 @@ def status(device: str, state_dir: Path) -> int:
     try:
         found = engine.containers()
         names = sorted(set(targets) | set(found))
-        print(f"{'APP':<20} {'TARGET':<22} {'RUNNING':<22} STATE")
+        # Digests in full: a shortened one cannot be compared with what the server shows.
+        width = max([len(a) for a in names] + [3]) + 2
+        print(f"{'APP':<{width}} {'TARGET':<72} {'RUNNING':<72} STATE")
         for app in names:
             target = str((targets.get(app) or {}).get("digest") or "-")
             main = [c for c in found.get(app, []) if c.name == engine.container_name(app)]
@@ -129,7 +131,7 @@ def status(device: str, state_dir: Path) -> int:
             else:
                 running, shown = "-", "not running"
             mark = "" if running == target else "  (differs)"
-            print(f"{app:<20} {target[:21]:<22} {running[:21]:<22} {shown}{mark}")
+            print(f"{app:<{width}} {target:<72} {running:<72} {shown}{mark}")
     finally:
         engine.close()
     return 0

@@ -2,13 +2,15 @@
 
 A fake registry, a server on a temporary SQLite database with the monitor on, and a simulated
 fleet, driven through the same API and use cases as production, so what a newcomer sees is what
-the system does.
+the system does. When a Docker engine answers, the fleet is two real agents running the
+approved tag in real containers (demo_real.py); otherwise simulated devices.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import socket
 import sys
 import tempfile
@@ -30,6 +32,16 @@ from tagwarden.auth import service as auth
 from tagwarden.auth.service import Principal
 from tagwarden.cli.approvals import print_activation
 from tagwarden.cli.common import console, err_console, short_digest
+from tagwarden.cli.demo_real import (
+    AGENTS,
+    REAL_APP,
+    REAL_NAME,
+    REAL_NAMESPACE,
+    REAL_TAG,
+    RealFleet,
+    choose_mode,
+    local_registry,
+)
 from tagwarden.config import Settings
 from tagwarden.db import make_engine, make_sessionmaker
 from tagwarden.devices.simulator import FleetSimulator
@@ -149,10 +161,12 @@ def _ok(response: httpx.Response) -> Any:
     return response.json()
 
 
-async def discover(client: httpx.AsyncClient) -> dict[str, Any]:
+async def discover(
+    client: httpx.AsyncClient, images: tuple[tuple[str, str, str], ...] = DEMO_IMAGES
+) -> dict[str, Any]:
     """Add the images with monitoring on, run the monitor; the pending request per image."""
     console.rule("1. discovery")
-    for registry, namespace, name in DEMO_IMAGES:
+    for registry, namespace, name in images:
         body = {
             "image_name": name,
             "namespace": namespace,
@@ -207,12 +221,14 @@ async def roll_out(
 
 
 async def follow(
-    client: httpx.AsyncClient, fleet: FleetSimulator, rollout_id: int
+    client: httpx.AsyncClient, fleet: FleetSimulator | None, rollout_id: int
 ) -> dict[str, Any]:
-    """Let the fleet poll and report while the rollout monitor advances; print each change."""
+    """Let the fleet poll and report while the rollout monitor advances; print each change.
+    Real agents (``fleet`` None) poll on their own."""
     started, last = time.monotonic(), ""
     while True:
-        await fleet.poll_all()
+        if fleet is not None:
+            await fleet.poll_all()
         rollout: dict[str, Any] = _ok(await client.get(f"/api/v1/rollouts/{rollout_id}"))
         counts = ", ".join(f"{k} {v}" for k, v in sorted(rollout["counts"].items()) if v)
         line = (
@@ -264,6 +280,76 @@ async def walkthrough(
             await fleet.poll_all()
 
 
+async def walkthrough_real(
+    settings: Settings,
+    url: str,
+    token: str,
+    fleet: RealFleet,
+    registry_host: str,
+    exit_when_done: bool,
+) -> bool:
+    """Discovery (the fake registry's images and the real one), approval, then a canary rollout
+    to two real agents that run the approved tag in the engine."""
+    headers = {"Authorization": f"Bearer {token}"}
+    images = (*DEMO_IMAGES, (registry_host, REAL_NAMESPACE, REAL_NAME))
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
+        requests = await discover(client, images)
+        real = f"{registry_host}/{REAL_NAMESPACE}/{REAL_NAME}"  # as the catalogue names it
+        request = requests.get(real)
+        if request is None:
+            console.print(f"no approval request for {REAL_NAME}: nothing to roll out")
+            return False
+        console.rule("2. approval")
+        await approve(settings, request["id"])
+        console.rule("3. rollout")
+        config = {"network_mode": "none", "restart": "no"}  # loopback only: no networks
+        _ok(await client.put(f"/api/v1/apps/{REAL_APP}",
+                             json={"image_id": request["image_id"], "config": config}))  # fmt: skip
+        suffix = secrets.token_hex(3)  # several demos may share one engine
+        keys: dict[str, str] = {}
+        for n in range(1, AGENTS + 1):
+            uuid = f"demo-{suffix}-{n}"
+            device = {"uuid": uuid, "architecture": "amd64", "labels": {}}
+            keys[uuid] = _ok(await client.post("/api/v1/devices", json=device))["device_key"]
+        fleet.start(url, keys)
+        console.print(
+            f"📟 started {AGENTS} tagwarden-agent loops ({', '.join(keys)}) on the engine"
+        )
+        # The planner counts a device silent for three poll intervals as offline: let each poll.
+        await asyncio.sleep(settings.device_last_seen_flush_seconds + 1.5)
+        body = {
+            "image_id": request["image_id"],
+            "tag": request["tag_name"],
+            "devices": list(keys),
+            "app": REAL_APP,
+            "strategy": "canary",
+            "options": {"canary_count": 1, "batch_size": 1, "bake_seconds": 2,
+                        "health_timeout": 60},
+        }  # fmt: skip
+        rollout = _ok(await client.post("/api/v1/rollouts", json=body))
+        console.print(f"🚀 rollout {rollout['id']}: {rollout['reference']}, canary of 1, "
+                      f"then batches of 1 ({rollout['batch_count']} batches)")  # fmt: skip
+        rollout = await follow(client, None, rollout["id"])
+        running = fleet.running()
+        for uuid in keys:
+            name, digest, health = running.get(uuid, ("-", "-", "not running"))
+            console.print(f"   {uuid}: container {name} runs {short_digest(digest)}, {health}")
+        matching = sum(
+            1 for _, d, h in running.values() if d == rollout["digest"] and h == "healthy"
+        )
+        done = bool(rollout["status"] == "completed") and matching == AGENTS
+        mark = "✅" if done else "⚠️"
+        console.print(f"{mark} rollout {rollout['id']} {rollout['status']}: {matching} of "
+                      f"{AGENTS} agents run {rollout['reference']} in real containers, "
+                      "healthy")  # fmt: skip
+        if exit_when_done:
+            return done
+        console.print(f"\nThe server keeps running at {url} (Ctrl-C stops it and removes the "
+                      "demo's containers); the agents poll.")  # fmt: skip
+        await asyncio.Event().wait()  # until Ctrl-C
+        return done
+
+
 @contextmanager
 def _monitor_log() -> Iterator[None]:
     """The monitor's seed lines ("[ImageMonitor] …") on stdout, the rest of the server quiet."""
@@ -290,10 +376,17 @@ def demo(
     exit_when_done: bool = typer.Option(
         False, "--exit-when-done", help="stop once the rollout settles (exit 1 unless completed)"
     ),
+    simulated: bool = typer.Option(
+        False, "--simulated", help="simulated devices even when a Docker engine answers"
+    ),
 ) -> None:
-    """Fake registry + server + simulated fleet: discovery → approval → rollout, offline."""
+    """Fake registry + server + a fleet: discovery → approval → rollout, offline. The fleet is
+    two real agents on real containers when a Docker engine answers (DOCKER_HOST, or the
+    default socket), simulated devices otherwise."""
     from tagwarden.app import create_app
 
+    engine_host, mode = choose_mode(simulated)
+    console.print(mode)
     fake = FakeRegistry()
     seed_demo(fake)
     try:
@@ -302,17 +395,16 @@ def demo(
             running(fake) as registry_url,
             _monitor_log(),
         ):
-            settings = demo_settings(Path(tmp) / "demo.db", registry_url, host=host)
-            token = asyncio.run(prepare(settings))
-            with serving(create_app(settings), host, port) as url:
-                console.print(
-                    f"tagwarden demo at [bold]{url}[/bold]  (fake registry {registry_url})"
-                )
-                console.print(f"   API docs: {url}/docs    admin pages: {url}/")
-                console.print(f"   admin token: {token}")
-                done = asyncio.run(
-                    walkthrough(settings, url, token, devices, fail_rate, exit_when_done)
-                )
+            if engine_host is not None:
+                done = _real(Path(tmp), engine_host, registry_url, host, port, exit_when_done)
+            else:
+                settings = demo_settings(Path(tmp) / "demo.db", registry_url, host=host)
+                token = asyncio.run(prepare(settings))
+                with serving(create_app(settings), host, port) as url:
+                    _banner(url, registry_url, token)
+                    done = asyncio.run(
+                        walkthrough(settings, url, token, devices, fail_rate, exit_when_done)
+                    )
     except KeyboardInterrupt:
         console.print("\ndemo stopped")
         return
@@ -321,3 +413,40 @@ def demo(
         raise typer.Exit(1) from exc
     if not done:
         raise typer.Exit(1)
+
+
+def _banner(url: str, registry_url: str, token: str, extra: str = "") -> None:
+    console.print(f"tagwarden demo at [bold]{url}[/bold]  (fake registry {registry_url}{extra})")
+    console.print(f"   API docs: {url}/docs    admin pages: {url}/")
+    console.print(f"   admin token: {token}")
+
+
+def _real(
+    tmp: Path, engine_host: str, registry_url: str, host: str, port: int, exit_when_done: bool
+) -> bool:
+    """The real mode: a local registry with a built image, the server, two agents."""
+    from tagwarden.app import create_app
+
+    (tmp / "registry").mkdir()
+    fleet = RealFleet(engine_host, tmp / "agents")
+    image: str | None = None
+    with local_registry(tmp / "registry") as registry_host:
+        try:
+            name, digest = fleet.build_image(registry_host)
+            image = f"{name}@{digest}"
+            console.print(f"🐳 built {name}:{REAL_TAG} FROM scratch (busybox), pushed to "
+                          f"{registry_host}: {short_digest(digest)}")  # fmt: skip
+            registries = {
+                DEMO_OCI_HOST: {"url": registry_url},
+                registry_host: {"url": f"http://{registry_host}"},
+            }
+            settings = demo_settings(tmp / "demo.db", registry_url, host=host,
+                                     registries=registries)  # fmt: skip
+            token = asyncio.run(prepare(settings))
+            with serving(create_app(settings), host, port) as url:
+                _banner(url, registry_url, token, f", registry {registry_host}")
+                return asyncio.run(
+                    walkthrough_real(settings, url, token, fleet, registry_host, exit_when_done)
+                )
+        finally:
+            fleet.close(image)
