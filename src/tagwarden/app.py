@@ -16,7 +16,6 @@ from tagwarden.apps.router import router as apps_router
 from tagwarden.audit.router import router as audit_router
 from tagwarden.auth.router import router as auth_router
 from tagwarden.auth.secret import resolve_session_secret
-from tagwarden.auth.throttle import TooManyFailures, too_many_failures
 from tagwarden.catalogue.router import router as catalogue_router
 from tagwarden.config import Settings, get_settings
 from tagwarden.db import make_engine, make_sessionmaker, session_info
@@ -118,7 +117,6 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
-    app.add_exception_handler(TooManyFailures, too_many_failures)  # 429 with Retry-After
     install_openapi(app)
 
     app.include_router(ops_router)

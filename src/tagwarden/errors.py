@@ -28,6 +28,11 @@ class DomainError(Exception):
         if code is not None:
             self.code = code
 
+    @property
+    def headers(self) -> dict[str, str] | None:
+        """Headers the answer carries beside its body (a challenge, when to retry)."""
+        return None
+
 
 class InvalidInput(DomainError):
     status_code = 422
@@ -47,6 +52,10 @@ class Conflict(DomainError):
 class Unauthorized(DomainError):
     status_code = 401
     code = "unauthorized"
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"WWW-Authenticate": "Bearer"}
 
 
 class Forbidden(DomainError):
@@ -126,9 +135,8 @@ def is_unstorable_value(exc: BaseException) -> bool:
 def install_error_handlers(app: FastAPI) -> None:
     async def domain(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(
-            error_body(exc.detail, exc.code), status_code=exc.status_code, headers=headers
+            error_body(exc.detail, exc.code), status_code=exc.status_code, headers=exc.headers
         )
 
     async def http(_: Request, exc: Exception) -> JSONResponse:

@@ -28,6 +28,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tagwarden.errors import error_body
 
 MAX_JSON_DEPTH = 64
+# Requests of these methods that announce no body carry none (a client may still stream a POST
+# with no Content-Length through an ASGI transport, so only these are let through unwrapped).
+_NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # Bodies parsed as forms have no nesting; everything else may reach a JSON parser (FastAPI
 # parses a body without a content type as JSON, the webhooks parse whatever they are sent).
@@ -89,6 +92,14 @@ class BodyLimitMiddleware:
             return
         headers = Headers(scope=scope)
         declared = headers.get("content-length")
+        if (
+            declared is None
+            and "transfer-encoding" not in headers
+            and scope.get("method") in _NO_BODY_METHODS
+        ):
+            # A read that announces no body (a device poll): nothing to count or wrap.
+            await self.app(scope, receive, send)
+            return
         if declared and declared.strip().isdigit() and int(declared) > self.max_body_bytes:
             await self._too_large()(scope, receive, send)
             return

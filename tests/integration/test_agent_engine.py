@@ -82,11 +82,12 @@ def _docker_config(directory: Path, registry: RealRegistry) -> Path:
     return path
 
 
-@pytest.fixture
-def server(tmp_path: Path, real_registry: RealRegistry, sqlite_template: Path) -> Iterator[Server]:
+def engine_settings(tmp_path: Path, real_registry: RealRegistry, sqlite_template: Path) -> Settings:
+    """The server the agents talk to: a fresh SQLite database, the rollout worker ticking fast,
+    devices told to poll every second, the real registry configured."""
     database = tmp_path / "tagwarden.db"
     shutil.copyfile(sqlite_template, database)
-    settings = Settings(
+    return Settings(
         database_url=f"sqlite+aiosqlite:///{database}",
         monitor_enabled=False,
         rollout_worker_enabled=True,
@@ -99,6 +100,11 @@ def server(tmp_path: Path, real_registry: RealRegistry, sqlite_template: Path) -
         registries={real_registry.host: real_registry.credentials()},
         secret_key="test-secret-key-0123456789",
     )
+
+
+@pytest.fixture
+def server(tmp_path: Path, real_registry: RealRegistry, sqlite_template: Path) -> Iterator[Server]:
+    settings = engine_settings(tmp_path, real_registry, sqlite_template)
     token = asyncio.run(prepare(settings))
     app = create_app(settings)
     seen: list[tuple[str, int]] = []

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -26,7 +25,6 @@ import pytest
 
 from tagwarden.app import create_app
 from tagwarden.cli.demo import prepare, serving
-from tagwarden.config import Settings
 from tests.integration.docker_engine import (
     DockerEngine,
     TestImage,
@@ -40,6 +38,7 @@ from tests.integration.test_agent_engine import (
     REPOSITORY,
     Fleet,
     Server,
+    engine_settings,
     fleet,
     healthy_on_v2,
     wait_for,
@@ -86,21 +85,7 @@ def server(tmp_path: Path, real_registry: RealRegistry, sqlite_template: Path) -
     """test_agent_engine's server, restartable (the fleet fixture takes this one here)."""
     import httpx
 
-    database = tmp_path / "tagwarden.db"
-    shutil.copyfile(sqlite_template, database)
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{database}",
-        monitor_enabled=False,
-        rollout_worker_enabled=True,
-        rollout_tick_seconds=0.3,
-        outbox_worker_enabled=False,
-        rules_worker_enabled=False,
-        device_poll_interval_seconds=1,
-        device_active_poll_interval_seconds=1,
-        device_last_seen_flush_seconds=1.0,
-        registries={real_registry.host: real_registry.credentials()},
-        secret_key="test-secret-key-0123456789",
-    )
+    settings = engine_settings(tmp_path, real_registry, sqlite_template)
     token = asyncio.run(prepare(settings))
     http = httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30)
     restartable = RestartableServer("", token, settings, http)

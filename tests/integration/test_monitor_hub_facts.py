@@ -4,7 +4,6 @@ and Hub entries without a top-level digest become requests (issue 13, items 7 an
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -13,7 +12,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.app import create_app
-from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.config import RegistryCredentials, Settings
 from tagwarden.monitor.models import DiscoveredTag
 from tagwarden.monitor.worker import ImageMonitor
@@ -23,6 +21,7 @@ from tagwarden.testing.clock import FakeClock
 from tagwarden.testing.fake_hub import FAKE_PUSHER
 from tagwarden.testing.fake_model import TagRecord
 from tagwarden.testing.fake_registry import FakeRegistry
+from tests.integration.test_monitor import World as MonitorWorld
 
 # One in-memory fake answers both (no socket is opened): the Hub API, and Docker Hub's registry.
 HUB = "http://127.0.0.1:4010"
@@ -40,25 +39,9 @@ CONTRACT = {
 }
 
 
-@dataclass
-class World:
-    fake: FakeRegistry
-    clock: FakeClock
-    monitor: ImageMonitor
-    client: httpx.AsyncClient
-    sessionmaker: async_sessionmaker[AsyncSession]
-    admin: dict[str, str]
-
-    async def add_image(self, name: str, namespace: str = "library", **extra: Any) -> int:
-        body = {"image_name": name, "namespace": namespace, "watch_for_updates": True, **extra}
-        response = await self.client.post("/api/v1/images", json=body, headers=self.admin)
-        assert response.status_code == 201, response.text
-        return int(response.json()["id"])
-
-    async def requests(self, image_id: int) -> list[ApprovalRequest]:
-        async with self.sessionmaker() as session:
-            query = select(ApprovalRequest).where(ApprovalRequest.image_id == image_id)
-            return list((await session.scalars(query.order_by(ApprovalRequest.id))).all())
+class World(MonitorWorld):
+    """test_monitor's world, with what these tests read: a request as the API shows it, and
+    the registry HEADs the fake answered."""
 
     async def shown(self, request_id: int) -> dict[str, Any]:
         response = await self.client.get(

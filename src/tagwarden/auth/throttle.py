@@ -19,9 +19,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
 
-from tagwarden.errors import DomainError, Unauthorized, error_body
+from tagwarden.errors import DomainError, Unauthorized
 
 WINDOW_SECONDS = 60.0
 MAX_ADDRESSES = 10_000
@@ -84,6 +83,10 @@ class TooManyFailures(DomainError):
             f"retry in {self.retry_after} s"
         )
 
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after)}
+
 
 def _window(request: Request) -> FailureWindow:
     state = request.app.state
@@ -115,17 +118,3 @@ def counting_failures(request: Request) -> Iterator[None]:
     except Unauthorized:
         failed(request)
         raise
-
-
-async def too_many_failures(_: Request, exc: Exception) -> JSONResponse:
-    """The API's answer (errors.py's body, plus the header the generic handler has not)."""
-    assert isinstance(exc, TooManyFailures)
-    return JSONResponse(
-        error_body(exc.detail, exc.code),
-        status_code=exc.status_code,
-        headers=retry_headers(exc),
-    )
-
-
-def retry_headers(exc: TooManyFailures) -> dict[str, str]:
-    return {"Retry-After": str(exc.retry_after)}

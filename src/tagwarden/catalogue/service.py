@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -118,6 +118,13 @@ async def add_image(
             after={"image_id": image.id, "tag_name": None},
         )
     return image
+
+
+async def images_by_id(session: AsyncSession, ids: Collection[int]) -> dict[int, Image]:
+    """The images of ``ids``, by id, in one query (none for an empty set)."""
+    if not ids:
+        return {}
+    return {i.id: i for i in await session.scalars(select(Image).where(Image.id.in_(ids)))}
 
 
 async def list_images(

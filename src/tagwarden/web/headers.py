@@ -24,6 +24,7 @@ class SecurityHeaders:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.docs: frozenset[str] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -31,10 +32,11 @@ class SecurityHeaders:
             return
         # FastAPI's interactive API docs load their assets from a CDN with an inline script;
         # they get the other headers but not the pages' policy.
-        app = scope.get("app")
-        docs = {getattr(app, "docs_url", None), getattr(app, "redoc_url", None)}
-        docs.add(getattr(app, "swagger_ui_oauth2_redirect_url", None))
-        with_csp = scope.get("path") not in docs - {None}
+        if self.docs is None:  # the app's docs paths, read once (the app is set up by now)
+            app = scope.get("app")
+            names = ("docs_url", "redoc_url", "swagger_ui_oauth2_redirect_url")
+            self.docs = frozenset(p for n in names if (p := getattr(app, n, None)))
+        with_csp = scope.get("path") not in self.docs
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -15,9 +15,9 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature
 
-from tagwarden.auth.secret import resolve_session_secret, session_secret
+from tagwarden.auth.secret import resolve_session_secret
 from tagwarden.errors import DomainError, error_body
 from tagwarden.web.session import (
     FLASH_COOKIE,
@@ -25,6 +25,7 @@ from tagwarden.web.session import (
     LoginRequired,
     csrf_token,
     read_session,
+    signer,
 )
 
 log = logging.getLogger(__name__)
@@ -72,16 +73,12 @@ _env = jinja2.Environment(
 _env.filters.update(short_digest=short_digest, age=age, ts=timestamp, source=source_label)
 
 
-def _flash_serializer(request: Request) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(session_secret(request.app), salt="tagwarden.web.flash")
-
-
 def _pop_flash(request: Request) -> dict[str, str] | None:
     raw = request.cookies.get(FLASH_COOKIE)
     if not raw:
         return None
     try:
-        data = _flash_serializer(request).loads(raw, max_age=FLASH_SECONDS)
+        data = signer(request, "tagwarden.web.flash").loads(raw, max_age=FLASH_SECONDS)
     except BadSignature:
         return None
     return data if isinstance(data, dict) else None
@@ -115,7 +112,7 @@ def redirect(
     if message:
         response.set_cookie(
             FLASH_COOKIE,
-            _flash_serializer(request).dumps({"level": level, "message": message}),
+            signer(request, "tagwarden.web.flash").dumps({"level": level, "message": message}),
             max_age=FLASH_SECONDS,
             httponly=True,
             samesite="strict",
@@ -155,7 +152,9 @@ class WebRoute(APIRoute):
                 return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
             except DomainError as exc:
                 if is_json:
-                    return JSONResponse(error_body(exc.detail, exc.code), exc.status_code)
+                    return JSONResponse(
+                        error_body(exc.detail, exc.code), exc.status_code, headers=exc.headers
+                    )
                 # A refusal (role, CSRF) or a missing page is shown as such; a conflict or bad
                 # input on a form sends the person back to the form with the reason.
                 if request.method == "POST" and exc.status_code not in (401, 403, 404):

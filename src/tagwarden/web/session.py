@@ -63,7 +63,9 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def _serializer(request: Request, salt: str) -> URLSafeTimedSerializer:
+def signer(request: Request, salt: str) -> URLSafeTimedSerializer:
+    """Signs and reads what this app hands the browser (sessions, flashes), under the session
+    secret; the salt keeps one kind from being replayed as another."""
     return URLSafeTimedSerializer(session_secret(request.app), salt=salt)
 
 
@@ -73,7 +75,7 @@ def read_session(request: Request) -> WebSession | None:
         return None
     settings = _settings(request)
     try:
-        data = _serializer(request, "tagwarden.web.session").loads(
+        data = signer(request, "tagwarden.web.session").loads(
             raw, max_age=settings.web_session_hours * 3600
         )
     except BadSignature:  # also covers an expired signature
@@ -101,7 +103,7 @@ def write_session(request: Request, response: Response, web: WebSession) -> None
     settings = _settings(request)
     response.set_cookie(
         COOKIE,
-        _serializer(request, "tagwarden.web.session").dumps(web.as_payload()),
+        signer(request, "tagwarden.web.session").dumps(web.as_payload()),
         max_age=settings.web_session_hours * 3600,
         httponly=True,
         samesite="strict",

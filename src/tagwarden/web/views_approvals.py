@@ -6,12 +6,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlalchemy import select
 
 from tagwarden.approvals import service
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.catalogue import service as catalogue
-from tagwarden.catalogue.models import Image
 from tagwarden.deps import AppSettings, Session
 from tagwarden.web.render import WebRoute, back_url, page, redirect
 from tagwarden.web.session import PostingUser, WebUser, need
@@ -44,11 +42,7 @@ async def approvals(
     # An image-level request admits the image as it was asked for: its registry, filters and
     # schedule are what the approver approves, so the page shows them beside the request.
     asked_ids = {r.image_id for r in rows if r.tag_name is None}
-    asked = (
-        {i.id: i for i in await session.scalars(select(Image).where(Image.id.in_(asked_ids)))}
-        if asked_ids
-        else {}
-    )
+    asked = await catalogue.images_by_id(session, asked_ids)
     return page(
         request,
         "approvals.html",

@@ -79,7 +79,7 @@ async def login(
                 f"Wait {exc.retry_after} seconds, then try again."
             )
             refused = page(request, "login.html", context, status_code=429)
-            refused.headers.update(throttle.retry_headers(exc))
+            refused.headers.update(exc.headers or {})
             return refused
         return page(request, "login.html", context, status_code=401)
     response = redirect(request, _safe_next(next), f"Signed in as {principal.identity}")

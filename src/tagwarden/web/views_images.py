@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 from tagwarden.catalogue import service
 from tagwarden.catalogue.models import ImageTag
 from tagwarden.catalogue.schemas import ImageCreate, ImageUpdate
-from tagwarden.deps import Session, get_settings_dep
+from tagwarden.deps import AppSettings, Session
 from tagwarden.errors import InvalidInput
 from tagwarden.monitor import service as monitor_service
 from tagwarden.monitor.worker import ImageMonitor
@@ -64,6 +64,7 @@ async def add_image(
     request: Request,
     session: Session,
     user: PostingUser,
+    settings: AppSettings,
     image_name: Annotated[str, Form(max_length=255)],
     namespace: Annotated[str, Form(max_length=255)] = "library",
     registry: Annotated[str, Form(max_length=255)] = "docker.io",
@@ -78,7 +79,7 @@ async def add_image(
         category=_blank_to_none(category),
         watch_for_updates=watch_for_updates,
     )
-    image = await service.add_image(session, data, user, get_settings_dep(request))
+    image = await service.add_image(session, data, user, settings)
     note = "" if image.approval_status == "approved" else " (waiting for an admin's approval)"
     return redirect(request, f"/images/{image.id}", f"Added {image.display_name}{note}")
 
