@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -130,6 +130,21 @@ def is_unstorable_value(exc: BaseException) -> bool:
     orig = getattr(exc, "orig", None)
     sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     return isinstance(exc, DBAPIError) and isinstance(sqlstate, str) and sqlstate.startswith("22")
+
+
+def failure_reason(
+    exc: Exception, *, unexpected_code: str, invalid: tuple[str, str] | None = None
+) -> tuple[str, str]:
+    """(reason, code) an audit entry gives for a failure kept to one item (a rule, an
+    auto-rollout): tagwarden's own words, never an unexpected error's text (it may quote SQL or
+    a remote answer; the log has the traceback). ``invalid`` is (what, code) for a pydantic
+    ValidationError, where the caller knows what did not validate."""
+    if isinstance(exc, DomainError):
+        return exc.detail, exc.code
+    if invalid is not None and isinstance(exc, ValidationError):
+        what, code = invalid
+        return f"{what}: {describe_validation(exc.errors())}", code
+    return f"unexpected error ({type(exc).__name__}); see the server log", unexpected_code
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -72,10 +72,11 @@ class RedactingFilter(logging.Filter):
 
 
 def install_log_redaction() -> None:
-    """Put the filter on every handler that exists now (the root's, uvicorn's) and on the
-    loggers that write request paths, so records reach no output unredacted."""
+    """Put the filter on the root's handlers and on tagwarden's logger, so records reach no
+    output unredacted. uvicorn's own handlers get it from ``cli.serve.log_config``: once per
+    record, since every request's access line passes through it."""
     redacting = RedactingFilter()
-    for name in ("", "uvicorn", "uvicorn.access", "uvicorn.error", "tagwarden"):
+    for name in ("", "tagwarden"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactingFilter) for f in logger.filters):
             logger.addFilter(redacting)

@@ -121,6 +121,26 @@ async def test_duplicate_pending_request_is_refused_by_the_database(
     assert count == 1
 
 
+@pytest.mark.parametrize(
+    "last_updated", ["2026-01-31T03:04:05Z", "2026-03-30T23:59:59.1234567+14:00", "2026-02-01"]
+)
+async def test_a_manual_request_takes_any_iso_timestamp_the_server_reads(
+    client: httpx.AsyncClient, tokens: Any, last_updated: str
+) -> None:
+    # The document shows one always-read form; the server reads every ISO 8601 timestamp.
+    image = await add_redis(client, tokens.headers("admin"))
+    body = {
+        "image_id": image["id"],
+        "tag_name": "7.4.0",
+        "metadata": {"architectures": ["amd64"], "last_updated": last_updated},
+    }
+    created = await client.post(
+        "/api/v1/images/approvals", json=body, headers=tokens.headers("approver")
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["metadata"]["last_updated"] == last_updated
+
+
 async def test_recommend_deprecate_patch_and_monitoring_are_audited(
     client: httpx.AsyncClient, tokens: Any, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:

@@ -31,6 +31,19 @@ def settings(database_url: str) -> Settings:
     return quiet_settings(database_url)
 
 
+@pytest.mark.parametrize(("given", "stored"), [("x86_64", "amd64"), ("x86-64", "amd64")])
+async def test_a_device_registers_with_the_architecture_uname_prints(
+    client: httpx.AsyncClient, tokens: Any, given: str, stored: str
+) -> None:
+    created = await client.post(
+        "/api/v1/devices",
+        json={"uuid": "intel-1", "architecture": given},
+        headers=tokens.headers("admin"),
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["architecture"] == stored
+
+
 async def test_registration_shows_the_key_once_and_stores_only_its_hash(
     client: httpx.AsyncClient, tokens: Any, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:

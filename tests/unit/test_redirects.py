@@ -271,3 +271,11 @@ async def test_an_unexpected_status_carries_the_status_and_no_body() -> None:
     response = await transport(handler).send("GET", "http://127.0.0.1:5000/v2/?token=abc")
     error = unexpected(response)
     assert str(error) == "GET http://127.0.0.1:5000/v2/: 418 I'm a Teapot"
+
+
+def test_an_error_names_a_url_without_its_credentials_or_query() -> None:
+    from tagwarden.registry.transport import shown_url
+
+    shown = shown_url("https://robot:s3cret@127.0.0.1:5000/v2/app/tags/list?n=100&last=x")
+    assert shown == "https://127.0.0.1:5000/v2/app/tags/list"
+    assert shown_url("http://[::1]:5000/v2/") == "http://[::1]:5000/v2/"

@@ -20,6 +20,7 @@ from typing import Any
 
 import docker.errors
 import httpx
+import requests.exceptions
 from docker.models.containers import Container
 
 from tagwarden_agent import state as state_file
@@ -151,8 +152,9 @@ class Agent:
         if self.state.target is not None:
             try:
                 self.reconcile(self.state.target)
-            except docker.errors.DockerException as exc:
-                # The engine is away (restarting?): the containers are its to keep running.
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                # The engine is away (restarting? its socket gone: the SDK's requests error):
+                # the containers are its to keep running; the loop goes on.
                 log.warning("engine: %s", exc)
                 self.failures += 1
         self.flush()
@@ -211,6 +213,9 @@ class Agent:
             if main.status in ("created", "exited"):
                 main.start()  # e.g. after a reboot with restart "no": the target must run
             memory.digest, memory.image = digest, image
+            # Back on a good target: a digest that failed earlier may be asked for again later
+            # (a new rollout of it), and must then be tried, not ignored.
+            memory.failed_digest = None
             self.report(app, self._running_report(main))
             return
         if memory.failed_digest == digest:

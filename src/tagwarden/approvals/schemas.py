@@ -44,9 +44,11 @@ class RequestMetadata(BaseModel):
         min_length=1, max_length=64, description="one image_tags row per architecture"
     )
     digest: Digest | None = None
+    # The pattern documents a form that is always read; metadata.validate decides (any ISO
+    # 8601 timestamp parse_timestamp reads), so a 31st of January is not refused here.
     last_updated: str | None = Field(
         default=None,
-        pattern=TIMESTAMP_PATTERN,
+        json_schema_extra={"pattern": TIMESTAMP_PATTERN},
         description="ISO 8601, e.g. 2026-01-02T03:04:05Z (other ISO forms are read too)",
     )
     platforms: dict[Key, Digest | PlatformDigest] | None = Field(

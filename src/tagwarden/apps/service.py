@@ -69,8 +69,8 @@ async def _targeted(session: AsyncSession, name: str) -> list[tuple[int, int | N
     return [(int(d), i) for d, i in rows.all()]
 
 
-def _snapshot(app: App) -> dict[str, Any]:
-    return {"name": app.name, "image_id": app.image_id, "config": app.config}
+# What an audit entry shows of an app definition.
+APP_FIELDS = ("name", "image_id", "config")
 
 
 async def put_app(
@@ -93,7 +93,7 @@ async def put_app(
             f"not image {image.id}; roll the app to the new image after deleting its definition",
             code="app_image_mismatch",
         )
-    before = None if app is None else _snapshot(app)
+    before = None if app is None else audit.snapshot(app, APP_FIELDS)
     created = app is None
     if app is None:
         app = App(name=name, created_by=actor.identity)
@@ -110,7 +110,7 @@ async def put_app(
         entity_type="app",
         entity_id=name,
         before=before,
-        after=_snapshot(app),
+        after=audit.snapshot(app, APP_FIELDS),
     )
     return app, created
 
@@ -118,7 +118,7 @@ async def put_app(
 async def delete_app(session: AsyncSession, name: str, actor: Principal) -> App:
     """Remove the definition: devices keep their targets and run the image as it is."""
     app = await get_app(session, name)
-    before = _snapshot(app)
+    before = audit.snapshot(app, APP_FIELDS)
     await session.delete(app)
     await devices.bump(session, [d for d, _ in await _targeted(session, name)])
     audit.record(

@@ -56,7 +56,9 @@ class DeviceCreate(BaseModel):
     uuid: str = Field(pattern=UUID_PATTERN)
     name: Text | None = Field(default=None, min_length=1, max_length=255)
     # What normalise_architecture turns into ARCH_PATTERN: "arm64", "ARM/v7", "linux/amd64".
-    architecture: str = Field(max_length=32, pattern=ARCH_INPUT_PATTERN)
+    # The pattern is documentation (the common spellings); _arch decides, so that what
+    # normalise_architecture knows (x86_64, aarch64, …) is still taken.
+    architecture: str = Field(max_length=32, json_schema_extra={"pattern": ARCH_INPUT_PATTERN})
     labels: Labels = Field(default_factory=dict)
 
     @field_validator("architecture")

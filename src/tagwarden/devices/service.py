@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tagwarden.apps.models import App
@@ -135,7 +135,9 @@ _STATE_ROW = select(Device.id, Device.key_hash, Device.state_version, Device.fas
 # its image as it is (config {}). A change to a definition bumps these devices' state version.
 _APPS = (
     select(DeviceApp.app_name, DeviceApp.image, DeviceApp.tag, DeviceApp.digest, App.config)
-    .outerjoin(App, App.name == DeviceApp.app_name)
+    # The config goes only with the app's own image: a target of another image (a rollback to
+    # before the definition, say) runs that image as it is.
+    .outerjoin(App, and_(App.name == DeviceApp.app_name, App.image_id == DeviceApp.image_id))
     .where(DeviceApp.digest.is_not(None))
 )
 

@@ -57,7 +57,15 @@ def host_of(url: str) -> str:
 def shown_url(url: str | httpx.URL) -> str:
     """A URL as an error message names it: no query (paging cursors, tokens), cut short."""
     parts = urlsplit(str(url))
-    text = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    # host[:port] only: a configured URL may carry user:password@, which must not be shown.
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    try:
+        port = parts.port
+    except ValueError:  # not a port: leave it out rather than fail while reporting a failure
+        port = None
+    netloc = f"{host}:{port}" if port else host
+    text = f"{parts.scheme}://{netloc}{parts.path}"
     return text if len(text) <= 160 else text[:160] + "…"
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.audit import service as audit
 from tagwarden.auth.service import Principal
-from tagwarden.errors import DomainError, describe_validation
+from tagwarden.errors import DomainError, failure_reason
 from tagwarden.rollouts import service
 from tagwarden.rollouts.models import Rollout
 from tagwarden.rules.models import ImagePolicy
@@ -59,7 +59,11 @@ async def after_activation(
     except Exception as exc:
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
             raise  # the database is gone: nothing here can be recorded, the caller must know
-        reason, code = _why(exc)
+        reason, code = failure_reason(
+            exc,
+            unexpected_code="auto_rollout_failed",
+            invalid=("the rollout template does not fit", "invalid_rollout"),
+        )
         log.warning(
             "auto-rollout of image %d tag %r not started: %s",
             image_id,
@@ -77,15 +81,3 @@ async def after_activation(
         )
         return None
     return rollout
-
-
-def _why(exc: Exception) -> tuple[str, str]:
-    """What the audit entry says: tagwarden's own words, never an unexpected error's text
-    (which may quote SQL or a remote answer); the log has the traceback."""
-    if isinstance(exc, DomainError):
-        return exc.detail, exc.code
-    if isinstance(exc, ValidationError):
-        return f"the rollout template does not fit: {describe_validation(exc.errors())}", (
-            "invalid_rollout"
-        )
-    return f"unexpected error ({type(exc).__name__}); see the server log", "auto_rollout_failed"

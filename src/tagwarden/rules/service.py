@@ -17,7 +17,7 @@ from tagwarden.auth.service import Principal, hash_token
 from tagwarden.catalogue.models import ImageTag
 from tagwarden.catalogue.service import get_image
 from tagwarden.db import flush_unique
-from tagwarden.errors import Conflict, DomainError, InvalidInput, NotFound
+from tagwarden.errors import Conflict, DomainError, InvalidInput, NotFound, failure_reason
 from tagwarden.rules import policy
 from tagwarden.rules.models import RULE_KINDS, ApprovalRule, ImagePolicy, RuleHold
 
@@ -268,10 +268,7 @@ async def evaluate_isolated(
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
             raise  # the database is gone: the caller's transaction is lost anyway
         expected = isinstance(exc, DomainError)
-        if isinstance(exc, DomainError):
-            reason, code = exc.detail, exc.code
-        else:  # tagwarden's words in the audit log, never the error's text; the log has it
-            reason, code = f"unexpected error ({type(exc).__name__})", "rule_failed"
+        reason, code = failure_reason(exc, unexpected_code="rule_failed")
         await session.refresh(request)
         log.warning(
             "rules could not decide request %d (%s:%r): %s",
