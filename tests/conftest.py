@@ -88,9 +88,10 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 TABLES_IN_DELETE_ORDER = [t.name for t in reversed(Base.metadata.sorted_tables)]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
+def fresh_database_url(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> str:
+    """An empty, migrated database of ``kind`` (``sqlite``: a copy of the template;
+    ``postgresql``: the session's database, truncated) for one test."""
+    if kind == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
         target = tmp_path / "tagwarden.db"
         shutil.copyfile(template, target)
@@ -99,6 +100,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     tables = ", ".join(f'"{t}"' for t in TABLES_IN_DELETE_ORDER)
     asyncio.run(_run_sql(url, f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return fresh_database_url(request, request.param, tmp_path)
 
 
 @pytest.fixture

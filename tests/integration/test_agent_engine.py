@@ -3,9 +3,9 @@
 Images are built FROM scratch around busybox and pushed to Debian's docker-registry
 (tests/integration/docker_engine.py); the server is tagwarden's app under uvicorn on a loopback
 port; agents are in-process loops (two device uuids on one engine) or a ``tagwarden-agent``
-process (the kill -9 test). SQLite only: the database is not what these tests exercise (the
-rollout and report paths they cross run on both databases in test_rollouts.py), and each
-engine test costs seconds.
+process (the kill -9 tests). The server's database is SQLite, and PostgreSQL as well for the
+canary rollout and the unhealthy update (``server`` takes the kind indirectly): the rollout and
+report paths run on both databases in test_rollouts.py, and each engine test costs seconds.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import asyncio
 import base64
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import pytest
 from tagwarden.app import create_app
 from tagwarden.cli.demo import prepare, serving
 from tagwarden.config import Settings
+from tests.conftest import fresh_database_url
 from tests.integration.docker_engine import DockerEngine, TestImage, docker_engine, test_images
 from tests.integration.real_registry import RealRegistry
 
@@ -82,13 +82,11 @@ def _docker_config(directory: Path, registry: RealRegistry) -> Path:
     return path
 
 
-def engine_settings(tmp_path: Path, real_registry: RealRegistry, sqlite_template: Path) -> Settings:
-    """The server the agents talk to: a fresh SQLite database, the rollout worker ticking fast,
+def engine_settings(database_url: str, real_registry: RealRegistry) -> Settings:
+    """The server the agents talk to: a fresh database, the rollout worker ticking fast,
     devices told to poll every second, the real registry configured."""
-    database = tmp_path / "tagwarden.db"
-    shutil.copyfile(sqlite_template, database)
     return Settings(
-        database_url=f"sqlite+aiosqlite:///{database}",
+        database_url=database_url,
         monitor_enabled=False,
         rollout_worker_enabled=True,
         rollout_tick_seconds=0.3,
@@ -102,9 +100,16 @@ def engine_settings(tmp_path: Path, real_registry: RealRegistry, sqlite_template
     )
 
 
+def server_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """SQLite unless the test names ``postgresql`` (``parametrize("server", …, indirect=True)``)."""
+    return fresh_database_url(request, getattr(request, "param", "sqlite"), tmp_path)
+
+
 @pytest.fixture
-def server(tmp_path: Path, real_registry: RealRegistry, sqlite_template: Path) -> Iterator[Server]:
-    settings = engine_settings(tmp_path, real_registry, sqlite_template)
+def server(
+    request: pytest.FixtureRequest, tmp_path: Path, real_registry: RealRegistry
+) -> Iterator[Server]:
+    settings = engine_settings(server_database_url(request, tmp_path), real_registry)
     token = asyncio.run(prepare(settings))
     app = create_app(settings)
     seen: list[tuple[str, int]] = []
@@ -301,6 +306,10 @@ def healthy_on_v2(fleet: Fleet, devices: list[str]) -> dict[str, Any]:
     return done
 
 
+BOTH_DATABASES = pytest.mark.parametrize("server", ["sqlite", "postgresql"], indirect=True)
+
+
+@BOTH_DATABASES
 def test_a_canary_rollout_of_a_discovered_approved_tag_runs_it_on_real_containers(
     fleet: Fleet,
 ) -> None:
@@ -351,6 +360,7 @@ def test_a_canary_rollout_of_a_discovered_approved_tag_runs_it_on_real_container
     assert not reports  # and nothing to say
 
 
+@BOTH_DATABASES
 def test_an_unhealthy_update_is_undone_by_the_agent_and_the_rollout_pauses(
     fleet: Fleet,
 ) -> None:

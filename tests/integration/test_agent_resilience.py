@@ -41,6 +41,7 @@ from tests.integration.test_agent_engine import (
     engine_settings,
     fleet,
     healthy_on_v2,
+    server_database_url,
     wait_for,
 )
 
@@ -81,11 +82,13 @@ class RestartableServer(Server):
 
 
 @pytest.fixture
-def server(tmp_path: Path, real_registry: RealRegistry, sqlite_template: Path) -> Iterator[Server]:
+def server(
+    request: pytest.FixtureRequest, tmp_path: Path, real_registry: RealRegistry
+) -> Iterator[Server]:
     """test_agent_engine's server, restartable (the fleet fixture takes this one here)."""
     import httpx
 
-    settings = engine_settings(tmp_path, real_registry, sqlite_template)
+    settings = engine_settings(server_database_url(request, tmp_path), real_registry)
     token = asyncio.run(prepare(settings))
     http = httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30)
     restartable = RestartableServer("", token, settings, http)

@@ -26,6 +26,7 @@ from docker.models.containers import Container
 from tagwarden_agent import state as state_file
 from tagwarden_agent.backoff import next_delay
 from tagwarden_agent.config_map import ConfigError, container_options
+from tagwarden_agent.crash import crash_point
 from tagwarden_agent.engine import (
     DIGEST_LABEL,
     IMAGE_LABEL,
@@ -282,9 +283,11 @@ class Agent:
         if main is not None:
             main.stop(timeout=10)
             main.rename(main_name + PREVIOUS_SUFFIX)
+        crash_point("stopped")
         new: Container | None = None
         try:
             new = self.engine.create(main_name, reference, options)
+            crash_point("started")
             self.engine.watch(
                 new, settle=self.options.settle_seconds, timeout=self.options.health_timeout
             )
@@ -311,6 +314,7 @@ class Agent:
                 memory.pulled.remove(reference)
             self._failed(app, digest, failure.reason, failure.message, restored)
             return
+        crash_point("healthy")
         memory.digest, memory.image = digest, image
         memory.switching_to = None
         memory.failed_digest = None

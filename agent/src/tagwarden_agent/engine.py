@@ -19,6 +19,8 @@ import docker.auth
 import docker.errors
 from docker.models.containers import Container
 
+from tagwarden_agent.crash import crash_point
+
 log = logging.getLogger("tagwarden_agent")
 
 DEVICE_LABEL = "io.tagwarden.device"
@@ -133,6 +135,7 @@ class Engine:
                         failure_reason(Exception(event["error"]), "pull_failed"),
                         f"pull of {name}@{digest} failed: {event['error']}",
                     )
+                crash_point("pulling")
         except docker.errors.APIError as exc:
             raise EngineFailure(
                 failure_reason(exc, "pull_failed"), f"pull of {name}@{digest} failed: {exc}"

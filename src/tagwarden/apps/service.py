@@ -17,7 +17,7 @@ from tagwarden.apps.models import App
 from tagwarden.apps.schemas import AppPut, split_volume
 from tagwarden.audit import service as audit
 from tagwarden.auth.service import Principal
-from tagwarden.catalogue.service import get_image
+from tagwarden.catalogue.service import get_image, lock_images
 from tagwarden.db import flush_unique
 from tagwarden.devices import service as devices
 from tagwarden.devices.models import DeviceApp
@@ -80,7 +80,18 @@ async def put_app(
     config = data.config.stored()
     check_binds(config, bind_roots)
     image = await get_image(session, data.image_id)
-    app = await session.scalar(select(App).where(App.name == name).with_for_update())
+    # The images whose devices this change concerns (the app's current one and the new), locked
+    # before the targets are read: a rollout assigning them waits, or has committed.
+    current = await session.scalar(select(App.image_id).where(App.name == name))
+    await lock_images(session, [image.id, current])
+    app = await session.scalar(
+        select(App)
+        .where(App.name == name)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if app is not None and app.image_id not in (image.id, current):
+        await lock_images(session, [app.image_id])  # changed meanwhile by another put
     if app is not None and app.image_id == image.id and app.config == config:
         return app, False  # nothing changed: no audit entry, no poll answered with a 200
     targeted = await _targeted(session, name)
@@ -118,6 +129,7 @@ async def put_app(
 async def delete_app(session: AsyncSession, name: str, actor: Principal) -> App:
     """Remove the definition: devices keep their targets and run the image as it is."""
     app = await get_app(session, name)
+    await lock_images(session, [app.image_id])  # as put_app: before the targets are read
     before = audit.snapshot(app, APP_FIELDS)
     await session.delete(app)
     await devices.bump(session, [d for d, _ in await _targeted(session, name)])

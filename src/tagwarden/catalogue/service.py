@@ -41,6 +41,27 @@ async def get_image(session: AsyncSession, image_id: int) -> Image:
     return image
 
 
+async def lock_images(session: AsyncSession, image_ids: Collection[int | None]) -> None:
+    """Take these images' row locks, in id order, before reading or changing which devices
+    run them or with what config.
+
+    An app definition's change bumps the devices it finds targeted; a rollout's assignment
+    bumps the devices it targets. Unserialised, a device assigned after the definition's
+    read and polled before its commit keeps the old config under a version nothing bumps
+    again. Both take the lock of the image(s) concerned first, so one sees the other's
+    commit. A no-op UPDATE, as ``rollouts.engine.lock`` does: a row lock on PostgreSQL, and
+    the transaction's first write on SQLite (which ignores FOR UPDATE). ``updated_at`` is
+    set to itself so that its onupdate does not fire.
+    """
+    for image_id in sorted({i for i in image_ids if i is not None}):
+        await session.execute(
+            update(Image)
+            .where(Image.id == image_id)
+            .values(updated_at=Image.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+
+
 async def find_image(
     session: AsyncSession, registry: str, namespace: str, image_name: str
 ) -> Image | None:

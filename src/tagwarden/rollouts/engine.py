@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.audit import service as audit
 from tagwarden.catalogue.models import ImageTag
+from tagwarden.catalogue.service import lock_images
 from tagwarden.devices import service as devices
 from tagwarden.devices.models import Device, DeviceApp
 from tagwarden.notify.service import emit
@@ -178,6 +179,7 @@ async def schedule_batch(
     session: AsyncSession, rollout: Rollout, batch: int, now: datetime
 ) -> None:
     """Give one batch the new target; keep each device's previous target for a rollback."""
+    await lock_images(session, [rollout.image_id])  # against a concurrent app definition change
     rows = await _rows(session, rollout, batch=batch, states=("pending",))
     apps = await _apps(session, rollout.app_name, [d.id for _, d in rows])
     timeout = timedelta(seconds=options_of(rollout).health_timeout)
@@ -335,6 +337,8 @@ async def rollback(
     restored: list[int] = []
     entries: list[dict[str, Any]] = []
     rows = await _rows(session, rollout, states=TOUCHED)
+    # The images the devices leave and go back to, as schedule_batch does for the one.
+    await lock_images(session, [rollout.image_id, *(r.previous_image_id for r, _ in rows)])
     apps = await _apps(session, rollout.app_name, [d.id for _, d in rows])
     for row, device in rows:
         app = apps.get(device.id)
