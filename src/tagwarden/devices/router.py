@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from tagwarden.db import utcnow
-from tagwarden.deps import Admin, AppSettings, Session, Viewer
+from tagwarden.deps import Admin, AppSettings, Now, Session, Viewer
 from tagwarden.devices import service
 from tagwarden.devices.auth import DeviceKey, counting_failures
 from tagwarden.devices.presence import Presence
@@ -105,12 +104,10 @@ async def device_state(
 
 @router.patch("/device/{uuid}/state")
 async def report_state(
-    uuid: str, key: DeviceKey, body: StateReport, session: Session, request: Request
+    uuid: str, key: DeviceKey, body: StateReport, session: Session, request: Request, now: Now
 ) -> ReportOut:
     with counting_failures(request):
         device = await service.authenticate_device(session, uuid, key)
-    # Tests drive time through app.state.clock; reports and the rollout monitor share it.
-    clock = getattr(request.app.state, "clock", utcnow)
-    accepted = await service.record_report(session, device, body, now=clock())
+    accepted = await service.record_report(session, device, body, now=now)
     _presence(request).seen(device.id)
     return ReportOut(accepted=accepted)
