@@ -6,6 +6,7 @@ import importlib.util
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -243,3 +244,35 @@ def test_the_models_and_the_migration_check_the_enums_values(
     listed = ", ".join(f"'{v}'" for v in values)
     assert _check_sql(table, column) == f"{column} IN ({listed})"
     assert _migration().CHECKS[table.name][column] == values
+
+
+def _doc_table(heading: str) -> list[list[str]]:
+    """The rows of the first table under ``heading`` in docs/rollout-states.md."""
+    text = (Path(__file__).parents[2] / "docs/rollout-states.md").read_text()
+    section = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+@pytest.mark.parametrize(
+    ("heading", "table", "states", "actions"),
+    [
+        ("A rollout's status", ROLLOUT_TRANSITIONS, RolloutStatus, TRANSITIONS),
+        ("A device's place in a rollout", DEVICE_TRANSITIONS, DeviceState, list(DeviceAction)),
+    ],
+)
+def test_the_documented_tables_are_the_codes(
+    heading: str, table: Any, states: type, actions: list[Any]
+) -> None:
+    header, _rule, *rows = _doc_table(heading)
+    assert header[1:] == [str(a) for a in actions]
+    assert [row[0] for row in rows] == [str(s) for s in states]
+    documented = {
+        (row[0], action): cell
+        for row in rows
+        for action, cell in zip(header[1:], row[1:], strict=True)
+    }
+    code = {
+        (str(s), str(a)): str(table[s][a]) if a in table[s] else "" for s in states for a in actions
+    }
+    assert documented == code
