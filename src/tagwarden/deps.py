@@ -67,12 +67,13 @@ def get_settings_dep(request: Request) -> Settings:
 AppSettings = Annotated[Settings, Depends(get_settings_dep)]
 
 
-def get_clock() -> Clock:
+# Coroutines, not plain functions, which FastAPI would run in a worker thread per request.
+async def get_clock() -> Clock:
     """The use cases' clock; tests override this dependency with one they move by hand."""
     return utcnow
 
 
-def _now(clock: Annotated[Clock, Depends(get_clock)]) -> datetime:
+async def _now(clock: Annotated[Clock, Depends(get_clock)]) -> datetime:
     return clock()
 
 

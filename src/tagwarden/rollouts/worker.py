@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.config import Settings
-from tagwarden.db import utcnow
+from tagwarden.db import Clock, utcnow
 from tagwarden.rollouts import engine
 from tagwarden.rollouts.models import Rollout
 from tagwarden.rollouts.states import ADVANCING
@@ -32,7 +30,7 @@ class RolloutMonitor:
         settings: Settings,
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock = utcnow,
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
