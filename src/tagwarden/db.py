@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from sqlalchemy import JSON, DateTime, MetaData, event
+from sqlalchemy import JSON, CheckConstraint, DateTime, MetaData, String, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -40,6 +41,15 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def one_of(column: str, values: Iterable[StrEnum]) -> CheckConstraint:
+    """A CHECK that ``column`` holds one of a state enum's values (named ``ck_<table>_<column>``).
+
+    NULL passes an IN check on both databases, so a nullable column needs nothing more.
+    """
+    listed = ", ".join(f"'{value}'" for value in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=column)
+
+
 # JSONB (GIN-indexable) on PostgreSQL, JSON text on SQLite.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -67,8 +77,38 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+E = TypeVar("E", bound=StrEnum)
+
+
+class StateType(TypeDecorator[E]):
+    """A state machine's column: a string in the database, its enum when read.
+
+    Writes are not checked here (a filter may compare with any string and simply match
+    nothing); the column's CHECK constraint (:func:`one_of`) refuses a value outside the enum.
+    """
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum: type[E]) -> None:
+        super().__init__()
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class Clock(Protocol):
+    """The time a use case acts at: ``utcnow`` in service; tests hand in a clock they move."""
+
+    def __call__(self) -> datetime: ...
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tagwarden.auth import throttle
 from tagwarden.auth.service import Principal, authenticate
 from tagwarden.config import Settings
-from tagwarden.db import transaction
+from tagwarden.db import Clock, transaction, utcnow
 from tagwarden.errors import Forbidden, Unauthorized
 
 
@@ -64,3 +65,17 @@ def get_settings_dep(request: Request) -> Settings:
 
 
 AppSettings = Annotated[Settings, Depends(get_settings_dep)]
+
+
+# Coroutines, not plain functions, which FastAPI would run in a worker thread per request.
+async def get_clock() -> Clock:
+    """The use cases' clock; tests override this dependency with one they move by hand."""
+    return utcnow
+
+
+async def _now(clock: Annotated[Clock, Depends(get_clock)]) -> datetime:
+    return clock()
+
+
+# The moment a request acts at: the same clock as the rollout monitor's when a test sets one.
+Now = Annotated[datetime, Depends(_now)]

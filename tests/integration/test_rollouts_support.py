@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.config import Settings
 from tagwarden.db import utcnow
+from tagwarden.deps import get_clock
 from tagwarden.rollouts.worker import RolloutMonitor
 
 NEW = "sha256:" + "a1" * 32
@@ -125,7 +126,7 @@ async def target_of(client: httpx.AsyncClient, uuid: str, key: str, app: str = "
 
 def monitor_for(app: Any, clock: Clock) -> RolloutMonitor:
     """A rollout monitor on the app's database; reports and actions share its clock."""
-    app.state.clock = clock
+    app.dependency_overrides[get_clock] = lambda: clock
     return RolloutMonitor(app.state.settings, app.state.sessionmaker, clock=clock)
 
 

@@ -46,6 +46,7 @@ from tagwarden.config import Settings
 from tagwarden.db import make_engine, make_sessionmaker
 from tagwarden.devices.simulator import FleetSimulator
 from tagwarden.migrations import upgrade
+from tagwarden.rollouts.states import ADVANCING, RolloutStatus
 from tagwarden.testing.fake_registry import FakeRegistry
 from tagwarden.testing.fake_server import DEMO_OCI_HOST, running, seed_demo
 
@@ -58,7 +59,8 @@ DEMO_IMAGES = (
     (DEMO_OCI_HOST, "org", "app"),
 )
 ROLLED_OUT = "redis"
-SETTLED = ("completed", "failed", "aborted", "rolled_back", "paused")
+# Where a followed rollout stops moving by itself: finished, or paused for a person.
+SETTLED = tuple(s for s in RolloutStatus if s not in ADVANCING)
 ROLLOUT_DEADLINE_SECONDS = 120.0
 
 
@@ -267,7 +269,7 @@ async def walkthrough(
             seed=7,
         )
         rollout = await roll_out(client, fleet, request["tag_name"], devices)
-        done = bool(rollout["status"] == "completed")
+        done = bool(rollout["status"] == RolloutStatus.COMPLETED)
         running = fleet.running_counts(ROLLED_OUT).get(rollout["digest"], 0)
         mark = "✅" if done else "⚠️"
         console.print(f"{mark} rollout {rollout['id']} {rollout['status']}: {running} of "
@@ -337,7 +339,7 @@ async def walkthrough_real(
         matching = sum(
             1 for _, d, h in running.values() if d == rollout["digest"] and h == "healthy"
         )
-        done = bool(rollout["status"] == "completed") and matching == AGENTS
+        done = bool(rollout["status"] == RolloutStatus.COMPLETED) and matching == AGENTS
         mark = "✅" if done else "⚠️"
         console.print(f"{mark} rollout {rollout['id']} {rollout['status']}: {matching} of "
                       f"{AGENTS} agents run {rollout['reference']} in real containers, "

@@ -6,11 +6,20 @@ import typer
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tagwarden.cli.common import checked, cli_principal, console, labels, short_digest, transact
+from tagwarden.cli.common import (
+    checked,
+    cli_principal,
+    console,
+    labels,
+    load_settings,
+    short_digest,
+    transact,
+)
 from tagwarden.db import utcnow
 from tagwarden.rollouts import service
 from tagwarden.rollouts.models import Rollout
 from tagwarden.rollouts.schemas import RolloutCreate
+from tagwarden.rollouts.states import PAST, RolloutAction
 
 app = typer.Typer(
     help="Rollouts: create, list, show, pause, resume, abort, rollback.", no_args_is_help=True
@@ -42,8 +51,9 @@ def create(
         },
     )
 
+    poll_interval = load_settings().device_poll_interval_seconds
+
     async def work(session: AsyncSession) -> tuple[service.Prepared, Rollout | None]:
-        poll_interval = int(session.info.get("device_poll_interval_seconds", 60))
         prepared = await service.prepare(session, body, now=utcnow(), poll_interval=poll_interval)
         if dry_run:
             return prepared, None
@@ -110,26 +120,19 @@ def show(rollout_id: int = typer.Argument(...)) -> None:
     console.print(table)
 
 
-def _transition(name: str, past: str) -> None:
+def _operation(action: RolloutAction) -> None:
     """A command for one operator action, through the same service as the API's endpoint."""
-    action = getattr(service, name)
 
     def command(rollout_id: int = typer.Argument(..., help="the rollout's id")) -> None:
         async def work(session: AsyncSession) -> Rollout:
-            rollout: Rollout = await action(session, rollout_id, cli_principal(), utcnow())
-            return rollout
+            return await service.act(session, rollout_id, action, cli_principal(), utcnow())
 
         rollout = transact(work)
-        console.print(f"Rollout {rollout.id} {past}: now {rollout.status}")
+        console.print(f"Rollout {rollout.id} {PAST[action]}: now {rollout.status}")
 
-    command.__doc__ = f"{past.capitalize()} a rollout (as the API's /rollouts/ID/{name})."
-    app.command(name)(command)
+    command.__doc__ = f"{PAST[action].capitalize()} a rollout (as the API's /rollouts/ID/{action})."
+    app.command(str(action))(command)
 
 
-for _name, _past in (
-    ("pause", "paused"),
-    ("resume", "resumed"),
-    ("abort", "aborted"),
-    ("rollback", "rolled back"),
-):
-    _transition(_name, _past)
+for _action in RolloutAction:
+    _operation(_action)

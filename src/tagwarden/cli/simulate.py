@@ -12,6 +12,7 @@ from rich.table import Table
 
 from tagwarden.cli.common import console, err_console, labels, short_digest
 from tagwarden.devices.simulator import FleetSimulator
+from tagwarden.devices.states import AppStatus
 
 
 def _table(sim: FleetSimulator, app: str, elapsed: float) -> Table:
@@ -28,7 +29,7 @@ def _table(sim: FleetSimulator, app: str, elapsed: float) -> Table:
     ):
         table.add_row(name, str(value))
     for digest, count in sim.running_counts(app).most_common(5):
-        label = digest if digest in ("-", "failed") else short_digest(digest)
+        label = digest if digest in ("-", AppStatus.FAILED) else short_digest(digest)
         table.add_row(f"{app} running {label}", str(count))
     return table
 

@@ -16,10 +16,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tagwarden.db import Base, JSONType, UTCDateTime, utcnow
-
-APP_STATUSES = ("downloading", "installing", "running", "failed")
-HEALTH_VALUES = ("healthy", "unhealthy", "unknown")
+from tagwarden.db import Base, JSONType, StateType, UTCDateTime, one_of, utcnow
+from tagwarden.devices.states import AppHealth, AppStatus
 
 
 class Device(Base):
@@ -54,7 +52,11 @@ class DeviceApp(Base):
     """One app on one device: its target (null target = none) and the device's last report."""
 
     __tablename__ = "device_apps"
-    __table_args__ = (UniqueConstraint("device_id", "app_name"),)
+    __table_args__ = (
+        UniqueConstraint("device_id", "app_name"),
+        one_of("status", AppStatus),
+        one_of("health", AppHealth),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
@@ -70,8 +72,8 @@ class DeviceApp(Base):
     # What the device last reported.
     current_image: Mapped[str | None] = mapped_column(String(600))
     current_digest: Mapped[str | None] = mapped_column(String(100))
-    status: Mapped[str | None] = mapped_column(String(16))
-    health: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[AppStatus | None] = mapped_column(StateType(AppStatus))
+    health: Mapped[AppHealth | None] = mapped_column(StateType(AppHealth))
     reason: Mapped[str | None] = mapped_column(String(32))
     message: Mapped[str | None] = mapped_column(Text)
     reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

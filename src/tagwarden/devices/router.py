@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tagwarden.db import utcnow
-from tagwarden.deps import Admin, AppSettings, Session, Viewer
+from tagwarden.deps import Admin, AppSettings, Now, Session, Viewer
 from tagwarden.devices import service
 from tagwarden.devices.auth import DeviceKey, counting_failures
+from tagwarden.devices.index import DeviceIndex
 from tagwarden.devices.presence import Presence
 from tagwarden.devices.schemas import (
     LABEL_FILTER_PATTERN,
@@ -70,9 +71,27 @@ async def delete_device(uuid: str, session: Session, who: Admin) -> DeviceOut:
     return DeviceOut.of(await service.delete_device(session, uuid, who))
 
 
-def _presence(request: Request) -> Presence:
+# Coroutines: FastAPI runs a plain function in a worker thread, a cost on the hot poll path.
+async def _presence(request: Request) -> Presence:
     presence: Presence = request.app.state.device_presence
     return presence
+
+
+async def _device_index(request: Request) -> DeviceIndex:
+    device_index: DeviceIndex = request.app.state.device_index
+    return device_index
+
+
+async def _engine(request: Request) -> AsyncEngine:
+    # The poll reads with a bare connection, not a session: no transaction to begin or end.
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+# The app's device-API parts, made once by create_app and shared by every request.
+Seen = Annotated[Presence, Depends(_presence)]
+Index = Annotated[DeviceIndex, Depends(_device_index)]
+Engine = Annotated[AsyncEngine, Depends(_engine)]
 
 
 @router.get(
@@ -84,19 +103,22 @@ async def device_state(
     key: DeviceKey,
     request: Request,
     settings: AppSettings,
+    engine: Engine,
+    device_index: Index,
+    presence: Seen,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     with counting_failures(request):  # only a wrong key is counted: the hot path is as it was
         polled = await service.read_state(
-            request.app.state.engine,
+            engine,
             uuid,
             key,
             if_none_match=if_none_match,
             poll_interval=settings.device_poll_interval_seconds,
             active_poll_interval=settings.device_active_poll_interval_seconds,
-            device_index=request.app.state.device_index,
+            device_index=device_index,
         )
-    _presence(request).seen(polled.device_id)
+    presence.seen(polled.device_id)
     headers = {"ETag": polled.etag, "X-Poll-Interval": str(polled.poll_interval)}
     if polled.body is None:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
@@ -105,12 +127,16 @@ async def device_state(
 
 @router.patch("/device/{uuid}/state")
 async def report_state(
-    uuid: str, key: DeviceKey, body: StateReport, session: Session, request: Request
+    uuid: str,
+    key: DeviceKey,
+    body: StateReport,
+    session: Session,
+    request: Request,
+    now: Now,
+    presence: Seen,
 ) -> ReportOut:
     with counting_failures(request):
         device = await service.authenticate_device(session, uuid, key)
-    # Tests drive time through app.state.clock; reports and the rollout monitor share it.
-    clock = getattr(request.app.state, "clock", utcnow)
-    accepted = await service.record_report(session, device, body, now=clock())
-    _presence(request).seen(device.id)
+    accepted = await service.record_report(session, device, body, now=now)
+    presence.seen(device.id)
     return ReportOut(accepted=accepted)

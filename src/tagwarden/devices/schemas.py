@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, Strict, field_validator
 
 from tagwarden.devices.models import Device, DeviceApp
+from tagwarden.devices.states import AppHealth, AppStatus, FailureReason
 from tagwarden.errors import InvalidInput
 from tagwarden.inputs import DEVICE_INPUT, NO_NUL, STRICT_INPUT, Key, Text, keys
 from tagwarden.platforms import normalise_architecture
@@ -27,7 +28,8 @@ Labels = Annotated[
     Field(max_length=50, json_schema_extra=keys(minLength=1, maxLength=63)),
 ]
 DeviceUuid = Annotated[str, Field(pattern=UUID_PATTERN)]
-FailureReason = Literal["pull_failed", "disk_full", "unhealthy", "crashloop", "timeout", "other"]
+# A report's enums arrive as JSON strings; strict mode alone would accept only enum members.
+Reported = Strict(False)
 
 
 def parse_labels(items: Iterable[str], *, what: str = "label") -> dict[str, str]:
@@ -133,9 +135,9 @@ class AppReport(BaseModel):
 
     image: str | None = Field(default=None, max_length=600)
     digest: str | None = Field(default=None, max_length=100)
-    status: Literal["downloading", "installing", "running", "failed"]
-    health: Literal["healthy", "unhealthy", "unknown"] = "unknown"
-    reason: FailureReason | None = None
+    status: Annotated[AppStatus, Reported]
+    health: Annotated[AppHealth, Reported] = AppHealth.UNKNOWN
+    reason: Annotated[FailureReason, Reported] | None = None
     message: str | None = Field(default=None, max_length=2000)
 
 

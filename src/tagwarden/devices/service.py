@@ -20,6 +20,7 @@ from tagwarden.devices import index
 from tagwarden.devices.index import DeviceIndex, key_digest
 from tagwarden.devices.models import Device, DeviceApp, DeviceDeletion
 from tagwarden.devices.schemas import DeviceCreate, StateReport
+from tagwarden.devices.states import AppStatus
 from tagwarden.errors import Conflict, Forbidden, NotFound, Unauthorized
 from tagwarden.rollouts.gates import digest_of
 
@@ -245,7 +246,7 @@ async def record_report(
         row.current_digest = app.digest or digest_of(app.image)
         row.status = app.status
         row.health = app.health
-        row.reason = app.reason if app.status == "failed" else None
+        row.reason = app.reason if app.status == AppStatus.FAILED else None
         row.message = app.message
         row.reported_at = now
     return sorted(report.apps)

@@ -15,7 +15,10 @@ from typing import Any
 
 import httpx
 
-FAILURE_REASONS = ("pull_failed", "disk_full", "crashloop")
+from tagwarden.devices.states import AppHealth, AppStatus, FailureReason
+
+# What a simulated pull fails with: the failures of a real device, not the monitor's verdicts.
+FAILURE_REASONS = (FailureReason.PULL_FAILED, FailureReason.DISK_FULL, FailureReason.CRASHLOOP)
 
 
 @dataclass
@@ -113,8 +116,8 @@ class FleetSimulator:
                 self.stats.failures += 1
                 reports[name] = {
                     "image": target["image"],
-                    "status": "failed",
-                    "health": "unknown",
+                    "status": AppStatus.FAILED,
+                    "health": AppHealth.UNKNOWN,
                     "reason": self.random.choice(FAILURE_REASONS),
                     "message": "simulated failure",
                 }
@@ -122,7 +125,11 @@ class FleetSimulator:
                 device.running[name] = digest
                 device.failed.pop(name, None)
                 self.stats.updates += 1
-                reports[name] = {"image": target["image"], "status": "running", "health": "healthy"}
+                reports[name] = {
+                    "image": target["image"],
+                    "status": AppStatus.RUNNING,
+                    "health": AppHealth.HEALTHY,
+                }
         if reports:
             response = await self.client.patch(
                 f"/api/v1/device/{device.uuid}/state",
@@ -140,7 +147,7 @@ class FleetSimulator:
         counts: Counter[str] = Counter()
         for device in self.devices:
             if app in device.failed:
-                counts["failed"] += 1
+                counts[AppStatus.FAILED] += 1
             else:
                 counts[device.running.get(app, "-")] += 1
         return counts

@@ -23,8 +23,25 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Migrate the database behind ``engine``, inside the caller's event loop."""
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
+    if engine.dialect.name != "sqlite":
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
+        return
+    # SQLite changes a constraint by copying a table and dropping the old one, and a drop with
+    # foreign keys on deletes the rows that refer to it (ON DELETE CASCADE). The switch works
+    # only outside a transaction; the check before the commit proves no reference was broken.
+    async with engine.connect() as conn:
+        await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        await conn.commit()
+        try:
+            async with conn.begin():
+                await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
+                broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                if broken:
+                    raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
+        finally:
+            await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            await conn.commit()
 
 
 async def check(engine: AsyncEngine) -> None:

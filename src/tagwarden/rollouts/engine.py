@@ -17,13 +17,28 @@ from tagwarden.catalogue.models import ImageTag
 from tagwarden.catalogue.service import lock_images
 from tagwarden.devices import service as devices
 from tagwarden.devices.models import Device, DeviceApp
+from tagwarden.devices.states import FailureReason
 from tagwarden.notify.service import emit
 from tagwarden.platforms import normalise_architecture
 from tagwarden.rollouts import gates, planner
-from tagwarden.rollouts.models import IN_FLIGHT, Rollout, RolloutDevice
+from tagwarden.rollouts.models import Rollout, RolloutDevice
+from tagwarden.rollouts.states import (
+    DEVICE_TRANSITIONS,
+    FINISHED,
+    IN_FLIGHT,
+    TOUCHED,
+    DeviceAction,
+    DeviceState,
+    InvalidTransition,
+    MonitorStep,
+    RolloutAction,
+    RolloutStatus,
+    Transition,
+    device_action,
+    next_status,
+)
 
 MONITOR = "rollout-monitor"
-TOUCHED = ("scheduled", "updating", "succeeded", "failed")  # states that got the new target
 
 
 def options_of(rollout: Rollout) -> planner.Options:
@@ -46,12 +61,12 @@ async def variants(session: AsyncSession, image_id: int, tag: str) -> dict[str, 
     }
 
 
-# What each rollout status tells the notification channels (issue 5's events).
+# What each rollout status tells the notification channels; a start tells "rollout.started".
 STATUS_EVENTS = {
-    "paused": "rollout.paused",
-    "completed": "rollout.completed",
-    "failed": "rollout.failed",
-    "rolled_back": "rollout.rolled_back",
+    RolloutStatus.PAUSED: "rollout.paused",
+    RolloutStatus.COMPLETED: "rollout.completed",
+    RolloutStatus.FAILED: "rollout.failed",
+    RolloutStatus.ROLLED_BACK: "rollout.rolled_back",
 }
 
 
@@ -74,12 +89,16 @@ async def lock(session: AsyncSession, rollout_id: int) -> None:
 async def set_status(
     session: AsyncSession,
     rollout: Rollout,
-    status: str,
+    action: Transition,
     *,
     actor: str,
     reason: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> None:
+    """Take ``action`` on the rollout: its status becomes what the transition table says."""
+    status = next_status(rollout.status, action, started=rollout.current_batch is not None)
+    if status is None:
+        raise InvalidTransition(f"a {rollout.status} rollout cannot take the action {action}")
     before = {"status": rollout.status, "current_batch": rollout.current_batch}
     rollout.status = status
     rollout.status_reason = reason
@@ -93,9 +112,7 @@ async def set_status(
         after={"status": status, "current_batch": rollout.current_batch, "reason": reason}
         | (extra or {}),
     )
-    # Running with no batch targeted yet is the start (a resume has one targeted already).
-    started = status == "running" and before["status"] == "pending" and not rollout.current_batch
-    event = "rollout.started" if started else STATUS_EVENTS.get(status)
+    event = "rollout.started" if action is MonitorStep.START else STATUS_EVENTS.get(status)
     if event:
         await emit(
             session,
@@ -117,14 +134,17 @@ def _device_state(
     rollout: Rollout,
     row: RolloutDevice,
     uuid: str,
-    state: str,
+    action: DeviceAction,
     *,
     actor: str,
     now: datetime,
     **details: Any,
 ) -> None:
-    """Move one device of the rollout to ``state``; its audit entry joins ``entries``, which
+    """Take ``action`` on one device of the rollout; its audit entry joins ``entries``, which
     the caller writes for the whole batch at once (``audit.record_many``)."""
+    state = DEVICE_TRANSITIONS[row.state].get(action)
+    if state is None:
+        raise InvalidTransition(f"a {row.state} rollout device cannot take the action {action}")
     entries.append(
         {
             "actor": actor,
@@ -137,12 +157,16 @@ def _device_state(
         }
     )
     row.state = state
-    if state in ("succeeded", "failed", "rolled_back", "skipped"):
+    if state in FINISHED:
         row.finished_at = now
 
 
 async def _rows(
-    session: AsyncSession, rollout: Rollout, *, batch: int | None = None, states: Sequence[str]
+    session: AsyncSession,
+    rollout: Rollout,
+    *,
+    batch: int | None = None,
+    states: Sequence[DeviceState],
 ) -> list[tuple[RolloutDevice, Device]]:
     query = (
         select(RolloutDevice, Device)
@@ -169,10 +193,10 @@ async def _apps(
 async def failure_counts(session: AsyncSession, rollout_id: int) -> dict[str, int]:
     rows = await session.execute(
         select(RolloutDevice.failure_reason, func.count())
-        .where(RolloutDevice.rollout_id == rollout_id, RolloutDevice.state == "failed")
+        .where(RolloutDevice.rollout_id == rollout_id, RolloutDevice.state == DeviceState.FAILED)
         .group_by(RolloutDevice.failure_reason)
     )
-    return {str(reason or "other"): int(n) for reason, n in rows.all()}
+    return {str(reason or FailureReason.OTHER): int(n) for reason, n in rows.all()}
 
 
 async def schedule_batch(
@@ -180,7 +204,7 @@ async def schedule_batch(
 ) -> None:
     """Give one batch the new target; keep each device's previous target for a rollback."""
     await lock_images(session, [rollout.image_id])  # against a concurrent app definition change
-    rows = await _rows(session, rollout, batch=batch, states=("pending",))
+    rows = await _rows(session, rollout, batch=batch, states=(DeviceState.PENDING,))
     apps = await _apps(session, rollout.app_name, [d.id for _, d in rows])
     timeout = timedelta(seconds=options_of(rollout).health_timeout)
     entries: list[dict[str, Any]] = []
@@ -205,7 +229,9 @@ async def schedule_batch(
             now=now,
         )
         row.scheduled_at, row.deadline_at = now, now + timeout
-        _device_state(entries, rollout, row, device.uuid, "scheduled", actor=MONITOR, now=now)
+        _device_state(
+            entries, rollout, row, device.uuid, DeviceAction.SCHEDULE, actor=MONITOR, now=now
+        )
     await audit.record_many(session, entries)
     await devices.bump(session, [d.id for _, d in rows], fast=True)
     rollout.current_batch = batch
@@ -221,12 +247,12 @@ async def schedule_batch(
 
 async def advance(session: AsyncSession, rollout: Rollout, now: datetime) -> None:
     """One step of one rollout: judge the current batch, then pause, roll back, move or finish."""
-    if rollout.status == "pending":
+    if rollout.status == RolloutStatus.PENDING:
         rollout.started_at = now
-        await set_status(session, rollout, "running", actor=MONITOR)
+        await set_status(session, rollout, MonitorStep.START, actor=MONITOR)
         await schedule_batch(session, rollout, 1, now)
         return
-    if rollout.status != "running" or rollout.current_batch is None:
+    if rollout.status != RolloutStatus.RUNNING or rollout.current_batch is None:
         return
     options = options_of(rollout)
     arch_variants = await variants(session, rollout.image_id, rollout.tag)
@@ -256,7 +282,7 @@ async def advance(session: AsyncSession, rollout: Rollout, now: datetime) -> Non
         )
         row.healthy_since = verdict.healthy_since
         if verdict.state != row.state:
-            if verdict.state == "failed":
+            if verdict.state == DeviceState.FAILED:
                 row.failure_reason = verdict.failure_reason
                 row.message = app.message if app else None
             _device_state(
@@ -264,12 +290,12 @@ async def advance(session: AsyncSession, rollout: Rollout, now: datetime) -> Non
                 rollout,
                 row,
                 device.uuid,
-                verdict.state,
+                device_action(row.state, verdict.state),
                 actor=MONITOR,
                 now=now,
                 reason=verdict.failure_reason,
             )
-            if verdict.state in ("succeeded", "failed"):
+            if verdict.state in (DeviceState.SUCCEEDED, DeviceState.FAILED):
                 finished.append(device.id)
     await audit.record_many(session, entries)
     await devices.bump(session, finished, fast=False)
@@ -287,7 +313,7 @@ async def advance(session: AsyncSession, rollout: Rollout, now: datetime) -> Non
         if options.on_failure == "rollback":
             await rollback(session, rollout, now, actor=MONITOR, reason=reason)
         else:
-            await set_status(session, rollout, "paused", actor=MONITOR, reason=reason)
+            await set_status(session, rollout, RolloutAction.PAUSE, actor=MONITOR, reason=reason)
         return
     if any(row.state in IN_FLIGHT for row, _ in in_flight):
         return
@@ -296,15 +322,17 @@ async def advance(session: AsyncSession, rollout: Rollout, now: datetime) -> Non
         return
     succeeded = await session.scalar(
         select(func.count()).where(
-            RolloutDevice.rollout_id == rollout.id, RolloutDevice.state == "succeeded"
+            RolloutDevice.rollout_id == rollout.id, RolloutDevice.state == DeviceState.SUCCEEDED
         )
     )
     rollout.finished_at = now
     await deactivate(session, rollout)
     if not succeeded and failed:
-        await set_status(session, rollout, "failed", actor=MONITOR, reason="no device succeeded")
+        await set_status(
+            session, rollout, MonitorStep.FAIL, actor=MONITOR, reason="no device succeeded"
+        )
     else:
-        await set_status(session, rollout, "completed", actor=MONITOR)
+        await set_status(session, rollout, MonitorStep.COMPLETE, actor=MONITOR)
 
 
 async def deactivate(session: AsyncSession, rollout: Rollout) -> None:
@@ -321,9 +349,9 @@ async def skip_pending(
     session: AsyncSession, rollout: Rollout, reason: str, now: datetime, *, actor: str
 ) -> None:
     entries: list[dict[str, Any]] = []
-    for row, device in await _rows(session, rollout, states=("pending",)):
+    for row, device in await _rows(session, rollout, states=(DeviceState.PENDING,)):
         row.skip_reason = reason
-        _device_state(entries, rollout, row, device.uuid, "skipped", actor=actor, now=now)
+        _device_state(entries, rollout, row, device.uuid, DeviceAction.SKIP, actor=actor, now=now)
     await audit.record_many(session, entries)
 
 
@@ -361,14 +389,14 @@ async def rollback(
             rollout,
             row,
             device.uuid,
-            "rolled_back",
+            DeviceAction.ROLL_BACK,
             actor=actor,
             now=now,
             previous=row.previous_digest,
         )
     await audit.record_many(session, entries)
-    await skip_pending(session, rollout, "rolled_back", now, actor=actor)
+    await skip_pending(session, rollout, RolloutStatus.ROLLED_BACK, now, actor=actor)
     await devices.bump(session, restored, fast=False)
     rollout.finished_at = now
     await deactivate(session, rollout)
-    await set_status(session, rollout, "rolled_back", actor=actor, reason=reason)
+    await set_status(session, rollout, RolloutAction.ROLLBACK, actor=actor, reason=reason)

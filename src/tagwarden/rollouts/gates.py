@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from tagwarden.rollouts.models import FAILURE_REASONS
+from tagwarden.devices.states import AppHealth, AppStatus, FailureReason
+from tagwarden.rollouts.states import DeviceState
 
 
 @dataclass(frozen=True)
 class Report:
-    status: str | None
-    health: str | None
+    status: AppStatus | None
+    health: AppHealth | None
     digest: str | None
     reason: str | None
     reported_at: datetime | None
@@ -25,9 +26,9 @@ class Report:
 
 @dataclass(frozen=True)
 class Verdict:
-    state: str  # scheduled, updating, succeeded or failed
+    state: DeviceState  # scheduled, updating, succeeded or failed
     healthy_since: datetime | None = None
-    failure_reason: str | None = None
+    failure_reason: FailureReason | None = None
 
 
 def digest_of(reference: str | None) -> str | None:
@@ -41,7 +42,7 @@ def digest_of(reference: str | None) -> str | None:
 
 def assess(
     *,
-    state: str,
+    state: DeviceState,
     report: Report,
     accepted_digests: frozenset[str],
     scheduled_at: datetime,
@@ -52,26 +53,26 @@ def assess(
 ) -> Verdict:
     # A report older than the new target speaks about the previous image.
     fresh = report.reported_at is not None and report.reported_at >= scheduled_at
-    if fresh and report.status == "failed":
-        reason = report.reason if report.reason in FAILURE_REASONS else "other"
-        return Verdict("failed", failure_reason=reason)
+    if fresh and report.status == AppStatus.FAILED:
+        return Verdict(DeviceState.FAILED, failure_reason=FailureReason.of(report.reason))
     good = (
         fresh
-        and report.status == "running"
-        and report.health == "healthy"
+        and report.status == AppStatus.RUNNING
+        and report.health == AppHealth.HEALTHY
         and report.digest in accepted_digests
     )
     if good:
         since = healthy_since or now
         if (now - since).total_seconds() >= bake_seconds:
-            return Verdict("succeeded", healthy_since=since)
-        return Verdict("updating", healthy_since=since)
+            return Verdict(DeviceState.SUCCEEDED, healthy_since=since)
+        return Verdict(DeviceState.UPDATING, healthy_since=since)
     if now >= deadline_at:
         unhealthy = (
             fresh
-            and report.status == "running"
-            and report.health == "unhealthy"
+            and report.status == AppStatus.RUNNING
+            and report.health == AppHealth.UNHEALTHY
             and report.digest in accepted_digests
         )
-        return Verdict("failed", failure_reason="unhealthy" if unhealthy else "timeout")
-    return Verdict("updating" if fresh else state)
+        reason = FailureReason.UNHEALTHY if unhealthy else FailureReason.TIMEOUT
+        return Verdict(DeviceState.FAILED, failure_reason=reason)
+    return Verdict(DeviceState.UPDATING if fresh else state)

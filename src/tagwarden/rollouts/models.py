@@ -19,25 +19,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tagwarden.db import Base, JSONType, UTCDateTime, utcnow
-
-ROLLOUT_STATUSES = ("pending", "running", "paused", "completed", "failed", "aborted", "rolled_back")
-ACTIVE_STATUSES = ("pending", "running", "paused")
-DEVICE_STATES = (
-    "pending",
-    "scheduled",
-    "updating",
-    "succeeded",
-    "failed",
-    "rolled_back",
-    "skipped",
-)
-IN_FLIGHT = ("scheduled", "updating")
-FAILURE_REASONS = ("pull_failed", "disk_full", "unhealthy", "crashloop", "timeout", "other")
+from tagwarden.db import Base, JSONType, StateType, UTCDateTime, one_of, utcnow
+from tagwarden.rollouts.states import DeviceState, RolloutStatus
 
 
 class Rollout(Base):
     __tablename__ = "rollouts"
+    __table_args__ = (one_of("status", RolloutStatus),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="RESTRICT"), index=True)
@@ -50,7 +38,9 @@ class Rollout(Base):
     # The seed's column: the uuids asked for (or matched by the selector) at creation.
     target_devices: Mapped[list[str]] = mapped_column(JSONType, default=list)
     selector: Mapped[dict[str, str] | None] = mapped_column(JSONType)
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    status: Mapped[RolloutStatus] = mapped_column(
+        StateType(RolloutStatus), default=RolloutStatus.PENDING, index=True
+    )
     status_reason: Mapped[str | None] = mapped_column(Text)
     current_batch: Mapped[int | None] = mapped_column(Integer)
     batch_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -66,14 +56,14 @@ class Rollout(Base):
 
 class RolloutDevice(Base):
     __tablename__ = "rollout_devices"
-    __table_args__ = (UniqueConstraint("rollout_id", "device_id"),)
+    __table_args__ = (UniqueConstraint("rollout_id", "device_id"), one_of("state", DeviceState))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id", ondelete="CASCADE"))
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
     app_name: Mapped[str] = mapped_column(String(100))
     batch: Mapped[int | None] = mapped_column(Integer)  # null for a skipped device
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[DeviceState] = mapped_column(StateType(DeviceState), default=DeviceState.PENDING)
     # True while the rollout is pending, running or paused: "one active rollout per device and
     # app" is a partial unique index on it, decided by the database.
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from tagwarden.devices.states import AppStatus
 from tagwarden.platforms import normalise_architecture
 
 STRATEGIES = ("all-at-once", "canary", "batched")
@@ -44,7 +45,7 @@ class Candidate:
     last_seen_at: datetime | None = None
     target_digest: str | None = None  # what the device is told to run now
     reported_digest: str | None = None  # what it last said it runs
-    reported_status: str | None = None
+    reported_status: AppStatus | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def skip_reason(
     if variant is None:
         return "architecture_not_provided"
     on_target = device.target_digest in variant.accepted or (
-        device.reported_status == "running" and device.reported_digest in variant.accepted
+        device.reported_status == AppStatus.RUNNING and device.reported_digest in variant.accepted
     )
     if on_target:
         return "already_on_target"

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.auth.service import Principal
-from tagwarden.db import utcnow
-from tagwarden.deps import Approver, AppSettings, Session, Viewer
+from tagwarden.deps import Approver, AppSettings, Now, Session, Viewer
 from tagwarden.errors import error_responses
 from tagwarden.inputs import IdPath
 from tagwarden.pagination import Page, Paging
@@ -26,20 +24,15 @@ from tagwarden.rollouts.schemas import (
     RolloutOut,
     SkippedOut,
 )
+from tagwarden.rollouts.states import RolloutAction, RolloutStatus
 
 router = APIRouter(prefix="/api/v1/rollouts", tags=["rollouts"])
-
-
-def _now(request: Request) -> datetime:
-    # Tests drive time through app.state.clock, shared with the rollout monitor.
-    clock: Callable[[], datetime] = getattr(request.app.state, "clock", utcnow)
-    return clock()
 
 
 async def _summary(session: AsyncSession, rollout: Rollout) -> RolloutOut:
     """The rollout with its devices, batches and counts, all from one read of its devices."""
     rows = await service.device_rows(session, rollout.id)
-    counts = Counter(row.state for row, _ in rows)
+    counts: Counter[str] = Counter(row.state for row, _ in rows)
     out = RolloutOut.of(rollout, dict(counts), service.failure_reasons(rows))
     batches: dict[int, list[str]] = defaultdict(list)
     batch_counts: dict[int, Counter[str]] = defaultdict(Counter)
@@ -85,11 +78,11 @@ async def create_rollout(
     session: Session,
     who: Approver,
     settings: AppSettings,
-    request: Request,
+    now: Now,
     response: Response,
 ) -> RolloutOut | PlanOut:
     prepared = await service.prepare(
-        session, body, now=_now(request), poll_interval=settings.device_poll_interval_seconds
+        session, body, now=now, poll_interval=settings.device_poll_interval_seconds
     )
     if body.dry_run:
         response.status_code = status.HTTP_200_OK
@@ -114,11 +107,7 @@ async def list_rollouts(
     session: Session,
     _: Viewer,
     paging: Paging,
-    status: Annotated[
-        Literal["pending", "running", "paused", "completed", "failed", "aborted", "rolled_back"]
-        | None,
-        Query(),
-    ] = None,
+    status: Annotated[RolloutStatus | None, Query()] = None,
 ) -> Page[RolloutOut]:
     rows, total = await service.list_rollouts(
         session, status=status, limit=paging.limit, offset=paging.offset
@@ -134,40 +123,29 @@ async def get_rollout(rollout_id: IdPath, session: Session, _: Viewer) -> Rollou
     return await _summary(session, rollout)
 
 
-Action = Callable[[AsyncSession, int, Principal, datetime], Awaitable[Rollout]]
-
-
 async def _act(
-    action: Action, rollout_id: int, session: AsyncSession, who: Principal, request: Request
+    action: RolloutAction, rollout_id: int, session: AsyncSession, who: Principal, now: datetime
 ) -> RolloutOut:
-    rollout = await action(session, rollout_id, who, _now(request))
+    rollout = await service.act(session, rollout_id, action, who, now)
     await session.flush()
     return await _summary(session, rollout)
 
 
 @router.post("/{rollout_id}/pause", responses=error_responses(409))
-async def pause(
-    rollout_id: IdPath, session: Session, who: Approver, request: Request
-) -> RolloutOut:
-    return await _act(service.pause, rollout_id, session, who, request)
+async def pause(rollout_id: IdPath, session: Session, who: Approver, now: Now) -> RolloutOut:
+    return await _act(RolloutAction.PAUSE, rollout_id, session, who, now)
 
 
 @router.post("/{rollout_id}/resume", responses=error_responses(409))
-async def resume(
-    rollout_id: IdPath, session: Session, who: Approver, request: Request
-) -> RolloutOut:
-    return await _act(service.resume, rollout_id, session, who, request)
+async def resume(rollout_id: IdPath, session: Session, who: Approver, now: Now) -> RolloutOut:
+    return await _act(RolloutAction.RESUME, rollout_id, session, who, now)
 
 
 @router.post("/{rollout_id}/abort", responses=error_responses(409))
-async def abort(
-    rollout_id: IdPath, session: Session, who: Approver, request: Request
-) -> RolloutOut:
-    return await _act(service.abort, rollout_id, session, who, request)
+async def abort(rollout_id: IdPath, session: Session, who: Approver, now: Now) -> RolloutOut:
+    return await _act(RolloutAction.ABORT, rollout_id, session, who, now)
 
 
 @router.post("/{rollout_id}/rollback", responses=error_responses(409))
-async def rollback(
-    rollout_id: IdPath, session: Session, who: Approver, request: Request
-) -> RolloutOut:
-    return await _act(service.rollback, rollout_id, session, who, request)
+async def rollback(rollout_id: IdPath, session: Session, who: Approver, now: Now) -> RolloutOut:
+    return await _act(RolloutAction.ROLLBACK, rollout_id, session, who, now)

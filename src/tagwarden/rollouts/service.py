@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,11 +18,20 @@ from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.catalogue.service import find_image, get_image
 from tagwarden.devices.models import Device, DeviceApp
 from tagwarden.devices.service import with_labels
+from tagwarden.devices.states import FailureReason
 from tagwarden.errors import Conflict, InvalidInput, NotFound
 from tagwarden.registry.factory import is_docker_hub
 from tagwarden.rollouts import engine, planner
-from tagwarden.rollouts.models import ACTIVE_STATUSES, IN_FLIGHT, Rollout, RolloutDevice
+from tagwarden.rollouts.models import Rollout, RolloutDevice
 from tagwarden.rollouts.schemas import RolloutCreate
+from tagwarden.rollouts.states import (
+    IN_FLIGHT,
+    PAST,
+    DeviceState,
+    RolloutAction,
+    RolloutStatus,
+    allowed_from,
+)
 
 
 @dataclass(frozen=True)
@@ -185,7 +194,7 @@ async def create(
         options=data.options.model_dump(),
         target_devices=list(prepared.devices),
         selector=data.selector,
-        status="pending",
+        status=RolloutStatus.PENDING,
         batch_count=len(plan.batches),
         created_by=actor.identity,
     )
@@ -199,7 +208,7 @@ async def create(
                     device_id=prepared.devices[uuid].id,
                     app_name=prepared.app_name,
                     batch=number,
-                    state="pending",
+                    state=DeviceState.PENDING,
                     active=True,
                 )
             )
@@ -209,7 +218,7 @@ async def create(
                 rollout_id=rollout.id,
                 device_id=prepared.devices[skip.uuid].id,
                 app_name=prepared.app_name,
-                state="skipped",
+                state=DeviceState.SKIPPED,
                 skip_reason=skip.reason,
                 active=False,
             )
@@ -251,7 +260,11 @@ async def get_rollout(session: AsyncSession, rollout_id: int, *, lock: bool = Fa
 
 
 async def list_rollouts(
-    session: AsyncSession, *, status: str | None = None, limit: int = 50, offset: int = 0
+    session: AsyncSession,
+    *,
+    status: RolloutStatus | str | None = None,
+    limit: int = 50,
+    offset: int = 0,
 ) -> tuple[Sequence[Rollout], int]:
     query = select(Rollout)
     if status:
@@ -286,23 +299,26 @@ async def device_rows(session: AsyncSession, rollout_id: int) -> list[tuple[Roll
 
 def failure_reasons(rows: Iterable[tuple[RolloutDevice, str]]) -> dict[str, int]:
     """Failed devices by reason, from the rows ``device_rows`` read (no query of its own)."""
-    return dict(Counter(row.failure_reason or "other" for row, _ in rows if row.state == "failed"))
+    failed = (row for row, _ in rows if row.state == DeviceState.FAILED)
+    return dict(Counter(row.failure_reason or FailureReason.OTHER for row in failed))
 
 
-def _require(rollout: Rollout, allowed: Sequence[str], action: str) -> None:
+def _require(rollout: Rollout, action: RolloutAction) -> None:
+    """409 ``invalid_state`` for an action the rollout's status does not allow."""
+    allowed = allowed_from(action)
     if rollout.status not in allowed:
         raise Conflict(
             f"rollout {rollout.id} is {rollout.status}; only a {' or '.join(allowed)} rollout "
-            f"can be {action}",
+            f"can be {PAST[action]}",
             code="invalid_state",
         )
 
 
 async def pause(session: AsyncSession, rollout_id: int, actor: Principal, now: datetime) -> Rollout:
     rollout = await get_rollout(session, rollout_id, lock=True)
-    _require(rollout, ("pending", "running"), "paused")
+    _require(rollout, RolloutAction.PAUSE)
     await engine.set_status(
-        session, rollout, "paused", actor=actor.identity, reason="paused by operator"
+        session, rollout, RolloutAction.PAUSE, actor=actor.identity, reason="paused by operator"
     )
     return rollout
 
@@ -311,27 +327,28 @@ async def resume(
     session: AsyncSession, rollout_id: int, actor: Principal, now: datetime
 ) -> Rollout:
     rollout = await get_rollout(session, rollout_id, lock=True)
-    _require(rollout, ("paused",), "resumed")
+    _require(rollout, RolloutAction.RESUME)
     # Failures so far are accepted by whoever resumes; devices in flight get a fresh deadline.
     rollout.failures_at_resume = sum((await engine.failure_counts(session, rollout.id)).values())
     timeout = timedelta(seconds=engine.options_of(rollout).health_timeout)
     for row, _ in await device_rows(session, rollout.id):
         if row.state in IN_FLIGHT:
             row.deadline_at = now + timeout
-    status = "running" if rollout.current_batch is not None else "pending"
-    await engine.set_status(session, rollout, status, actor=actor.identity, reason="resumed")
+    await engine.set_status(
+        session, rollout, RolloutAction.RESUME, actor=actor.identity, reason="resumed"
+    )
     return rollout
 
 
 async def abort(session: AsyncSession, rollout_id: int, actor: Principal, now: datetime) -> Rollout:
     """Stop: no further device is targeted; devices already updated keep the new target."""
     rollout = await get_rollout(session, rollout_id, lock=True)
-    _require(rollout, ACTIVE_STATUSES, "aborted")
-    await engine.skip_pending(session, rollout, "aborted", now, actor=actor.identity)
+    _require(rollout, RolloutAction.ABORT)
+    await engine.skip_pending(session, rollout, RolloutStatus.ABORTED, now, actor=actor.identity)
     rollout.finished_at = now
     await engine.deactivate(session, rollout)
     await engine.set_status(
-        session, rollout, "aborted", actor=actor.identity, reason="aborted by operator"
+        session, rollout, RolloutAction.ABORT, actor=actor.identity, reason="aborted by operator"
     )
     return rollout
 
@@ -340,10 +357,25 @@ async def rollback(
     session: AsyncSession, rollout_id: int, actor: Principal, now: datetime
 ) -> Rollout:
     rollout = await get_rollout(session, rollout_id, lock=True)
-    _require(
-        rollout, ("pending", "running", "paused", "completed", "failed", "aborted"), "rolled back"
-    )
+    _require(rollout, RolloutAction.ROLLBACK)
     await engine.rollback(
         session, rollout, now, actor=actor.identity, reason="rolled back by operator"
     )
     return rollout
+
+
+Operation = Callable[[AsyncSession, int, Principal, datetime], Awaitable[Rollout]]
+# An operator's action, whichever edge it comes from: the API, the rollout page, the CLI.
+OPERATIONS: dict[RolloutAction, Operation] = {
+    RolloutAction.PAUSE: pause,
+    RolloutAction.RESUME: resume,
+    RolloutAction.ABORT: abort,
+    RolloutAction.ROLLBACK: rollback,
+}
+
+
+async def act(
+    session: AsyncSession, rollout_id: int, action: RolloutAction, actor: Principal, now: datetime
+) -> Rollout:
+    """Take an operator's action on a rollout (409 ``invalid_state`` where its status refuses)."""
+    return await OPERATIONS[action](session, rollout_id, actor, now)

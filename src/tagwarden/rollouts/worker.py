@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.config import Settings
-from tagwarden.db import utcnow
+from tagwarden.db import Clock, utcnow
 from tagwarden.rollouts import engine
 from tagwarden.rollouts.models import Rollout
+from tagwarden.rollouts.states import ADVANCING
 from tagwarden.workers import Ticker
 
 log = logging.getLogger("tagwarden.rollouts")
@@ -31,7 +30,7 @@ class RolloutMonitor:
         settings: Settings,
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock = utcnow,
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
@@ -41,7 +40,7 @@ class RolloutMonitor:
     async def _advance_next(self, done: set[int]) -> int | None:
         """Claim a rollout not yet advanced in this tick and advance it; None if none is left."""
         async with self.sessionmaker() as session, session.begin():
-            query = select(Rollout).where(Rollout.status.in_(("pending", "running")))
+            query = select(Rollout).where(Rollout.status.in_(ADVANCING))
             if done:
                 query = query.where(Rollout.id.not_in(done))
             rollout = await session.scalar(
@@ -54,7 +53,7 @@ class RolloutMonitor:
             # aborted it since the SELECT, which SQLite does not lock.
             await engine.lock(session, rollout.id)
             await session.refresh(rollout)
-            if rollout.status not in ("pending", "running"):
+            if rollout.status not in ADVANCING:
                 return rollout.id
             started = time.perf_counter()
             await engine.advance(session, rollout, self.clock())

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Query, Request
@@ -13,34 +11,30 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.catalogue import service as catalogue
-from tagwarden.db import utcnow
-from tagwarden.deps import AppSettings, Session
+from tagwarden.deps import AppSettings, Now, Session
 from tagwarden.devices import service as devices
 from tagwarden.devices.schemas import parse_labels
 from tagwarden.errors import InvalidInput
 from tagwarden.rollouts import service
-from tagwarden.rollouts.models import ACTIVE_STATUSES, Rollout
+from tagwarden.rollouts.models import Rollout
 from tagwarden.rollouts.schemas import RolloutCreate
+from tagwarden.rollouts.states import (
+    ACTIVE,
+    IN_FLIGHT,
+    DeviceState,
+    RolloutAction,
+    RolloutStatus,
+    allowed_from,
+)
 from tagwarden.web.render import WebRoute, page, redirect
 from tagwarden.web.session import PostingUser, WebUser, need
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 PAGE_SIZE = 50
 FORM_DEVICES = 500  # the create form lists this many devices; larger fleets use a selector
-OK, BAD, BUSY = ("succeeded",), ("failed", "rolled_back"), ("scheduled", "updating")
-# Which buttons a rollout in each status offers (the service refuses the others anyway).
-ACTIONS = {
-    "pause": ("pending", "running"),
-    "resume": ("paused",),
-    "abort": ACTIVE_STATUSES,
-    "rollback": ("pending", "running", "paused", "completed", "failed", "aborted"),
-}
-
-
-def _now(request: Request) -> datetime:
-    # The same clock as the rollout API and the rollout monitor (tests move it by hand).
-    clock: Callable[[], datetime] = getattr(request.app.state, "clock", utcnow)
-    return clock()
+OK, BAD, BUSY = (DeviceState.SUCCEEDED,), (DeviceState.FAILED, DeviceState.ROLLED_BACK), IN_FLIGHT
+# The buttons of the detail page, each shown while the rollout's status allows its action.
+ACTIONS = {action: allowed_from(action) for action in RolloutAction}
 
 
 def _tally(counts: dict[str, int]) -> dict[str, int]:
@@ -49,7 +43,7 @@ def _tally(counts: dict[str, int]) -> dict[str, int]:
         "ok": sum(counts.get(s, 0) for s in OK),
         "bad": sum(counts.get(s, 0) for s in BAD),
         "busy": sum(counts.get(s, 0) for s in BUSY),
-        "total": sum(n for s, n in counts.items() if s != "skipped"),
+        "total": sum(n for s, n in counts.items() if s != DeviceState.SKIPPED),
     }
 
 
@@ -79,7 +73,7 @@ async def progress(session: AsyncSession, rollout: Rollout) -> dict[str, Any]:
     return {
         "id": rollout.id,
         "status": rollout.status,
-        "finished": rollout.status not in ACTIVE_STATUSES,
+        "finished": rollout.status not in ACTIVE,
         "summary": summary,
         "overall": overall,
         "batches": batch_list,
@@ -148,6 +142,7 @@ async def rollouts(
             "offset": offset,
             "page_size": PAGE_SIZE,
             "status": status,
+            "statuses": list(RolloutStatus),
             "can_create": can_create,
             "targets": await deployable_tags(session) if can_create else [],
             "fleet": fleet,
@@ -168,6 +163,7 @@ async def create_rollout(
     session: Session,
     user: PostingUser,
     settings: AppSettings,
+    now: Now,
     target: Annotated[str, Form(max_length=200)],
     strategy: Annotated[Literal["canary", "batched", "all-at-once"], Form()] = "canary",
     devices_: Annotated[list[str], Form(alias="devices")] = [],  # noqa: B006 - copied per request
@@ -213,7 +209,7 @@ async def create_rollout(
     if body.devices is None and body.selector is None:
         raise InvalidInput("choose devices, or give a label selector")
     prepared = await service.prepare(
-        session, body, now=_now(request), poll_interval=settings.device_poll_interval_seconds
+        session, body, now=now, poll_interval=settings.device_poll_interval_seconds
     )
     created = await service.create(session, body, prepared, user)
     return redirect(
@@ -250,16 +246,11 @@ async def rollout_progress(rollout_id: int, session: Session, _: WebUser) -> JSO
 async def act(
     request: Request,
     rollout_id: int,
-    action: Literal["pause", "resume", "abort", "rollback"],
+    action: RolloutAction,
     session: Session,
     user: PostingUser,
+    now: Now,
 ) -> RedirectResponse:
     need(user, "approver")
-    run = {
-        "pause": service.pause,
-        "resume": service.resume,
-        "abort": service.abort,
-        "rollback": service.rollback,
-    }[action]
-    rollout = await run(session, rollout_id, user, _now(request))
+    rollout = await service.act(session, rollout_id, action, user, now)
     return redirect(request, f"/rollouts/{rollout_id}", f"Rollout #{rollout.id}: {rollout.status}")
