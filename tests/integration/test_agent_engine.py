@@ -246,36 +246,49 @@ class Fleet:
 
 
 @pytest.fixture
+def agent_engine(docker_engine: DockerEngine) -> DockerEngine:
+    """The engine the fleet's agents drive (test_agent_podman.py puts Podman's here)."""
+    return docker_engine
+
+
+@pytest.fixture
+def agent_images(test_images: dict[str, TestImage]) -> dict[str, TestImage]:
+    """The images pushed for ``agent_engine``, by version."""
+    return test_images
+
+
+@pytest.fixture
 def fleet(
-    docker_engine: DockerEngine,
+    agent_engine: DockerEngine,
     real_registry: RealRegistry,
-    test_images: dict[str, TestImage],
+    agent_images: dict[str, TestImage],
     server: Server,
     tmp_path: Path,
 ) -> Iterator[Fleet]:
+    namespace, name = agent_images["v2"].repository.split("/", 1)[1].split("/")
     image = server.ok(
         "POST",
         "/api/v1/images",
         json={
-            "image_name": "web",
-            "namespace": "agent",
+            "image_name": name,
+            "namespace": namespace,
             "registry": real_registry.host,
             "watch_for_updates": True,
             "tag_include": "^v2$",
         },
     )
     fleet = Fleet(
-        docker_engine,
+        agent_engine,
         server,
         real_registry,
-        test_images,
+        agent_images,
         tmp_path,
         _docker_config(tmp_path, real_registry),
         image_id=image["id"],
     )
     yield fleet
     fleet.stop_agents()
-    client = docker_engine.client()
+    client = agent_engine.client()
     try:  # the engine outlives the test: leave nothing of this test's devices behind
         for container in client.containers.list(all=True, filters={"label": "io.tagwarden.app"}):
             container.remove(force=True)

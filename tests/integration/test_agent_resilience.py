@@ -38,13 +38,16 @@ from tests.integration.test_agent_engine import (
     REPOSITORY,
     Fleet,
     Server,
+    agent_engine,
+    agent_images,
     engine_settings,
     fleet,
     healthy_on_v2,
     wait_for,
 )
 
-__all__ = ["docker_engine", "fleet", "test_images"]  # fixtures
+# fixtures
+__all__ = ["agent_engine", "agent_images", "docker_engine", "fleet", "test_images"]
 
 pytestmark = [pytest.mark.registry, pytest.mark.docker]
 
