@@ -66,12 +66,17 @@ class TestImage:
         return f"{self.repository}:{self.version}@{self.digest}"
 
 
-def unavailable_reason() -> str | None:
+def unavailable_reason(
+    paths: tuple[Path, ...] = (DOCKERD, BUSYBOX),
+    install_command: str = INSTALL_COMMAND,
+    engine: str = "a private dockerd",
+) -> str | None:
+    """Why the engine cannot run here (not root, a binary or the Docker SDK missing), or None."""
     if os.geteuid() != 0:
-        return "a private dockerd needs root"
-    for path in (DOCKERD, BUSYBOX):
+        return f"{engine} needs root"
+    for path in paths:
         if not path.exists():
-            return f"{path} not found; install it with: {INSTALL_COMMAND}"
+            return f"{path} not found; install it with: {install_command}"
     try:
         import docker  # noqa: F401
     except ImportError:

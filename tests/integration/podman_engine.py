@@ -43,6 +43,7 @@ from tests.integration.docker_engine import (
     build_and_push,
     fail_or_skip,
     stop_process,
+    unavailable_reason,
     unmount_under,
     wait_for_ping,
 )
@@ -56,19 +57,6 @@ REPOSITORY = "agent/podman-web"  # not test_images' agent/web: its tags would be
 BLOB_INFO_CACHE = Path("/var/lib/containers")
 # Defaults above the hard limits (Podman asks for the maximum) fail every start with EPERM.
 ULIMITS = ("nofile=20000:20000", "nproc=16384:16384")
-
-
-def unavailable_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "a private Podman service with runc and cgroupfs needs root"
-    for path in (PODMAN, RUNC, BUSYBOX):
-        if not path.exists():
-            return f"{path} not found; install it with: {INSTALL_COMMAND}"
-    try:
-        import docker  # noqa: F401
-    except ImportError:
-        return "the Docker SDK is not installed (make install installs ./agent with it)"
-    return None
 
 
 def _toml_list(items: list[str] | tuple[str, ...]) -> str:
@@ -171,7 +159,9 @@ def _remove_containers(engine: DockerEngine) -> None:
 
 @pytest.fixture(scope="session")
 def podman_engine(real_registry: RealRegistry) -> Iterator[DockerEngine]:
-    reason = unavailable_reason()
+    reason = unavailable_reason(
+        (PODMAN, RUNC, BUSYBOX), INSTALL_COMMAND, "a private Podman service (runc, cgroupfs)"
+    )
     if reason is not None:
         fail_or_skip(reason, REQUIRE_ENV)
     workdir = Path(tempfile.mkdtemp(prefix="twp-", dir="/tmp"))

@@ -15,7 +15,15 @@ import pytest
 
 from tests.integration.docker_engine import DockerEngine, TestImage
 from tests.integration.podman_engine import podman_engine, podman_images
-from tests.integration.test_agent_engine import APP, Fleet, fleet, healthy_on_v2, server, wait_for
+from tests.integration.test_agent_engine import (
+    Fleet,
+    crash_loop_undone,
+    fleet,
+    healthy_app_on_v2,
+    healthy_on_v2,
+    server,
+    wait_for,
+)
 
 __all__ = ["fleet", "podman_engine", "podman_images", "server"]  # fixtures
 
@@ -25,21 +33,16 @@ HEALTH_VOLUME = "tw-podman-health"
 
 
 @pytest.fixture
-def agent_engine(podman_engine: DockerEngine) -> DockerEngine:
-    return podman_engine
+def agent_world(podman_engine: DockerEngine, podman_images: dict[str, TestImage]) -> Any:
+    return podman_engine, podman_images
 
 
 @pytest.fixture
-def agent_images(podman_images: dict[str, TestImage]) -> dict[str, TestImage]:
-    return podman_images
-
-
-@pytest.fixture
-def health_volume(agent_engine: DockerEngine) -> Iterator[Path]:
+def health_volume(podman_engine: DockerEngine) -> Iterator[Path]:
     """A named volume holding the file the app's healthcheck tests: the test takes it away and
     puts it back from the host, with no exec into the container. Asked for before ``fleet``, it
     is removed after the fleet's containers are."""
-    client = agent_engine.client()
+    client = podman_engine.client()
     try:
         volume = client.volumes.create(HEALTH_VOLUME)
         data = Path(volume.attrs["Mountpoint"])
@@ -62,6 +65,17 @@ def _reported(fleet: Fleet, uuid: str) -> tuple[Any, Any, Any]:
     return reported["status"], reported["health"], reported["digest"]
 
 
+def _each_reports(fleet: Fleet, devices: tuple[str, ...], digest: str, health: str) -> None:
+    """Every device reports ``digest`` running with ``health``, which is what Podman shows."""
+    for uuid in devices:
+        wait_for(
+            f"{uuid} reported {health}",
+            lambda u=uuid: _reported(fleet, u) == ("running", health, digest),
+            20,
+        )
+        assert fleet.running(uuid) == (digest, health)
+
+
 def test_an_update_on_podman_is_healthy_by_the_agents_checks_and_stays_current_at_rest(
     health_volume: Path, fleet: Fleet
 ) -> None:
@@ -73,18 +87,8 @@ def test_an_update_on_podman_is_healthy_by_the_agents_checks_and_stays_current_a
         "healthcheck": {"test": ["CMD", "/bin/busybox", "test", "-f", "/state/ok"],
                         "interval_seconds": 0.2, "timeout_seconds": 2, "retries": 1},
     }  # fmt: skip
-    fleet.server.ok(
-        "PUT", f"/api/v1/apps/{APP}", json={"image_id": fleet.image_id, "config": config}
-    )
-    keys = {u: fleet.server.register(u, fleet.workdir) for u in ("pod-a", "pod-b")}
-    for uuid, key in keys.items():
-        fleet.start_agent(uuid, key)
-    healthy_on_v2(fleet, list(keys))
-    v2 = fleet.images["v2"].digest
-    for uuid in keys:
-        assert fleet.running(uuid) == (v2, "healthy")
-        assert len(fleet.containers(uuid)) == 1
-        assert _reported(fleet, uuid) == ("running", "healthy", v2)
+    keys = ("pod-a", "pod-b")
+    v2 = healthy_app_on_v2(fleet, config, keys)
     [container] = fleet.containers("pod-a")
     assert container.attrs["Config"]["Healthcheck"]["Interval"] == 200_000_000
 
@@ -96,21 +100,9 @@ def test_an_update_on_podman_is_healthy_by_the_agents_checks_and_stays_current_a
     # The health file gone: the running container is reported unhealthy (and not restarted:
     # at rest the agent reports, the server decides); back: healthy again.
     (volume / "ok").unlink()
-    for uuid in keys:
-        wait_for(
-            f"{uuid} reported unhealthy",
-            lambda u=uuid: _reported(fleet, u) == ("running", "unhealthy", v2),
-            20,
-        )
-        assert fleet.running(uuid) == (v2, "unhealthy")
+    _each_reports(fleet, keys, v2, "unhealthy")
     (volume / "ok").write_text("ok\n")
-    for uuid in keys:
-        wait_for(
-            f"{uuid} reported healthy again",
-            lambda u=uuid: _reported(fleet, u) == ("running", "healthy", v2),
-            20,
-        )
-        assert fleet.running(uuid) == (v2, "healthy")
+    _each_reports(fleet, keys, v2, "healthy")
 
 
 def test_an_unhealthy_update_on_podman_is_undone_and_v2_runs_healthy_again(fleet: Fleet) -> None:
@@ -137,24 +129,10 @@ def test_an_unhealthy_update_on_podman_is_undone_and_v2_runs_healthy_again(fleet
 
 
 def test_a_crash_loop_on_podman_is_reported_and_undone(fleet: Fleet) -> None:
-    key = fleet.server.register("pcrash-a", fleet.workdir)
-    fleet.start_agent("pcrash-a", key)
-    healthy_on_v2(fleet, ["pcrash-a"])
-    v2 = fleet.images["v2"].digest
-    fleet.activate("v4")
-    done = fleet.settled(fleet.rollout("v4", ["pcrash-a"])["id"])
-    assert done["devices"][0]["failure_reason"] == "crashloop", done
-    wait_for("v2 healthy again", lambda: fleet.running("pcrash-a") == (v2, "healthy"))
-    assert len(fleet.containers("pcrash-a")) == 1
+    crash_loop_undone(fleet, "pcrash-a")
     reported = fleet.reported("pcrash-a")
     assert (reported["status"], reported["reason"], reported["digest"]) == (
         "failed",
         "crashloop",
-        v2,
+        fleet.images["v2"].digest,
     )
-    client = fleet.engine.client()
-    try:  # none of the failed digest is left
-        v4 = f"{fleet.images['v4'].repository}@{fleet.images['v4'].digest}"
-        assert not [i for i in client.images.list() if v4 in i.attrs.get("RepoDigests", [])]
-    finally:
-        client.close()

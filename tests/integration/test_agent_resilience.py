@@ -38,16 +38,14 @@ from tests.integration.test_agent_engine import (
     REPOSITORY,
     Fleet,
     Server,
-    agent_engine,
-    agent_images,
+    agent_world,
     engine_settings,
     fleet,
     healthy_on_v2,
     wait_for,
 )
 
-# fixtures
-__all__ = ["agent_engine", "agent_images", "docker_engine", "fleet", "test_images"]
+__all__ = ["agent_world", "docker_engine", "fleet", "test_images"]  # fixtures
 
 pytestmark = [pytest.mark.registry, pytest.mark.docker]
 
