@@ -170,9 +170,11 @@ class Fleet:
     def containers(self, uuid: str) -> list[Any]:
         client = self.engine.client()
         try:
-            return list(
-                client.containers.list(all=True, filters={"label": f"io.tagwarden.device={uuid}"})
+            # A container the agent removes between the list and its inspect is not a failure.
+            found = client.containers.list(
+                all=True, filters={"label": f"io.tagwarden.device={uuid}"}, ignore_removed=True
             )
+            return list(found)
         finally:
             client.close()
 
