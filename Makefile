@@ -25,7 +25,7 @@ run: $(STAMP) ## migrate the embedded database and serve on port 4002
 	$(BIN)/tagwarden db upgrade
 	$(BIN)/tagwarden serve
 
-test-deps: $(STAMP) ## install the system packages the tests use (docker-registry, chromium, docker.io)
+test-deps: $(STAMP) ## install the system packages the tests use (docker-registry, chromium, docker.io, podman)
 	./scripts/install-test-deps.sh
 
 test: test-deps ## run the whole suite (unit, integration on SQLite and PostgreSQL, browser)

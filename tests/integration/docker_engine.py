@@ -66,12 +66,17 @@ class TestImage:
         return f"{self.repository}:{self.version}@{self.digest}"
 
 
-def unavailable_reason() -> str | None:
+def unavailable_reason(
+    paths: tuple[Path, ...] = (DOCKERD, BUSYBOX),
+    install_command: str = INSTALL_COMMAND,
+    engine: str = "a private dockerd",
+) -> str | None:
+    """Why the engine cannot run here (not root, a binary or the Docker SDK missing), or None."""
     if os.geteuid() != 0:
-        return "a private dockerd needs root"
-    for path in (DOCKERD, BUSYBOX):
+        return f"{engine} needs root"
+    for path in paths:
         if not path.exists():
-            return f"{path} not found; install it with: {INSTALL_COMMAND}"
+            return f"{path} not found; install it with: {install_command}"
     try:
         import docker  # noqa: F401
     except ImportError:
@@ -79,9 +84,9 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def _fail_or_skip(reason: str) -> None:
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{REQUIRE_ENV}=1 but {reason}")
+def fail_or_skip(reason: str, require_env: str = REQUIRE_ENV) -> None:
+    if os.environ.get(require_env) == "1":
+        pytest.fail(f"{require_env}=1 but {reason}")
     pytest.skip(reason)
 
 
@@ -94,7 +99,7 @@ def _mounts_under(*roots: Path) -> list[str]:
     return found
 
 
-def _unmount_under(*roots: Path) -> None:
+def unmount_under(*roots: Path) -> None:
     # Deepest first: a layer's mount inside a container's mount must go before it.
     for point in sorted(_mounts_under(*roots), key=len, reverse=True):
         subprocess.run(["umount", "-l", point], check=False, capture_output=True)
@@ -136,28 +141,39 @@ def start_engine(
             env=env,
             start_new_session=True,  # a Ctrl-C of the test run is ours to forward, not its
         )
-    transport = httpx.HTTPTransport(uds=str(socket_path))
     try:
-        with httpx.Client(transport=transport, base_url="http://docker", timeout=2) as http:
-            deadline = time.monotonic() + timeout
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"dockerd exited ({process.returncode}):\n"
-                                       f"{log_file.read_text()[-3000:]}")  # fmt: skip
-                try:
-                    if http.get("/_ping").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"dockerd not answering:\n{log_file.read_text()[-3000:]}")
-                time.sleep(0.05)
+        wait_for_ping("dockerd", process, socket_path, log_file, timeout)
         yield DockerEngine(f"unix://{socket_path}", workdir)
     finally:
-        _stop(process, workdir)
+        stop_process(process)
+        unmount_under(workdir / "data", workdir / "exec")
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _stop(process: subprocess.Popen[bytes], workdir: Path) -> None:
+def wait_for_ping(
+    name: str, process: subprocess.Popen[bytes], socket_path: Path, log_file: Path, timeout: float
+) -> None:
+    """Until the engine on ``socket_path`` answers ``/_ping``; its log's tail if it exits or
+    stays silent."""
+    transport = httpx.HTTPTransport(uds=str(socket_path))
+    with httpx.Client(transport=transport, base_url="http://engine", timeout=2) as http:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited ({process.returncode}):\n"
+                                   f"{log_file.read_text()[-3000:]}")  # fmt: skip
+            try:
+                if http.get("/_ping").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} not answering:\n{log_file.read_text()[-3000:]}")
+            time.sleep(0.05)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, a grace of 30 s, then SIGKILL."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -165,21 +181,19 @@ def _stop(process: subprocess.Popen[bytes], workdir: Path) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-    _unmount_under(workdir / "data", workdir / "exec")
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def docker_engine(real_registry: RealRegistry) -> Iterator[DockerEngine]:
     reason = unavailable_reason()
     if reason is not None:
-        _fail_or_skip(reason)
+        fail_or_skip(reason)
     workdir = Path(tempfile.mkdtemp(prefix="twd-engine-", dir="/tmp"))
     try:
         with start_engine(workdir, [real_registry.host]) as engine:
             yield engine
     except RuntimeError as exc:
-        _fail_or_skip(f"the Docker engine did not start: {exc}")
+        fail_or_skip(f"the Docker engine did not start: {exc}")
 
 
 # -- images ----------------------------------------------------------------------------------

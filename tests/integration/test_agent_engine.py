@@ -175,9 +175,11 @@ class Fleet:
     def containers(self, uuid: str) -> list[Any]:
         client = self.engine.client()
         try:
-            return list(
-                client.containers.list(all=True, filters={"label": f"io.tagwarden.device={uuid}"})
+            # A container the agent removes between the list and its inspect is not a failure.
+            found = client.containers.list(
+                all=True, filters={"label": f"io.tagwarden.device={uuid}"}, ignore_removed=True
             )
+            return list(found)
         finally:
             client.close()
 
@@ -251,36 +253,46 @@ class Fleet:
 
 
 @pytest.fixture
+def agent_world(
+    docker_engine: DockerEngine, test_images: dict[str, TestImage]
+) -> tuple[DockerEngine, dict[str, TestImage]]:
+    """The engine the fleet's agents drive and the images pushed for it, by version
+    (test_agent_podman.py puts Podman's here)."""
+    return docker_engine, test_images
+
+
+@pytest.fixture
 def fleet(
-    docker_engine: DockerEngine,
+    agent_world: tuple[DockerEngine, dict[str, TestImage]],
     real_registry: RealRegistry,
-    test_images: dict[str, TestImage],
     server: Server,
     tmp_path: Path,
 ) -> Iterator[Fleet]:
+    agent_engine, agent_images = agent_world
+    namespace, name = agent_images["v2"].repository.split("/", 1)[1].split("/")
     image = server.ok(
         "POST",
         "/api/v1/images",
         json={
-            "image_name": "web",
-            "namespace": "agent",
+            "image_name": name,
+            "namespace": namespace,
             "registry": real_registry.host,
             "watch_for_updates": True,
             "tag_include": "^v2$",
         },
     )
     fleet = Fleet(
-        docker_engine,
+        agent_engine,
         server,
         real_registry,
-        test_images,
+        agent_images,
         tmp_path,
         _docker_config(tmp_path, real_registry),
         image_id=image["id"],
     )
     yield fleet
     fleet.stop_agents()
-    client = docker_engine.client()
+    client = agent_engine.client()
     try:  # the engine outlives the test: leave nothing of this test's devices behind
         for container in client.containers.list(all=True, filters={"label": "io.tagwarden.app"}):
             container.remove(force=True)
@@ -306,6 +318,26 @@ def healthy_on_v2(fleet: Fleet, devices: list[str]) -> dict[str, Any]:
     return done
 
 
+def healthy_app_on_v2(fleet: Fleet, config: dict[str, Any], devices: tuple[str, ...]) -> str:
+    """The app defined with ``config``, an agent per device, the happy path to v2; v2's digest,
+    which each device runs healthy, alone, and reports so."""
+    fleet.server.ok(
+        "PUT", f"/api/v1/apps/{APP}", json={"image_id": fleet.image_id, "config": config}
+    )
+    keys = {u: fleet.server.register(u, fleet.workdir) for u in devices}
+    for uuid, key in keys.items():
+        fleet.start_agent(uuid, key)
+    healthy_on_v2(fleet, list(keys))
+    v2 = fleet.images["v2"].digest
+    for uuid in keys:
+        assert fleet.running(uuid) == (v2, "healthy")
+        assert len(fleet.containers(uuid)) == 1  # a first install keeps no previous
+        reported = fleet.reported(uuid)
+        assert (reported["status"], reported["health"]) == ("running", "healthy")
+        assert reported["digest"] == v2
+    return v2
+
+
 BOTH_DATABASES = pytest.mark.parametrize("server", ["sqlite", "postgresql"], indirect=True)
 
 
@@ -322,20 +354,7 @@ def test_a_canary_rollout_of_a_discovered_approved_tag_runs_it_on_real_container
         "healthcheck": {"test": ["CMD", "/bin/busybox", "test", "-f", "/www/ok"],
                         "interval_seconds": 0.2, "timeout_seconds": 2, "retries": 2},
     }  # fmt: skip
-    fleet.server.ok(
-        "PUT", f"/api/v1/apps/{APP}", json={"image_id": fleet.image_id, "config": config}
-    )
-    keys = {u: fleet.server.register(u, fleet.workdir) for u in ("dev-a", "dev-b")}
-    for uuid, key in keys.items():
-        fleet.start_agent(uuid, key)
-    healthy_on_v2(fleet, list(keys))
-    v2 = fleet.images["v2"].digest
-    for uuid in keys:
-        assert fleet.running(uuid) == (v2, "healthy")
-        assert len(fleet.containers(uuid)) == 1  # a first install keeps no previous
-        reported = fleet.reported(uuid)
-        assert (reported["status"], reported["health"]) == ("running", "healthy")
-        assert reported["digest"] == v2
+    v2 = healthy_app_on_v2(fleet, config, ("dev-a", "dev-b"))
     [container] = fleet.containers("dev-a")
     assert "GREETING=hello" in container.attrs["Config"]["Env"]
     assert container.labels["team"] == "edge"
@@ -384,25 +403,33 @@ def test_an_unhealthy_update_is_undone_by_the_agent_and_the_rollout_pauses(
     assert reported["digest"] == v2  # what runs now
 
 
-def test_a_crash_loop_and_a_digest_gone_from_the_registry_are_reported_and_undone(
-    fleet: Fleet,
-) -> None:
-    key = fleet.server.register("crash-a", fleet.workdir)
-    fleet.start_agent("crash-a", key)
-    healthy_on_v2(fleet, ["crash-a"])
+def crash_loop_undone(fleet: Fleet, uuid: str) -> dict[str, Any]:
+    """One device on v2, then a rollout of v4 (exits at once): ``crashloop``, v2 healthy again
+    and alone, no image of v4 left. The settled rollout."""
+    key = fleet.server.register(uuid, fleet.workdir)
+    fleet.start_agent(uuid, key)
+    healthy_on_v2(fleet, [uuid])
     v2 = fleet.images["v2"].digest
     fleet.activate("v4")
-    done = fleet.settled(fleet.rollout("v4", ["crash-a"])["id"])
+    done = fleet.settled(fleet.rollout("v4", [uuid])["id"])
     assert done["devices"][0]["failure_reason"] == "crashloop", done
     # Restarted, the restored container runs its healthcheck afresh.
-    wait_for("v2 healthy again", lambda: fleet.running("crash-a") == (v2, "healthy"))
-    assert len(fleet.containers("crash-a")) == 1  # restored; nothing of v4 is left
+    wait_for("v2 healthy again", lambda: fleet.running(uuid) == (v2, "healthy"))
+    assert len(fleet.containers(uuid)) == 1  # restored; nothing of v4 is left
     client = fleet.engine.client()
     try:
         v4 = f"{fleet.images['v4'].repository}@{fleet.images['v4'].digest}"
         assert not [i for i in client.images.list() if v4 in i.attrs.get("RepoDigests", [])]
     finally:
         client.close()
+    return done
+
+
+def test_a_crash_loop_and_a_digest_gone_from_the_registry_are_reported_and_undone(
+    fleet: Fleet,
+) -> None:
+    done = crash_loop_undone(fleet, "crash-a")
+    v2 = fleet.images["v2"].digest
     fleet.server.ok("POST", f"/api/v1/rollouts/{done['id']}/abort")
 
     # v1 deleted from the registry before anyone pulled it: pull_failed.

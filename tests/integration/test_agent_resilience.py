@@ -38,6 +38,7 @@ from tests.integration.test_agent_engine import (
     REPOSITORY,
     Fleet,
     Server,
+    agent_world,
     engine_settings,
     fleet,
     healthy_on_v2,
@@ -45,7 +46,7 @@ from tests.integration.test_agent_engine import (
     wait_for,
 )
 
-__all__ = ["docker_engine", "fleet", "test_images"]  # fixtures
+__all__ = ["agent_world", "docker_engine", "fleet", "test_images"]  # fixtures
 
 pytestmark = [pytest.mark.registry, pytest.mark.docker]
 

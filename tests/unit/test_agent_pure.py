@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from tagwarden_agent import state as state_file
 from tagwarden_agent.backoff import MAX_BACKOFF_SECONDS, next_delay
 from tagwarden_agent.config_map import ConfigError, container_options
-from tagwarden_agent.engine import failure_reason, split_reference
+from tagwarden_agent.engine import failure_reason, healthcheck_interval, split_reference
 
 OWN = {"io.tagwarden.device": "d1", "io.tagwarden.app": "web"}
 
@@ -120,3 +122,19 @@ def test_no_space_left_on_device_is_disk_full_whatever_step_said_it(
     error: str, default: str, reason: str
 ) -> None:
     assert failure_reason(Exception(error), default) == reason
+
+
+@pytest.mark.parametrize(
+    ("config", "seconds"),
+    [
+        ({"Healthcheck": {"Test": ["CMD", "true"], "Interval": 200_000_000}}, 0.2),
+        ({"Healthcheck": {"Test": ["CMD", "true"], "Interval": 0}}, 30.0),  # the engines' default
+        ({"Healthcheck": {"Test": ["CMD", "true"]}}, 30.0),
+        ({}, 30.0),
+    ],
+)
+def test_a_triggered_healthcheck_waits_the_containers_own_interval(
+    config: dict[str, Any], seconds: float
+) -> None:
+    container: Any = SimpleNamespace(attrs={"Config": config})
+    assert healthcheck_interval(container) == seconds

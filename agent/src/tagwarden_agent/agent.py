@@ -210,6 +210,11 @@ class Agent:
         memory = self.state.app(app)
         main_name = self.engine.container_name(app)
         main = _named(containers, main_name)
+        if main is not None and main.status == "running":
+            # An engine that runs no healthchecks of its own (Podman without systemd) reports
+            # the health of the last check forever: run it, for the report below and for what
+            # runs after a failed update (the restored container starts its checks afresh).
+            self.engine.run_healthcheck(main)
         if main is not None and _digest(main) == digest:
             if main.status in ("created", "exited"):
                 main.start()  # e.g. after a reboot with restart "no": the target must run

@@ -28,6 +28,8 @@ APP_LABEL = "io.tagwarden.app"
 DIGEST_LABEL = "io.tagwarden.digest"
 IMAGE_LABEL = "io.tagwarden.image"
 PREVIOUS_SUFFIX = "-previous"
+DEFAULT_HEALTH_INTERVAL = 30.0  # seconds: the engines' default when a healthcheck names none
+CHECKED_MEMORY = 3600.0  # seconds a container's last triggered healthcheck is remembered
 
 
 class EngineFailure(Exception):
@@ -58,6 +60,13 @@ def safe_name(text: str) -> str:
     return "".join(c if c.isalnum() or c in "_.-" else "_" for c in text)
 
 
+def healthcheck_interval(container: Container) -> float:
+    """Seconds between the container's healthchecks (its config holds nanoseconds)."""
+    check = (container.attrs.get("Config") or {}).get("Healthcheck") or {}
+    interval = int(check.get("Interval") or 0)
+    return interval / 1e9 if interval > 0 else DEFAULT_HEALTH_INTERVAL
+
+
 @dataclass(frozen=True)
 class Health:
     status: str  # running, exited, restarting, created, …
@@ -77,6 +86,7 @@ class Engine:
         )
         self.docker_config = docker_config
         self._podman: bool | None = None
+        self._checked: dict[str, float] = {}  # container id → when its healthcheck last ran
 
     def close(self) -> None:
         self.client.close()
@@ -187,11 +197,20 @@ class Engine:
         return self._podman
 
     def run_healthcheck(self, container: Container) -> None:
-        """Podman only: run the container's healthcheck once through the libpod API."""
-        if not self.is_podman():
+        """Podman only: run the container's healthcheck through the libpod API, at most once per
+        its interval, as the engine's own timer would. Called while an update is watched and on
+        every step at rest, so the health reported is current, not the last one before rest."""
+        if not self.is_podman() or not self.has_healthcheck(container):
             return
+        now, key = time.monotonic(), str(container.id)
+        last = self._checked.get(key)
+        if last is not None and now - last < healthcheck_interval(container):
+            return
+        # Containers replaced by updates drop out; what is left is a handful of entries.
+        self._checked = {k: t for k, t in self._checked.items() if now - t < CHECKED_MEMORY}
+        self._checked[key] = now
         url = self.client.api.base_url + f"/v4.0.0/libpod/containers/{container.id}/healthcheck"
-        with contextlib.suppress(Exception):  # the next watch step reads the outcome anyway
+        with contextlib.suppress(Exception):  # the caller reads the outcome from the container
             self.client.api.get(url, timeout=30)
 
     def watch(self, container: Container, *, settle: float, timeout: float) -> None:
@@ -223,6 +242,6 @@ class Engine:
                     "timeout" if checked else "crashloop",
                     f"not healthy within {timeout:.0f} s (health: {now.health or 'none'})",
                 )
-            if checked and self.is_podman():
+            if checked:
                 self.run_healthcheck(container)
             time.sleep(0.1)

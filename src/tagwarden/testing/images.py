@@ -13,6 +13,7 @@ none at runtime.
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static
 HEALTH_INTERVAL = "200ms"
 UNHEALTHY_VERSION = "v3"
 CRASHING_VERSION = "v4"
+# Podman's compatible push sends no ``aux`` record, only Docker's closing status line.
+_PUSHED = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 
 
 def dockerfile(version: str, *, health_interval: str = HEALTH_INTERVAL) -> str:
@@ -86,8 +89,13 @@ def build_and_push(
     for line in client.api.push(name, tag=version, auth_config=auth, stream=True, decode=True):
         if "error" in line:
             raise RuntimeError(f"push of {name}:{version} failed: {line['error']}")
-        digest = line.get("aux", {}).get("Digest") or digest
+        digest = line.get("aux", {}).get("Digest") or _status_digest(line) or digest
     if not digest:
         raise RuntimeError(f"push of {name}:{version} reported no digest")
     client.images.remove(f"{name}:{version}", force=True)
     return str(digest)
+
+
+def _status_digest(line: dict[str, Any]) -> str | None:
+    found = _PUSHED.search(str(line.get("status") or ""))
+    return found.group(1) if found else None
