@@ -21,7 +21,7 @@ from tagwarden.devices.index import DeviceIndex, key_digest
 from tagwarden.devices.models import Device, DeviceApp, DeviceDeletion
 from tagwarden.devices.schemas import DeviceCreate, StateReport
 from tagwarden.errors import Conflict, Forbidden, NotFound, Unauthorized
-from tagwarden.rollouts.gates import digest_of
+from tagwarden.references import digest_of
 
 DEVICE_KEY_PREFIX = "twd_"
 DEVICE_FIELDS = ("uuid", "name", "architecture", "labels")

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tagwarden.catalogue import references
+from tagwarden import references
 from tagwarden.devices.schemas import APP_PATTERN, UUID_PATTERN, DeviceUuid, Labels, check_labels
 from tagwarden.inputs import INT32_MAX, NO_NUL, STRICT_INPUT, WHOLE, Id, leave_out
 from tagwarden.rollouts import planner
