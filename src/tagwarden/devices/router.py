@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
+from tagwarden.auth.deps import Admin, AppSettings, Session, Viewer
 from tagwarden.db import utcnow
-from tagwarden.deps import Admin, AppSettings, Session, Viewer
 from tagwarden.devices import service
 from tagwarden.devices.auth import DeviceKey, counting_failures
 from tagwarden.devices.presence import Presence

@@ -10,9 +10,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tagwarden.auth.deps import Approver, AppSettings, Session, Viewer
 from tagwarden.auth.service import Principal
 from tagwarden.db import utcnow
-from tagwarden.deps import Approver, AppSettings, Session, Viewer
 from tagwarden.errors import error_responses
 from tagwarden.inputs import IdPath
 from tagwarden.pagination import Page, Paging
