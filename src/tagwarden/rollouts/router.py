@@ -141,7 +141,6 @@ async def _act(
     action: Action, rollout_id: int, session: AsyncSession, who: Principal, request: Request
 ) -> RolloutOut:
     rollout = await action(session, rollout_id, who, _now(request))
-    await session.flush()
     return await _summary(session, rollout)
 
 
