@@ -31,10 +31,11 @@ test-deps: $(STAMP) ## install the system packages the tests use (docker-registr
 test: test-deps ## run the whole suite (unit, integration on SQLite and PostgreSQL, browser)
 	$(BIN)/pytest
 
-lint: $(STAMP) ## ruff (lint and format) and mypy --strict
+lint: $(STAMP) ## ruff (lint and format), mypy --strict and import-linter (no package cycles)
 	$(BIN)/ruff check src tests bench agent/src
 	$(BIN)/ruff format --check src tests bench agent/src
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests bench agent/src

@@ -34,6 +34,24 @@ POSTGRES_URL = os.environ.get("TAGWARDEN_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("TAGWARDEN_REQUIRE_POSTGRES") == "1"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``@pytest.mark.postgres_only``: the test's SQLite half is deselected (not skipped):
+    row locks and concurrency are PostgreSQL's to prove, and SQLite has nothing to run."""
+    deselected = [item for item in items if _is_sqlite_half_of_postgres_only(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item not in deselected]
+
+
+def _is_sqlite_half_of_postgres_only(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return (
+        item.get_closest_marker("postgres_only") is not None
+        and callspec is not None
+        and callspec.params.get("database_url") == "sqlite"
+    )
+
+
 def _async_url(url: str) -> str:
     return Settings(database_url=url).database_url
 

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from tagwarden import __version__
 from tagwarden.approvals.router import router as approvals_router
 from tagwarden.apps.router import router as apps_router
-from tagwarden.audit.router import router as audit_router
+from tagwarden.auth.router import audit_router
 from tagwarden.auth.router import router as auth_router
 from tagwarden.auth.secret import resolve_session_secret
 from tagwarden.catalogue.router import router as catalogue_router

@@ -1,12 +1,11 @@
 """Every table, imported in one place for Alembic and for tests."""
 
 from tagwarden.approvals.models import ApprovalRequest
-from tagwarden.apps.models import App
 from tagwarden.audit.models import AuditEntry
 from tagwarden.auth.models import ApiToken
 from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.db import Base
-from tagwarden.devices.models import Device, DeviceApp
+from tagwarden.devices.models import App, Device, DeviceApp
 from tagwarden.monitor.models import DiscoveredTag
 from tagwarden.notify.models import NotificationChannel, NotificationDelivery, NotificationEvent
 from tagwarden.rollouts.models import Rollout, RolloutDevice

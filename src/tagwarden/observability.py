@@ -16,7 +16,7 @@ from sqlalchemy import text
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tagwarden.deps import Viewer
+from tagwarden.auth.deps import Viewer
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import iter_route_contexts
 
+from tagwarden.auth.deps import Admin, Approver, Viewer, _principal
 from tagwarden.auth.models import ROLES
-from tagwarden.deps import Admin, Approver, Viewer, _principal
 from tagwarden.devices.auth import _device_key
 from tagwarden.errors import ERROR_DESCRIPTIONS, ErrorBody
 from tagwarden.registry import allowlist

@@ -327,11 +327,8 @@ async def test_two_monitors_racing_check_each_image_once_and_create_each_request
     assert len({(r.image_id, r.tag_name) for r in requests}) == 6
 
 
-async def test_a_claim_skips_the_images_another_replica_holds(
-    world: World, database_url: str
-) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("row locks with SKIP LOCKED are a PostgreSQL matter")
+@pytest.mark.postgres_only
+async def test_a_claim_skips_the_images_another_replica_holds(world: World) -> None:
     ids = []
     for i in range(5):
         world.fake.add_repository(f"library/img{i}", 3)

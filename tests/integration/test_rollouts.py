@@ -390,11 +390,8 @@ async def test_two_rollout_workers_never_advance_the_same_batch_twice(
     tokens: Any,
     fleet: dict[str, str],
     app: Any,
-    database_url: str,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("row locks with SKIP LOCKED are a PostgreSQL matter")
     clock = Clock()
     monitor_for(app, clock)
     rollouts = [

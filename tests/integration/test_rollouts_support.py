@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tagwarden.auth.deps import get_clock
 from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.config import Settings
 from tagwarden.db import utcnow
-from tagwarden.deps import get_clock
 from tagwarden.rollouts.worker import RolloutMonitor
 
 NEW = "sha256:" + "a1" * 32

@@ -10,8 +10,8 @@ from fastapi.routing import iter_route_contexts
 
 from tagwarden.app import create_app
 from tagwarden.approvals.schemas import BulkDecision
+from tagwarden.auth.deps import Admin, Approver, Viewer
 from tagwarden.config import Settings
-from tagwarden.deps import Admin, Approver, Viewer
 from tagwarden.openapi import _calls  # the same dependency walk the document uses
 from tagwarden.rules.schemas import RuleCreate
 

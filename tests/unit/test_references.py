@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tagwarden.catalogue import references
+from tagwarden import references
 
 
 @pytest.mark.parametrize("name", ["redis", "grafana", "my-app", "a__b", "node.js", "x1"])
@@ -56,3 +56,20 @@ def test_every_tag_of_the_grammar_is_accepted(tag: str) -> None:
 def test_repository_path_length_is_bounded() -> None:
     assert references.repository_error("docker.io", "a" * 200, "b" * 60) is not None
     assert references.repository_error("docker.io", "library", "redis") is None
+
+
+def test_digest_of_a_reference() -> None:
+    assert references.digest_of("redis:7.2.5-alpine@sha256:abc") == "sha256:abc"
+    assert references.digest_of("sha256:abc") == "sha256:abc"
+    assert references.digest_of("redis:7") is None
+
+
+def test_split_reference_fills_in_docker_hub_and_library() -> None:
+    assert references.split_reference("redis") == ("docker.io", "library", "redis")
+    assert references.split_reference("index.docker.io/bitnami/redis") == (
+        "docker.io",
+        "bitnami",
+        "redis",
+    )
+    assert references.split_reference("ghcr.io/org/team/app") == ("ghcr.io", "org/team", "app")
+    assert references.split_reference("localhost/app") == ("localhost", "library", "app")

@@ -131,9 +131,3 @@ def test_gates_success_means_healthy_running_target_digest_held_through_bake() -
     assert (late.state, late.failure_reason) == ("failed", "unhealthy")
     failed = gates.Report("failed", None, None, "gremlins", NOW)
     assert _assess(failed) == "failed"
-
-
-def test_digest_of_a_reference() -> None:
-    assert gates.digest_of("redis:7.2.5-alpine@sha256:abc") == "sha256:abc"
-    assert gates.digest_of("sha256:abc") == "sha256:abc"
-    assert gates.digest_of("redis:7") is None

@@ -10,7 +10,7 @@ import logging
 
 import pytest
 
-from tagwarden.catalogue import references
+from tagwarden import references
 from tagwarden.registry import MalformedResponse
 from tagwarden.registry.base import TagNames
 from tagwarden.testing import registry_harness

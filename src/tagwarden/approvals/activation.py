@@ -24,6 +24,7 @@ from tagwarden.db import insert_for, utcnow
 from tagwarden.errors import Conflict, NotFound
 from tagwarden.notify.service import emit
 from tagwarden.rollouts import auto
+from tagwarden.rules.models import ImagePolicy
 
 
 @dataclass(frozen=True)
@@ -142,10 +143,12 @@ async def process(session: AsyncSession, request_id: int, *, actor: Principal) -
     )
     rollout = None
     if created or updated:
+        policy = await session.get(ImagePolicy, image.id)
         rollout = await auto.after_activation(
             session,
             image_id=image.id,
             tag=request.tag_name,
+            template=policy.rollout_template if policy else None,
             approved_by=request.reviewed_by or actor.identity,
             now=utcnow(),
             request_id=request.id,

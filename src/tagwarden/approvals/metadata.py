@@ -6,7 +6,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from tagwarden.catalogue import references
+from tagwarden import references
 from tagwarden.errors import InvalidInput
 
 ARCHITECTURE_MAX = 32

@@ -16,8 +16,8 @@ from tagwarden.approvals.schemas import (
     Decision,
     ProcessOut,
 )
+from tagwarden.auth.deps import Approver, AppSettings, Session, Viewer
 from tagwarden.catalogue.schemas import ImageTagOut
-from tagwarden.deps import Approver, AppSettings, Session, Viewer
 from tagwarden.errors import error_responses
 from tagwarden.inputs import IdPath, IdQuery
 from tagwarden.pagination import Page, Paging

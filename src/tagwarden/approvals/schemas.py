@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from typing_extensions import TypeAliasType
 
+from tagwarden import references
 from tagwarden.approvals.models import ApprovalRequest
-from tagwarden.catalogue import references
 from tagwarden.catalogue.schemas import ImageTagOut
 from tagwarden.inputs import NO_NUL, STRICT_INPUT, Id, Key, Text, keys
 

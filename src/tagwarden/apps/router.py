@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Response, status
 
 from tagwarden.apps import service
 from tagwarden.apps.schemas import NAME_PATTERN, AppOut, AppPut
-from tagwarden.deps import Admin, AppSettings, Session, Viewer
+from tagwarden.auth.deps import Admin, AppSettings, Session, Viewer
 from tagwarden.errors import error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["apps"])

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from tagwarden.apps.models import App
+from tagwarden.devices.models import App
 from tagwarden.devices.schemas import APP_PATTERN
 from tagwarden.inputs import NO_NUL, STRICT_INPUT, Id, Key, Text, keys
 

@@ -13,14 +13,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tagwarden.apps.models import App
 from tagwarden.apps.schemas import AppPut, split_volume
 from tagwarden.audit import service as audit
 from tagwarden.auth.service import Principal
 from tagwarden.catalogue.service import get_image, lock_images
 from tagwarden.db import flush_unique
 from tagwarden.devices import service as devices
-from tagwarden.devices.models import DeviceApp
+from tagwarden.devices.models import App, DeviceApp
 from tagwarden.errors import Conflict, InvalidInput, NotFound
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
 
+from tagwarden.auth.deps import Admin, Approver, AppSettings, Session, Viewer
 from tagwarden.catalogue import service
 from tagwarden.catalogue.schemas import (
     ImageCreate,
@@ -17,7 +18,6 @@ from tagwarden.catalogue.schemas import (
     TagFlag,
     TagFlagOut,
 )
-from tagwarden.deps import Admin, Approver, AppSettings, Session, Viewer
 from tagwarden.errors import error_responses
 from tagwarden.inputs import IdPath
 from tagwarden.pagination import Page, Paging

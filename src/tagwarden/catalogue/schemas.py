@@ -7,8 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-from tagwarden import patterns
-from tagwarden.catalogue import references
+from tagwarden import patterns, references
 from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.inputs import STRICT_INPUT, WHOLE, Regex, Text, leave_out
 

@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tagwarden import references
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.audit import service as audit
 from tagwarden.auth.service import Principal
-from tagwarden.catalogue import references
 from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.catalogue.schemas import ImageCreate, ImageUpdate
 from tagwarden.config import Settings

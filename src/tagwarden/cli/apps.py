@@ -12,7 +12,6 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.apps import service
-from tagwarden.apps.models import App
 from tagwarden.apps.schemas import NAME_PATTERN, AppOut, AppPut
 from tagwarden.cli.common import (
     checked,
@@ -22,6 +21,7 @@ from tagwarden.cli.common import (
     load_settings,
     transact,
 )
+from tagwarden.devices.models import App
 from tagwarden.errors import InvalidInput
 
 app = typer.Typer(help="App definitions: put, list, show, delete.", no_args_is_help=True)

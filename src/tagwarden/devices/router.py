@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tagwarden.deps import Admin, AppSettings, Now, Session, Viewer
+from tagwarden.auth.deps import Admin, AppSettings, Now, Session, Viewer
 from tagwarden.devices import service
 from tagwarden.devices.auth import DeviceKey, counting_failures
 from tagwarden.devices.index import DeviceIndex

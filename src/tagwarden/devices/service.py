@@ -12,17 +12,16 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from tagwarden.apps.models import App
 from tagwarden.audit import service as audit
 from tagwarden.auth.service import Principal, hash_token
 from tagwarden.db import flush_unique, utcnow
 from tagwarden.devices import index
 from tagwarden.devices.index import DeviceIndex, key_digest
-from tagwarden.devices.models import Device, DeviceApp, DeviceDeletion
+from tagwarden.devices.models import App, Device, DeviceApp, DeviceDeletion
 from tagwarden.devices.schemas import DeviceCreate, StateReport
 from tagwarden.devices.states import AppStatus
 from tagwarden.errors import Conflict, Forbidden, NotFound, Unauthorized
-from tagwarden.rollouts.gates import digest_of
+from tagwarden.references import digest_of
 
 DEVICE_KEY_PREFIX = "twd_"
 DEVICE_FIELDS = ("uuid", "name", "architecture", "labels")

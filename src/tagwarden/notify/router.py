@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from tagwarden.deps import Admin, Session
+from tagwarden.auth.deps import Admin, Session
 from tagwarden.errors import error_responses
 from tagwarden.inputs import IdPath
 from tagwarden.notify import service

@@ -18,12 +18,9 @@ from collections.abc import Collection
 from urllib.parse import urlsplit
 
 from tagwarden.config import Settings
+from tagwarden.references import DOCKER_HUB_HOSTS
 
 SETTING = "TAGWARDEN_ALLOWED_REGISTRIES"
-# Every name an image's registry field may use for Docker Hub.
-DOCKER_HUB_HOSTS = frozenset(
-    {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
-)
 BUILT_IN_HOSTS = DOCKER_HUB_HOSTS | {"ghcr.io", "quay.io"}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 

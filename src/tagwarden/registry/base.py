@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
-from tagwarden.catalogue.references import is_tag, shown
 from tagwarden.platforms import normalise_architecture
+from tagwarden.references import is_tag, shown
 
 log = logging.getLogger("tagwarden.registry")
 

@@ -12,7 +12,7 @@ from itertools import pairwise
 from typing import Any
 from urllib.parse import quote
 
-from tagwarden.catalogue.references import is_tag
+from tagwarden.references import is_tag
 from tagwarden.registry.allowlist import origin
 from tagwarden.registry.base import (
     AuthenticationFailed,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 
 from tagwarden.config import RegistryCredentials, Settings
-from tagwarden.registry.allowlist import DOCKER_HUB_HOSTS, is_allowed, refusal, trusted_netlocs
+from tagwarden.references import DOCKER_HUB_HOSTS, is_docker_hub
+from tagwarden.registry.allowlist import is_allowed, refusal, trusted_netlocs
 from tagwarden.registry.base import HostNotAllowed, RegistryClient
 from tagwarden.registry.dockerhub import DockerHubClient
 from tagwarden.registry.oci import OciClient
@@ -29,10 +30,6 @@ def shared_state() -> RegistryState:
     if _shared_state is None:
         _shared_state = RegistryState()
     return _shared_state
-
-
-def is_docker_hub(registry_host: str) -> bool:
-    return registry_host.strip().lower() in DOCKER_HUB_HOSTS
 
 
 def repository_path(namespace: str | None, image_name: str, registry_host: str) -> str:

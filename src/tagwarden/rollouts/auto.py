@@ -13,7 +13,9 @@ the approval, the scan and the other tags go on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
@@ -24,8 +26,7 @@ from tagwarden.auth.service import Principal
 from tagwarden.errors import DomainError, failure_reason
 from tagwarden.rollouts import service
 from tagwarden.rollouts.models import Rollout
-from tagwarden.rules.models import ImagePolicy
-from tagwarden.rules.schemas import RolloutTemplate
+from tagwarden.rollouts.schemas import RolloutTemplate
 
 log = logging.getLogger("tagwarden.rollouts")
 ACTOR = "auto-rollout"
@@ -39,12 +40,14 @@ async def after_activation(
     *,
     image_id: int,
     tag: str,
+    template: Mapping[str, Any] | None,
     approved_by: str,
     now: datetime,
     request_id: int | None = None,
 ) -> Rollout | None:
-    policy = await session.get(ImagePolicy, image_id)
-    if policy is None or not policy.rollout_template:
+    """Start the rollout ``template`` (the image policy's stored ``rollout_template``, as the
+    caller read it) describes for ``tag``; None when there is no template or it did not start."""
+    if not template:
         return None
     poll_interval = int(session.info.get("device_poll_interval_seconds", DEFAULT_POLL_INTERVAL))
     actor = Principal(identity=f"{ACTOR} (approved by {approved_by})", role="approver")
@@ -52,8 +55,9 @@ async def after_activation(
         async with session.begin_nested():
             # Inside the savepoint too: reading the template and making the tag's request fail
             # for one tag (or one stored template), and must not fail its approval.
-            template = RolloutTemplate.model_validate(policy.rollout_template)
-            request = template.request_for(image_id=image_id, tag=tag)
+            request = RolloutTemplate.model_validate(template).request_for(
+                image_id=image_id, tag=tag
+            )
             prepared = await service.prepare(session, request, now=now, poll_interval=poll_interval)
             rollout = await service.create(session, request, prepared, actor)
     except Exception as exc:

@@ -31,15 +31,6 @@ class Verdict:
     failure_reason: FailureReason | None = None
 
 
-def digest_of(reference: str | None) -> str | None:
-    """The digest in ``redis:7.2.5-alpine@sha256:…`` (or a bare ``sha256:…``)."""
-    if not reference:
-        return None
-    if "@" in reference:
-        return reference.rsplit("@", 1)[1] or None
-    return reference if reference.startswith("sha256:") else None
-
-
 def assess(
     *,
     state: DeviceState,

@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tagwarden.auth.deps import Approver, AppSettings, Now, Session, Viewer
 from tagwarden.auth.service import Principal
-from tagwarden.deps import Approver, AppSettings, Now, Session, Viewer
 from tagwarden.errors import error_responses
 from tagwarden.inputs import IdPath
 from tagwarden.pagination import Page, Paging
@@ -127,7 +127,6 @@ async def _act(
     action: RolloutAction, rollout_id: int, session: AsyncSession, who: Principal, now: datetime
 ) -> RolloutOut:
     rollout = await service.act(session, rollout_id, action, who, now)
-    await session.flush()
     return await _summary(session, rollout)
 
 

@@ -20,7 +20,7 @@ from tagwarden.devices.models import Device, DeviceApp
 from tagwarden.devices.service import with_labels
 from tagwarden.devices.states import FailureReason
 from tagwarden.errors import Conflict, InvalidInput, NotFound
-from tagwarden.registry.factory import is_docker_hub
+from tagwarden.references import split_reference
 from tagwarden.rollouts import engine, planner
 from tagwarden.rollouts.models import Rollout, RolloutDevice
 from tagwarden.rollouts.schemas import RolloutCreate
@@ -41,19 +41,6 @@ class Prepared:
     app_name: str
     plan: planner.Plan
     devices: dict[str, Device]
-
-
-def split_reference(name: str) -> tuple[str, str, str]:
-    """``redis`` → docker.io/library/redis; ``ghcr.io/org/app`` → ghcr.io/org/app."""
-    parts = name.strip().lower().split("/")
-    registry = "docker.io"
-    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
-        registry = parts.pop(0)
-    if is_docker_hub(registry):
-        registry = "docker.io"
-    if len(parts) == 1:
-        return registry, "library", parts[0]
-    return registry, "/".join(parts[:-1]), parts[-1]
 
 
 async def _image(session: AsyncSession, data: RolloutCreate) -> Image:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from tagwarden.approvals.service import get_request
-from tagwarden.deps import Admin, Session, Viewer
+from tagwarden.auth.deps import Admin, Session, Viewer
 from tagwarden.errors import error_responses
 from tagwarden.inputs import IdPath
 from tagwarden.rules import decisions, service

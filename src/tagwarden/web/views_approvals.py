@@ -9,8 +9,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from tagwarden.approvals import service
 from tagwarden.approvals.models import ApprovalRequest
+from tagwarden.auth.deps import AppSettings, Session
 from tagwarden.catalogue import service as catalogue
-from tagwarden.deps import AppSettings, Session
 from tagwarden.web.render import WebRoute, back_url, page, redirect
 from tagwarden.web.session import PostingUser, WebUser, need
 

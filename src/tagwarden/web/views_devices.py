@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from tagwarden.deps import Session
+from tagwarden.auth.deps import Session
 from tagwarden.devices import service
 from tagwarden.web.render import WebRoute, page
 from tagwarden.web.session import WebUser

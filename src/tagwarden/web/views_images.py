@@ -8,10 +8,10 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ValidationError
 
+from tagwarden.auth.deps import AppSettings, Session
 from tagwarden.catalogue import service
 from tagwarden.catalogue.models import ImageTag
 from tagwarden.catalogue.schemas import ImageCreate, ImageUpdate
-from tagwarden.deps import AppSettings, Session
 from tagwarden.errors import InvalidInput
 from tagwarden.monitor import service as monitor_service
 from tagwarden.monitor.worker import ImageMonitor

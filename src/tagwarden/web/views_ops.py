@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from tagwarden.audit import service as audit
+from tagwarden.auth.deps import Session
 from tagwarden.catalogue import service as catalogue
-from tagwarden.deps import Session
 from tagwarden.monitor.worker import ImageMonitor
 from tagwarden.web.render import WebRoute, page, redirect
 from tagwarden.web.session import PostingUser, WebUser, need

@@ -10,8 +10,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tagwarden.auth.deps import AppSettings, Now, Session
 from tagwarden.catalogue import service as catalogue
-from tagwarden.deps import AppSettings, Now, Session
 from tagwarden.devices import service as devices
 from tagwarden.devices.schemas import parse_labels
 from tagwarden.errors import InvalidInput

@@ -14,8 +14,8 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel
 
+from tagwarden.auth.deps import get_settings_dep
 from tagwarden.db import transaction
-from tagwarden.deps import get_settings_dep
 from tagwarden.errors import InvalidInput, Unauthorized, error_responses
 from tagwarden.monitor.worker import ImageMonitor
 from tagwarden.webhooks import payloads, service

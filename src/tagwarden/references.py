@@ -1,4 +1,9 @@
-"""The OCI/Docker reference grammar for registries, repository paths and tags (pure).
+"""Image references (pure): the OCI/Docker grammar for registries, repository paths, tags and
+digests, and how a written reference splits into its parts.
+
+Every part names images, so this module sits below all of them (beside ``versions.py`` and
+``platforms.py``): the registry clients check tag names with it, and the catalogue, which asks
+the registry layer whether a host is allowed, validates with it too.
 
 From distribution/reference's grammar: path components are lowercase alphanumerics joined by
 one of ``.``, ``_``, ``__`` or runs of ``-``; a tag is ``[\\w][\\w.-]{0,127}``.
@@ -29,6 +34,10 @@ DOMAIN_PATTERN = rf"^{_DOMAIN}$"
 DIGEST_PATTERN = rf"^{DIGEST_RE.pattern}$"
 
 MAX_REPOSITORY_LENGTH = 255
+# Every name an image's registry field may use for Docker Hub.
+DOCKER_HUB_HOSTS = frozenset(
+    {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+)
 # How much of a refused value an error message repeats: enough to recognise it, no more.
 _SHOWN = 60
 
@@ -98,3 +107,29 @@ def repository_error(registry: str, namespace: str, image_name: str) -> str | No
     if len(f"{namespace}/{image_name}") > MAX_REPOSITORY_LENGTH:
         return f"repository path is longer than {MAX_REPOSITORY_LENGTH} characters"
     return None
+
+
+def is_docker_hub(registry_host: str) -> bool:
+    return registry_host.strip().lower() in DOCKER_HUB_HOSTS
+
+
+def split_reference(name: str) -> tuple[str, str, str]:
+    """``redis`` → docker.io/library/redis; ``ghcr.io/org/app`` → ghcr.io/org/app."""
+    parts = name.strip().lower().split("/")
+    registry = "docker.io"
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        registry = parts.pop(0)
+    if is_docker_hub(registry):
+        registry = "docker.io"
+    if len(parts) == 1:
+        return registry, "library", parts[0]
+    return registry, "/".join(parts[:-1]), parts[-1]
+
+
+def digest_of(reference: str | None) -> str | None:
+    """The digest in ``redis:7.2.5-alpine@sha256:…`` (or a bare ``sha256:…``)."""
+    if not reference:
+        return None
+    if "@" in reference:
+        return reference.rsplit("@", 1)[1] or None
+    return reference if reference.startswith("sha256:") else None
