@@ -37,13 +37,14 @@ from tests.integration.test_agent_engine import (
     APP,
     REPOSITORY,
     Fleet,
+    agent_world,
     fleet,
     healthy_on_v2,
     server,
     wait_for,
 )
 
-__all__ = ["docker_engine", "fleet", "server", "test_images"]  # fixtures
+__all__ = ["agent_world", "docker_engine", "fleet", "server", "test_images"]  # fixtures
 
 pytestmark = [pytest.mark.registry, pytest.mark.docker]
 
