@@ -17,6 +17,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urljoin
 
@@ -39,9 +40,11 @@ from tagwarden.registry.manifests import (
     ACCEPT,
     IMAGE_MANIFEST_TYPES,
     INDEX_TYPES,
+    ImageBlobs,
     ImageConfig,
     ImageManifest,
     media_type_of,
+    parse_image_blobs,
     parse_image_config,
     parse_image_manifest,
     parse_index,
@@ -61,6 +64,14 @@ log = logging.getLogger(__name__)
 
 # Token endpoints may omit expires_in; the token spec says to assume 60 seconds then.
 DEFAULT_TOKEN_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformBlobs:
+    """One platform of a tag: its manifest's digest and the blobs that manifest lists."""
+
+    digest: str
+    blobs: ImageBlobs
 
 
 class OciClient:
@@ -254,6 +265,36 @@ class OciClient:
         if response.status_code != 200:
             raise unexpected(response)
         return parse_image_config(json_object(response))
+
+    # -- sizes -------------------------------------------------------------------------------
+
+    async def image_blobs(self, repository: str, digest: str) -> dict[str, PlatformBlobs]:
+        """Architecture → that platform's manifest digest and blobs, for a tag's digest.
+
+        An index costs one GET per image platform (attestations are skipped), a single image
+        one GET plus its config blob (only the config names its platform). Everything is read
+        by digest, so a re-push while this runs cannot mix two images.
+        """
+        body, media_type, _ = await self._manifest(repository, digest)
+        if media_type in INDEX_TYPES:
+            entries, _ = parse_index(body)
+            found: dict[str, PlatformBlobs] = {}
+            # Devices run Linux: where an architecture has a Windows build too, Linux wins.
+            for entry in sorted(entries, key=lambda e: e.os != "linux"):
+                arch = normalise_architecture(entry.architecture, entry.variant)
+                if arch in found:
+                    continue
+                child, child_type, _ = await self._manifest(repository, entry.digest)
+                if child_type not in IMAGE_MANIFEST_TYPES:
+                    raise MalformedResponse(f"{repository}@{entry.digest}: not an image manifest")
+                found[arch] = PlatformBlobs(entry.digest, parse_image_blobs(child))
+            return found
+        if media_type in IMAGE_MANIFEST_TYPES:
+            manifest = parse_image_manifest(body)
+            config = await self._config(repository, manifest)
+            arch = normalise_architecture(config.architecture, config.variant)
+            return {arch: PlatformBlobs(digest, parse_image_blobs(body))}
+        raise MalformedResponse(f"{repository}@{digest}: unsupported manifest type")
 
     # -- authentication ----------------------------------------------------------------------
 
