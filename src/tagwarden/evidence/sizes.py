@@ -134,15 +134,17 @@ def size_evidence(
     platforms: Mapping[str, ImageBlobs],
     *,
     hub_sizes: Mapping[str, int] | None = None,
+    manifests: Mapping[str, str] | None = None,
     previous: Previous | None,
     checked_at: datetime,
 ) -> dict[str, Any]:
     """The stored size evidence of a digest.
 
-    ``platforms`` are the platform manifests read from the registry; ``hub_sizes`` the Hub API's
-    compressed sizes, used where no manifest was read (then there are no blobs, and no new
-    bytes for that platform).
+    ``platforms`` are the platform manifests read from the registry (``manifests``: their
+    digests); ``hub_sizes`` the Hub API's compressed sizes, used where no manifest was read
+    (then there are no blobs, and no new bytes for that platform).
     """
+    manifests = manifests or {}
     sizes = dict(hub_sizes or {})
     sizes.update(compressed_bytes(platforms))
     evidence: dict[str, Any] = {
@@ -150,15 +152,19 @@ def size_evidence(
         "previous": {"tag": previous.tag, "digest": previous.digest} if previous else None,
         "growth_percent": growth_percent(sizes, previous.sizes) if previous else {},
         "new_bytes": new_bytes(platforms, previous.blobs) if previous else {},
-        "blobs": {arch: stored_blobs(blobs) for arch, blobs in sorted(platforms.items())},
+        "blobs": {
+            arch: stored_blobs(blobs, manifests.get(arch))
+            for arch, blobs in sorted(platforms.items())
+        },
         "source": (SizeSource.MANIFESTS if platforms else SizeSource.HUB).value,
         "checked_at": checked_at.isoformat(),
     }
     return evidence
 
 
-def stored_blobs(blobs: ImageBlobs) -> dict[str, Any]:
+def stored_blobs(blobs: ImageBlobs, manifest: str | None = None) -> dict[str, Any]:
     return {
+        "manifest": manifest,
         "config": {"digest": blobs.config.digest, "size": blobs.config.size},
         "layers": [{"digest": layer.digest, "size": layer.size} for layer in blobs.layers],
     }
@@ -244,3 +250,40 @@ def grown(evidence: Mapping[str, Any], threshold: float) -> dict[str, float]:
         for arch, value in growth.items()
         if isinstance(value, int | float) and math.isfinite(value) and value > threshold
     }
+
+
+def blobs_by_digest(
+    evidence: Mapping[str, Mapping[str, Any] | None],
+) -> dict[str, dict[str, ImageBlobs]]:
+    """Digest → architecture → blobs, from an image's stored evidence (keyed by its digest).
+
+    A device may report either its tag's digest or its platform manifest's: both find them.
+    """
+    found: dict[str, dict[str, ImageBlobs]] = {}
+    for digest, stored in evidence.items():
+        platforms = blobs_of(stored)
+        if not platforms:
+            continue
+        found.setdefault(digest, {}).update(platforms)
+        for arch, entry in (stored or {}).get("blobs", {}).items():
+            manifest = entry.get("manifest") if isinstance(entry, dict) else None
+            if isinstance(manifest, str) and arch in platforms:
+                found.setdefault(manifest, {})[arch] = platforms[arch]
+    return found
+
+
+def device_download_bytes(
+    architecture: str,
+    current_digest: str | None,
+    target: Mapping[str, Any] | None,
+    known: Mapping[str, Mapping[str, ImageBlobs]],
+) -> int | None:
+    """What one device of ``architecture`` downloads to run the target (its size evidence),
+    holding the image ``current_digest``: blobs of the target it lacks; all of them when its
+    current image (or that image's blobs) is not known; None when the target's size is not."""
+    current = known.get(current_digest or "", {}).get(architecture)
+    return download_bytes(
+        blobs_of(target).get(architecture),
+        held=frozenset(current.distinct()) if current is not None else None,
+        target_size=sizes_of(target).get(architecture),
+    )
