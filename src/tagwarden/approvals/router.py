@@ -19,6 +19,8 @@ from tagwarden.approvals.schemas import (
 from tagwarden.catalogue.schemas import ImageTagOut
 from tagwarden.deps import Approver, AppSettings, Session, Viewer
 from tagwarden.errors import error_responses
+from tagwarden.evidence import service as evidence
+from tagwarden.evidence.schemas import EvidenceOut
 from tagwarden.inputs import IdPath, IdQuery
 from tagwarden.pagination import Page, Paging
 
@@ -46,7 +48,12 @@ async def list_requests(
         limit=paging.limit,
         offset=paging.offset,
     )
-    return Page(items=[ApprovalRequestOut.of(r) for r in rows], total=total, **paging.model_dump())
+    found = await evidence.evidence_for_many(session, ((r.image_id, r.digest) for r in rows))
+    items = [
+        ApprovalRequestOut.of(r, evidence=found.get((r.image_id, r.digest or ""), EvidenceOut()))
+        for r in rows
+    ]
+    return Page(items=items, total=total, **paging.model_dump())
 
 
 @router.post("/approvals", status_code=status.HTTP_201_CREATED, responses=error_responses(404, 409))
@@ -88,7 +95,9 @@ async def bulk_decide(
 
 @router.get("/approvals/{request_id}")
 async def get_request(request_id: IdPath, session: Session, _: Viewer) -> ApprovalRequestOut:
-    return ApprovalRequestOut.of(await service.get_request(session, request_id))
+    request = await service.get_request(session, request_id)
+    found = await evidence.evidence_for(session, request.image_id, request.digest)
+    return ApprovalRequestOut.of(request, evidence=found)
 
 
 async def _decide(

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tagwarden.devices.schemas import APP_PATTERN, DeviceUuid, Labels
+from tagwarden.evidence.schemas import SignaturePolicy, SizePolicy
 from tagwarden.inputs import NO_NUL, STRICT_INPUT, WHOLE, Name, leave_out
 from tagwarden.rollouts.schemas import (
     DEVICES_OR_SELECTOR,
@@ -130,6 +131,12 @@ class PolicyUpdate(BaseModel):
         description="this image's Docker Hub secret",
     )
     rollout_template: RolloutTemplate | None = None
+    signature: SignaturePolicy | None = Field(
+        default=None, description="what a digest's signatures must show; null: mode off"
+    )
+    size: SizePolicy | None = Field(
+        default=None, description="how large a digest may be; null: mode off"
+    )
 
 
 class PolicyOut(BaseModel):
@@ -137,6 +144,8 @@ class PolicyOut(BaseModel):
     required_approvals: int
     webhook_secret_set: bool
     rollout_template: dict[str, Any] | None
+    signature: SignaturePolicy
+    size: SizePolicy
 
     @classmethod
     def of(cls, policy: ImagePolicy) -> PolicyOut:
@@ -145,6 +154,8 @@ class PolicyOut(BaseModel):
             required_approvals=policy.required_approvals or 1,
             webhook_secret_set=policy.webhook_secret_hash is not None,
             rollout_template=policy.rollout_template,
+            signature=SignaturePolicy.model_validate(policy.signature_policy or {}),
+            size=SizePolicy.model_validate(policy.size_policy or {}),
         )
 
 

@@ -121,6 +121,8 @@ async def set_policy(
     required_approvals: int | None = None,
     webhook_secret: str | None = UNSET,
     rollout_template: dict[str, Any] | None = UNSET,
+    signature_policy: dict[str, Any] | None = UNSET,
+    size_policy: dict[str, Any] | None = UNSET,
 ) -> ImagePolicy:
     await get_image(session, image_id)
     row = await session.get(ImagePolicy, image_id)
@@ -131,6 +133,8 @@ async def set_policy(
         "required_approvals": row.required_approvals,
         "webhook_secret_set": row.webhook_secret_hash is not None,
         "rollout_template": row.rollout_template,
+        "signature": row.signature_policy,
+        "size": row.size_policy,
     }
     if required_approvals is not None:
         if required_approvals < 1:
@@ -142,6 +146,10 @@ async def set_policy(
         row.webhook_secret_hash = hash_token(webhook_secret) if webhook_secret else None
     if rollout_template is not UNSET:
         row.rollout_template = rollout_template
+    if signature_policy is not UNSET:
+        row.signature_policy = signature_policy
+    if size_policy is not UNSET:
+        row.size_policy = size_policy
     row.updated_by = actor
     await session.flush()
     audit.record(
@@ -155,6 +163,8 @@ async def set_policy(
             "required_approvals": row.required_approvals,
             "webhook_secret_set": row.webhook_secret_hash is not None,
             "rollout_template": row.rollout_template,
+            "signature": row.signature_policy,
+            "size": row.size_policy,
         },
     )
     return row
