@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tagwarden.evidence import sizes
-from tagwarden.evidence.sizes import Previous, SizeMode, SizePolicy
+from tagwarden.evidence.schemas import PolicyMode, SizePolicy
+from tagwarden.evidence.sizes import Previous
 from tagwarden.registry.base import MalformedResponse
 from tagwarden.registry.manifests import Blob, ImageBlobs, parse_image_blobs
 
@@ -139,32 +140,44 @@ def test_growth_has_the_sign_of_the_change(before: int, now: int) -> None:
 
 def test_policy_checks_max_bytes_and_growth_and_says_why() -> None:
     evidence = {"platforms": {"amd64": 2000, "arm64": 900}, "growth_percent": {"amd64": 25.0}}
-    policy = SizePolicy(SizeMode.ENFORCE, max_growth_percent=20, max_bytes=1000)
+    policy = SizePolicy(mode=PolicyMode.ENFORCE, max_growth_percent=20, max_bytes=1000)
     assert sizes.size_failures(evidence, policy) == [
         "amd64: 2000 bytes, more than max_bytes 1000",
         "amd64: grew 25.0 %, more than max_growth_percent 20",
     ]
-    assert sizes.size_failures(evidence, SizePolicy(SizeMode.ENFORCE, max_bytes=2000)) == []
-    assert sizes.size_failures(evidence, SizePolicy(SizeMode.OFF, max_bytes=1)) == []
+    assert sizes.size_failures(evidence, SizePolicy(mode=PolicyMode.ENFORCE, max_bytes=2000)) == []
+    assert sizes.size_failures(evidence, SizePolicy(mode=PolicyMode.OFF, max_bytes=1)) == []
 
 
 def test_a_policy_with_a_limit_fails_without_evidence() -> None:
-    policy = SizePolicy(SizeMode.WARN, max_bytes=1)
+    policy = SizePolicy(mode=PolicyMode.WARN, max_bytes=1)
     assert sizes.size_failures(None, policy) == ["no size evidence"]
     assert sizes.size_failures({"platforms": {}}, policy) == ["no size evidence"]
-    assert sizes.size_failures(None, SizePolicy(SizeMode.ENFORCE)) == []
+    assert sizes.size_failures(None, SizePolicy(mode=PolicyMode.ENFORCE)) == []
 
 
 def test_growth_event_threshold_is_the_policys_or_twenty_percent() -> None:
     evidence = {"growth_percent": {"amd64": 21.0, "arm64": 12.0}}
-    assert sizes.grown(evidence, SizePolicy().growth_event_percent) == {"amd64": 21.0}
-    assert sizes.grown(evidence, SizePolicy(max_growth_percent=10).growth_event_percent) == {
+    assert sizes.grown(evidence, sizes.growth_event_percent(SizePolicy())) == {"amd64": 21.0}
+    assert sizes.grown(evidence, sizes.growth_event_percent(SizePolicy(max_growth_percent=10))) == {
         "amd64": 21.0,
         "arm64": 12.0,
     }
 
 
-def test_stored_policy_round_trips() -> None:
-    policy = SizePolicy(SizeMode.WARN, max_growth_percent=12.5, max_bytes=10)
-    assert SizePolicy.from_stored(policy.stored()) == policy
-    assert SizePolicy.from_stored(None) == SizePolicy()
+def test_device_download_bytes_find_the_current_image_by_either_digest() -> None:
+    stored = {
+        "sha256:v1": sizes.size_evidence(
+            {"amd64": V1}, manifests={"amd64": "sha256:v1-amd64"}, previous=None, checked_at=NOW
+        ),
+    }
+    target = sizes.size_evidence({"amd64": V2}, previous=None, checked_at=NOW)
+    known = sizes.blobs_by_digest(stored)
+    assert sizes.device_download_bytes("amd64", "sha256:v1", target, known) == 258
+    assert sizes.device_download_bytes("amd64", "sha256:v1-amd64", target, known) == 258
+    # A device whose image is not known downloads everything, each blob once.
+    assert sizes.device_download_bytes("amd64", None, target, known) == 3758
+    assert sizes.device_download_bytes("amd64", "sha256:other", target, known) == 3758
+    assert sizes.device_download_bytes("arm64", "sha256:v1", target, known) is None
+    hub = {"platforms": {"amd64": 999}, "blobs": {}}
+    assert sizes.device_download_bytes("amd64", "sha256:v1", hub, known) == 999

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
 from tagwarden.approvals import activation, service
 from tagwarden.approvals.schemas import (
@@ -17,9 +17,11 @@ from tagwarden.approvals.schemas import (
     ProcessOut,
 )
 from tagwarden.catalogue.schemas import ImageTagOut
+from tagwarden.db import utcnow
 from tagwarden.deps import Approver, AppSettings, Session, Viewer
 from tagwarden.errors import error_responses
 from tagwarden.evidence import service as evidence
+from tagwarden.evidence import sizing
 from tagwarden.evidence.schemas import EvidenceOut
 from tagwarden.inputs import IdPath, IdQuery
 from tagwarden.pagination import Page, Paging
@@ -96,6 +98,18 @@ async def bulk_decide(
 @router.get("/approvals/{request_id}")
 async def get_request(request_id: IdPath, session: Session, _: Viewer) -> ApprovalRequestOut:
     request = await service.get_request(session, request_id)
+    found = await evidence.evidence_for(session, request.image_id, request.digest)
+    return ApprovalRequestOut.of(request, evidence=found)
+
+
+@router.post("/approvals/{request_id}/evidence", responses=error_responses(404))
+async def check_evidence(
+    request_id: IdPath, session: Session, _: Approver, http: Request
+) -> ApprovalRequestOut:
+    """Check the request's digest again now (sizes from its registry) and store the result;
+    the request with its evidence. The registry is asked before anything is written."""
+    request = await service.get_request(session, request_id)
+    await sizing.refresh(session, request, http.app.state.monitor.client, now=utcnow())
     found = await evidence.evidence_for(session, request.image_id, request.digest)
     return ApprovalRequestOut.of(request, evidence=found)
 

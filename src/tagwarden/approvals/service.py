@@ -18,6 +18,7 @@ from tagwarden.auth.service import Principal
 from tagwarden.catalogue.service import get_image
 from tagwarden.db import insert_for, utcnow
 from tagwarden.errors import Conflict, DomainError, Forbidden, NotFound
+from tagwarden.evidence.sizing import check_size
 from tagwarden.notify.service import emit, emit_many
 from tagwarden.rules import decisions
 
@@ -341,6 +342,7 @@ async def decide(
             f"you asked for {request.image_name} to be added; another approver must approve it",
             code="own_request",
         )
+    warnings = await _evidence_warnings(session, request, actor) if approve else {}
     status = "approved" if approve else "rejected"
     required = required_approvals or await decisions.required_approvals(session, request.image_id)
     recorded = await decisions.record(
@@ -360,7 +362,12 @@ async def decide(
             action="approval.approval_recorded",
             entity_type="approval_request",
             entity_id=request.id,
-            after={"approvals": count, "required_approvals": required, "notes": notes},
+            after={
+                "approvals": count,
+                "required_approvals": required,
+                "notes": notes,
+                **({"failed_checks": warnings} if warnings else {}),
+            },
         )
         return DecisionResult(request, None, approvals=count, required_approvals=required)
     await session.execute(
@@ -377,7 +384,10 @@ async def decide(
         entity_type="approval_request",
         entity_id=request.id,
         before={"status": "pending"},
-        after=audit.snapshot(request, DECISION_FIELDS),
+        after={
+            **audit.snapshot(request, DECISION_FIELDS),
+            **({"failed_checks": warnings} if warnings else {}),
+        },
     )
     await emit(session, f"approval.{status}", event_payload(request))
     activation = None
@@ -387,6 +397,26 @@ async def decide(
         image = await get_image(session, request.image_id)
         image.approval_status = "rejected"
     return DecisionResult(request, activation, approvals=count, required_approvals=required)
+
+
+async def _evidence_warnings(
+    session: AsyncSession, request: ApprovalRequest, actor: Principal
+) -> dict[str, list[str]]:
+    """The policy checks the request's digest fails, for the decision's audit entry.
+
+    ``enforce`` refuses the approval (409 ``size_exceeded``). ``warn`` lets a person approve
+    with the failures recorded; a rule approves nothing that fails a check: a person decides.
+    """
+    if request.tag_name is None:
+        return {}
+    verdict = await check_size(session, request.image_id, request.digest)
+    if verdict.failures and (verdict.refuses or actor.identity.startswith(decisions.RULE_PREFIX)):
+        raise Conflict(
+            f"{request.image_name}:{request.tag_name} fails its image's size policy: "
+            + "; ".join(verdict.failures),
+            code="size_exceeded",
+        )
+    return {"size": verdict.failures} if verdict.failures else {}
 
 
 @dataclass(frozen=True)

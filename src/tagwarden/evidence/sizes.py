@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tagwarden.evidence.schemas import PolicyMode, SizePolicy
 from tagwarden.registry.manifests import Blob, ImageBlobs
 
 # Without a max_growth_percent of its own, an image's tag "grew" past this (tag.size_grew).
@@ -28,43 +29,11 @@ class SizeSource(enum.StrEnum):
     HUB = "hub"
 
 
-class SizeMode(enum.StrEnum):
-    OFF = "off"
-    WARN = "warn"
-    ENFORCE = "enforce"
-
-
-@dataclass(frozen=True, slots=True)
-class SizePolicy:
-    mode: SizeMode = SizeMode.OFF
-    max_growth_percent: float | None = None
-    max_bytes: int | None = None
-
-    @classmethod
-    def from_stored(cls, stored: Mapping[str, Any] | None) -> SizePolicy:
-        """The image's ``size_policy`` column (validated on the way in) as a policy."""
-        if not stored:
-            return cls()
-        growth = stored.get("max_growth_percent")
-        limit = stored.get("max_bytes")
-        return cls(
-            mode=SizeMode(stored.get("mode", SizeMode.OFF)),
-            max_growth_percent=float(growth) if growth is not None else None,
-            max_bytes=int(limit) if limit is not None else None,
-        )
-
-    def stored(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode.value,
-            "max_growth_percent": self.max_growth_percent,
-            "max_bytes": self.max_bytes,
-        }
-
-    @property
-    def growth_event_percent(self) -> float:
-        if self.max_growth_percent is not None:
-            return self.max_growth_percent
-        return DEFAULT_GROWTH_EVENT_PERCENT
+def growth_event_percent(policy: SizePolicy) -> float:
+    """Growth past which ``tag.size_grew`` is sent: the policy's limit, or 20 %."""
+    if policy.max_growth_percent is not None:
+        return policy.max_growth_percent
+    return DEFAULT_GROWTH_EVENT_PERCENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +187,7 @@ def size_failures(evidence: Mapping[str, Any] | None, policy: SizePolicy) -> lis
     No evidence (the registry could not be read, or said no size) fails a policy with a limit:
     a gate that cannot see the size does not let the tag through as if it were small.
     """
-    if policy.mode is SizeMode.OFF or (
+    if policy.mode == PolicyMode.OFF or (
         policy.max_growth_percent is None and policy.max_bytes is None
     ):
         return []

@@ -4,7 +4,7 @@ store them against the image's previous approved tag (in the caller's transactio
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,11 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.catalogue.models import Image
+from tagwarden.catalogue.service import get_image
 from tagwarden.evidence import sizes
 from tagwarden.evidence.models import DigestEvidence
+from tagwarden.evidence.schemas import PolicyMode, SizePolicy
 from tagwarden.evidence.service import store_size
-from tagwarden.registry.base import RegistryClient, RegistryError
+from tagwarden.notify.service import emit
+from tagwarden.registry.base import RegistryClient, RegistryError, RemoteTag
+from tagwarden.registry.factory import repository_path
 from tagwarden.registry.oci import OciClient, PlatformBlobs
+from tagwarden.rules.models import ImagePolicy
 
 log = logging.getLogger(__name__)
 
@@ -50,23 +55,33 @@ def hub_sizes(metadata: Mapping[str, Any]) -> dict[str, int]:
     return found
 
 
+def listed_sizes(tag: RemoteTag) -> dict[str, int]:
+    """What a listing said of each platform's compressed size (the Hub's ``images[].size``)."""
+    found: dict[str, int] = {}
+    for platform in sorted(tag.platforms, key=lambda p: p.os != "linux"):
+        if platform.size is not None:
+            found.setdefault(platform.architecture, platform.size)
+    return found
+
+
 async def read_sizes(
-    client: RegistryClient, repository: str, digest: str, metadata: Mapping[str, Any]
+    client: RegistryClient, repository: str, digest: str, said: Mapping[str, int]
 ) -> SizeFacts:
     """Registry I/O only: call it with no transaction open.
 
     Docker Hub's sizes come from the Hub API listing already made (reading manifests there
     would spend pulls of a small anonymous budget), so its evidence has no blobs. Any other
-    registry: the platform manifests, by digest. A registry error leaves the sizes unknown
-    (logged); the request is still made and can be checked again on demand.
+    registry: the platform manifests, by digest. ``said``: the sizes the listing gave (Docker
+    Hub's, or a request's ``platform_details``). A registry error leaves only those (logged);
+    the request is still made and can be checked again on demand.
     """
     if not isinstance(client, OciClient):
-        return SizeFacts(hub_sizes=hub_sizes(metadata))
+        return SizeFacts(hub_sizes=said)
     try:
         return SizeFacts(platforms=await client.image_blobs(repository, digest))
     except RegistryError as exc:
         log.warning("sizes of %s@%s: %s", repository, digest, exc)
-        return SizeFacts(hub_sizes=hub_sizes(metadata))
+        return SizeFacts(hub_sizes=said)
 
 
 async def previous_approved(
@@ -98,8 +113,46 @@ async def previous_approved(
     return sizes.previous_from(str(tag), str(previous_digest), evidence)
 
 
+async def refresh(
+    session: AsyncSession,
+    request: ApprovalRequest,
+    client_for_host: Callable[[str], RegistryClient],
+    *,
+    now: datetime,
+) -> dict[str, Any] | None:
+    """Check a request's digest's sizes again (on demand), and store them.
+
+    Only reads happen before the registry is asked, so no write lock is held across it.
+    """
+    if request.digest is None or request.tag_name is None:
+        return None
+    image = await get_image(session, request.image_id)
+    said = hub_sizes(request.metadata_)
+    try:
+        client = client_for_host(image.registry_host)
+    except RegistryError as exc:  # a host no longer allowed: what the listing said stands
+        log.warning("sizes of %s: %s", image.display_name, exc)
+        facts = SizeFacts(hub_sizes=said)
+    else:
+        repository = repository_path(image.namespace, image.image_name, image.registry_host)
+        facts = await read_sizes(client, repository, request.digest, said)
+    return await record_sizes(session, request.image_id, request.digest, facts, now=now)
+
+
+async def size_policy(session: AsyncSession, image_id: int) -> SizePolicy:
+    stored = await session.scalar(
+        select(ImagePolicy.size_policy).where(ImagePolicy.image_id == image_id)
+    )
+    return SizePolicy.model_validate(stored or {})
+
+
 async def record_sizes(
-    session: AsyncSession, image_id: int, digest: str, facts: SizeFacts, *, now: datetime
+    session: AsyncSession,
+    image_id: int,
+    digest: str,
+    facts: SizeFacts,
+    *,
+    now: datetime,
 ) -> dict[str, Any] | None:
     """Store the digest's size evidence (an upsert) against the previous approved tag; None
     (and nothing stored) when the registry said no size at all."""
@@ -114,6 +167,60 @@ async def record_sizes(
     )
     await store_size(session, image_id, digest, evidence)
     return evidence
+
+
+async def announce_growth(
+    session: AsyncSession,
+    image_id: int,
+    image: str,
+    tag: str,
+    digest: str,
+    evidence: Mapping[str, Any],
+) -> None:
+    """``tag.size_grew`` for a new request whose digest grew past the image's
+    ``max_growth_percent`` (or 20 %) on some platform, in the caller's transaction."""
+    policy = await size_policy(session, image_id)
+    grew = sizes.grown(evidence, sizes.growth_event_percent(policy))
+    if grew:
+        await emit(
+            session,
+            "tag.size_grew",
+            {
+                "image_id": image_id,
+                "image": image,
+                "tag": tag,
+                "digest": digest,
+                "growth_percent": grew,
+                "platforms": evidence.get("platforms"),
+                "previous": evidence.get("previous"),
+            },
+        )
+
+
+@dataclass(frozen=True)
+class SizeVerdict:
+    """The size check of one request's digest under its image's policy."""
+
+    mode: PolicyMode
+    failures: list[str]
+
+    @property
+    def refuses(self) -> bool:
+        return self.mode == PolicyMode.ENFORCE and bool(self.failures)
+
+
+async def check_size(session: AsyncSession, image_id: int, digest: str | None) -> SizeVerdict:
+    policy = await size_policy(session, image_id)
+    if policy.mode == PolicyMode.OFF:
+        return SizeVerdict(policy.mode, [])
+    stored = None
+    if digest is not None:
+        stored = await session.scalar(
+            select(DigestEvidence.size).where(
+                DigestEvidence.image_id == image_id, DigestEvidence.digest == digest
+            )
+        )
+    return SizeVerdict(policy.mode, sizes.size_failures(stored, policy))
 
 
 async def image_size_evidence(

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tagwarden.catalogue.models import Image
 from tagwarden.config import Settings
 from tagwarden.db import utcnow
+from tagwarden.evidence import sizing
 from tagwarden.monitor import record, service
 from tagwarden.monitor.discovery import KnownTag, Plan
 from tagwarden.patterns import PatternError
@@ -144,6 +145,15 @@ class ImageMonitor:
             while unnamed := [c.tag for c in plan.candidates if c.tag.digest is None]:
                 remote = await service.name_digests(client, repository, remote, unnamed)
                 plan, tracked = await self._plan(target, remote, known, tracked)
+            # Evidence is read now, with no transaction open, so rules see it when the
+            # requests are written.
+            sized = {
+                c.tag.digest: await sizing.read_sizes(
+                    client, repository, c.tag.digest, sizing.listed_sizes(c.tag)
+                )
+                for c in plan.candidates
+                if c.tag.digest is not None
+            }
         except ImageNotFound as exc:
             log.warning("[ImageMonitor] Image %s not found in its registry: %s", name, exc)
             return record.Outcome(target, error=f"not found: {exc}")
@@ -152,7 +162,7 @@ class ImageMonitor:
             return record.Outcome(target, error=str(exc))
         log.info("[ImageMonitor] Found %d tags for %s", len(remote), name)
         log.info("[ImageMonitor] Found %d new tags for %s", len(plan.new), name)
-        return record.Outcome(target, remote, known, plan)
+        return record.Outcome(target, remote, known, plan, sizes=sized)
 
     async def _plan(
         self,

@@ -27,6 +27,7 @@ EVENTS = (
     "approval.rejected",
     "tag.activated",
     "tag.digest_changed",
+    "tag.size_grew",
     "rollout.started",
     "rollout.paused",
     "rollout.completed",

@@ -18,7 +18,7 @@ from tagwarden.catalogue.models import ImageTag
 from tagwarden.catalogue.service import get_image
 from tagwarden.db import flush_unique
 from tagwarden.errors import Conflict, DomainError, InvalidInput, NotFound, failure_reason
-from tagwarden.rules import policy
+from tagwarden.rules import decisions, policy
 from tagwarden.rules.models import RULE_KINDS, ApprovalRule, ImagePolicy, RuleHold
 
 log = logging.getLogger("tagwarden.rules")
@@ -27,7 +27,7 @@ UNSET: Any = object()  # "leave as it is", distinct from None ("clear it")
 
 
 def rule_identity(rule: ApprovalRule) -> str:
-    return f"rule:{rule.name}"
+    return f"{decisions.RULE_PREFIX}{rule.name}"
 
 
 # -- rules -------------------------------------------------------------------------------------
