@@ -66,9 +66,13 @@ async def _summary(session: AsyncSession, rollout: Rollout) -> RolloutOut:
             message=row.message,
             scheduled_at=row.scheduled_at,
             finished_at=row.finished_at,
+            download_bytes=row.download_bytes,
         )
         for row, uuid in rows
     ]
+    planned = [row.download_bytes for row, _ in rows if row.batch is not None]
+    if planned and all(b is not None for b in planned):
+        out.download_bytes_total = sum(b for b in planned if b is not None)
     return out
 
 
@@ -104,6 +108,8 @@ async def create_rollout(
                 BatchOut(batch=n, devices=b) for n, b in enumerate(prepared.plan.batches, start=1)
             ],
             skipped=[SkippedOut(device=s.uuid, reason=s.reason) for s in prepared.plan.skipped],
+            download_bytes=prepared.downloads,
+            download_bytes_total=prepared.download_total,
         )
     rollout = await service.create(session, body, prepared, who)
     return await _summary(session, rollout)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -19,6 +19,9 @@ from tagwarden.catalogue.service import find_image, get_image
 from tagwarden.devices.models import Device, DeviceApp
 from tagwarden.devices.service import with_labels
 from tagwarden.errors import Conflict, InvalidInput, NotFound
+from tagwarden.evidence import sizes
+from tagwarden.evidence.sizing import image_size_evidence
+from tagwarden.platforms import normalise_architecture
 from tagwarden.registry.factory import is_docker_hub
 from tagwarden.rollouts import engine, planner
 from tagwarden.rollouts.models import ACTIVE_STATUSES, IN_FLIGHT, Rollout, RolloutDevice
@@ -32,6 +35,16 @@ class Prepared:
     app_name: str
     plan: planner.Plan
     devices: dict[str, Device]
+    # Targeted device → bytes it downloads (None: the target's size is not known).
+    downloads: dict[str, int | None] = field(default_factory=dict)
+
+    @property
+    def download_total(self) -> int | None:
+        """The fleet's download, or None when any targeted device's is not known."""
+        values = list(self.downloads.values())
+        if any(v is None for v in values):
+            return None
+        return sum(v for v in values if v is not None)
 
 
 def split_reference(name: str) -> tuple[str, str, str]:
@@ -145,7 +158,32 @@ async def prepare(
             code="rollout_active",
         )
     digest = next(iter(variants.values())).digest
-    return Prepared(image, digest, app_name, plan, by_uuid)
+    downloads = await _downloads(session, image.id, digest, plan, by_uuid, apps)
+    return Prepared(image, digest, app_name, plan, by_uuid, downloads)
+
+
+async def _downloads(
+    session: AsyncSession,
+    image_id: int,
+    digest: str,
+    plan: planner.Plan,
+    devices: dict[str, Device],
+    apps: dict[int, DeviceApp],
+) -> dict[str, int | None]:
+    """Each targeted device's download: the target's blobs its current image (what it last
+    reported running, else its current target) lacks; all of them when that is not known."""
+    stored = await image_size_evidence(session, image_id)
+    known = sizes.blobs_by_digest(stored)
+    target = stored.get(digest)
+    found: dict[str, int | None] = {}
+    for uuid in plan.targeted:
+        device = devices[uuid]
+        app = apps.get(device.id)
+        current = (app.current_digest or app.digest) if app is not None else None
+        found[uuid] = sizes.device_download_bytes(
+            normalise_architecture(device.architecture), current, target, known
+        )
+    return found
 
 
 def by_uuid_id(devices: Sequence[Device], device_id: int) -> str:
@@ -201,6 +239,7 @@ async def create(
                     batch=number,
                     state="pending",
                     active=True,
+                    download_bytes=prepared.downloads.get(uuid),
                 )
             )
     for skip in plan.skipped:
@@ -232,6 +271,7 @@ async def create(
             "strategy": rollout.strategy,
             "batches": plan.batches,
             "skipped": {s.uuid: s.reason for s in plan.skipped},
+            "download_bytes_total": prepared.download_total,
         },
     )
     return rollout
