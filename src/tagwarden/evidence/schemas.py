@@ -67,7 +67,21 @@ class SizePolicy(BaseModel):
 
     mode: Mode = PolicyMode.OFF
     max_growth_percent: Annotated[float, Field(ge=0, le=1_000_000)] | None = None
-    max_bytes: Annotated[int, Field(ge=0, le=2**53), WHOLE] | None = None
+    # Images past 2 GiB are common (CUDA, ML runtimes): the limit is a JSON number, stored in
+    # the policy's JSON column, not an INTEGER column, so it may go to 2^53 (exact in JSON).
+    max_bytes: (
+        Annotated[
+            int,
+            Field(
+                ge=0,
+                le=2**53,
+                description="largest compressed size (bytes) of any platform",
+                json_schema_extra={"x-stored-in-json": True},
+            ),
+            WHOLE,
+        ]
+        | None
+    ) = None
 
 
 class SignatureEvidence(BaseModel):
