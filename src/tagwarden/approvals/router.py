@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
 from tagwarden.approvals import activation, service
 from tagwarden.approvals.schemas import (
@@ -20,6 +20,8 @@ from tagwarden.catalogue.schemas import ImageTagOut
 from tagwarden.deps import Approver, AppSettings, Session, Viewer
 from tagwarden.errors import error_responses
 from tagwarden.evidence import service as evidence
+from tagwarden.evidence.checker import refresh_request
+from tagwarden.evidence.router import checker_of
 from tagwarden.evidence.schemas import EvidenceOut
 from tagwarden.inputs import IdPath, IdQuery
 from tagwarden.pagination import Page, Paging
@@ -58,8 +60,15 @@ async def list_requests(
 
 @router.post("/approvals", status_code=status.HTTP_201_CREATED, responses=error_responses(404, 409))
 async def create_request(
-    body: ApprovalRequestCreate, session: Session, who: Approver, settings: AppSettings
+    body: ApprovalRequestCreate,
+    session: Session,
+    who: Approver,
+    settings: AppSettings,
+    http: Request,
 ) -> ApprovalRequestOut:
+    # The evidence first, in its own transactions: the request's creation then holds no
+    # write lock while the registry answers.
+    await checker_of(http).refresh(body.image_id, body.metadata.digest, tag=body.tag_name)
     request = await service.create_manual_request(
         session,
         image_id=body.image_id,
@@ -107,7 +116,12 @@ async def _decide(
     session: Session,
     who: Approver,
     settings: AppSettings,
+    http: Request,
 ) -> ApprovalRequestOut:
+    if approve:
+        # Asked now, before the decision's transaction writes anything: the registry may
+        # have changed since the request was made.
+        await refresh_request(checker_of(http), request_id)
     result = await service.decide(
         session,
         request_id,
@@ -126,9 +140,10 @@ async def approve(
     session: Session,
     who: Approver,
     settings: AppSettings,
+    http: Request,
     body: Decision | None = None,
 ) -> ApprovalRequestOut:
-    return await _decide(request_id, body, True, session, who, settings)
+    return await _decide(request_id, body, True, session, who, settings, http)
 
 
 @router.post("/approvals/{request_id}/reject", responses=error_responses(409))
@@ -137,13 +152,15 @@ async def reject(
     session: Session,
     who: Approver,
     settings: AppSettings,
+    http: Request,
     body: Decision | None = None,
 ) -> ApprovalRequestOut:
-    return await _decide(request_id, body, False, session, who, settings)
+    return await _decide(request_id, body, False, session, who, settings, http)
 
 
 @router.post("/approvals/{request_id}/process", responses=error_responses(409))
-async def process(request_id: IdPath, session: Session, who: Approver) -> ProcessOut:
+async def process(request_id: IdPath, session: Session, who: Approver, http: Request) -> ProcessOut:
+    await refresh_request(checker_of(http), request_id)
     done = await activation.process(session, request_id, actor=who)
     message = (
         f"Approval request {request_id} was already processed"

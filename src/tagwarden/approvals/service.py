@@ -18,6 +18,7 @@ from tagwarden.auth.service import Principal
 from tagwarden.catalogue.service import get_image
 from tagwarden.db import insert_for, utcnow
 from tagwarden.errors import Conflict, DomainError, Forbidden, NotFound
+from tagwarden.evidence import service as evidence
 from tagwarden.notify.service import emit, emit_many
 from tagwarden.rules import decisions
 
@@ -308,6 +309,7 @@ async def decide(
     actor: Principal,
     auto_process: bool,
     required_approvals: int | None = None,
+    by_rule: bool = False,
 ) -> DecisionResult:
     """Approve or reject a pending request (four-eyes: the image's ``required_approvals``
     distinct approvers approve it; one reject decides).
@@ -341,6 +343,12 @@ async def decide(
             f"you asked for {request.image_name} to be added; another approver must approve it",
             code="own_request",
         )
+    warning = None
+    if approve and request.tag_name is not None:
+        # A rule approves only what passes: under ``warn`` the decision is a person's.
+        warning = await evidence.signature_gate(
+            session, request.image_id, request.digest, step="approval", strict=by_rule
+        )
     status = "approved" if approve else "rejected"
     required = required_approvals or await decisions.required_approvals(session, request.image_id)
     recorded = await decisions.record(
@@ -360,7 +368,8 @@ async def decide(
             action="approval.approval_recorded",
             entity_type="approval_request",
             entity_id=request.id,
-            after={"approvals": count, "required_approvals": required, "notes": notes},
+            after={"approvals": count, "required_approvals": required, "notes": notes}
+            | _warned(warning),
         )
         return DecisionResult(request, None, approvals=count, required_approvals=required)
     await session.execute(
@@ -377,7 +386,7 @@ async def decide(
         entity_type="approval_request",
         entity_id=request.id,
         before={"status": "pending"},
-        after=audit.snapshot(request, DECISION_FIELDS),
+        after=audit.snapshot(request, DECISION_FIELDS) | _warned(warning),
     )
     await emit(session, f"approval.{status}", event_payload(request))
     activation = None
@@ -387,6 +396,11 @@ async def decide(
         image = await get_image(session, request.image_id)
         image.approval_status = "rejected"
     return DecisionResult(request, activation, approvals=count, required_approvals=required)
+
+
+def _warned(warning: evidence.SignatureCheck | None) -> dict[str, Any]:
+    """The failed checks a person approved past (policy ``warn``), for the audit entry."""
+    return {"failed_checks": [warning.as_dict()]} if warning else {}
 
 
 @dataclass(frozen=True)
