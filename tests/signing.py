@@ -122,7 +122,9 @@ def signature_manifest(
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": {
-            "mediaType": EMPTY_CONFIG_TYPE if subject else "application/vnd.oci.image.config.v1+json",
+            "mediaType": EMPTY_CONFIG_TYPE
+            if subject
+            else "application/vnd.oci.image.config.v1+json",
             "digest": config_digest,
             "size": len(EMPTY_CONFIG),
         },

@@ -219,9 +219,9 @@ async def test_an_unsigned_tag_is_shown_unsigned_and_announced(world: World) -> 
     assert shown["signers"] == []
     async with world.sessionmaker() as session:
         events = (await session.scalars(select(NotificationEvent))).all()
-    assert [(e.event, e.payload["image"], e.payload["tag"], e.payload["digest"]) for e in events] == [
-        ("tag.unsigned", REFERENCE, "1.0.0", digest)
-    ]
+    assert [
+        (e.event, e.payload["image"], e.payload["tag"], e.payload["digest"]) for e in events
+    ] == [("tag.unsigned", REFERENCE, "1.0.0", digest)]
 
 
 async def test_a_signature_over_another_digest_is_invalid_with_digest_mismatch(
@@ -353,7 +353,8 @@ async def test_enforce_refuses_approval_of_an_unsigned_tag(world: World) -> None
     assert refused.json()["code"] == "signature_required"
     async with world.sessionmaker() as session:
         again = await session.get(ApprovalRequest, request.id)
-        assert again is not None and again.status == "pending"
+        assert again is not None
+        assert again.status == "pending"
 
 
 async def test_enforce_counts_only_the_policys_keys(world: World) -> None:
@@ -395,7 +396,8 @@ async def test_a_rule_never_approves_a_tag_that_fails_the_policy(world: World) -
 
     assert request.status == "pending"
     [failed] = await world.audit("approval.rule_failed")
-    assert failed.after is not None and failed.after["code"] == "signature_required"
+    assert failed.after is not None
+    assert failed.after["code"] == "signature_required"
     assert await world.audit("approval.approved") == []
 
 
@@ -450,7 +452,9 @@ async def test_a_signature_deleted_after_approval_stops_the_rollout(world: World
     assert planned.status_code == 200, planned.text
 
     world.fake.delete_manifest(signature)
-    refused = await world.client.post("/api/v1/rollouts", json=body, headers=world.headers("approver"))
+    refused = await world.client.post(
+        "/api/v1/rollouts", json=body, headers=world.headers("approver")
+    )
 
     assert refused.status_code == 409, refused.text
     assert refused.json()["code"] == "signature_required"
