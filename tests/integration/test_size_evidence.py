@@ -220,8 +220,10 @@ async def test_sizes_growth_new_bytes_gate_download_and_gauge(
                 )
             )
         ).one()
-    assert decision.after["failed_checks"]["size"]
-    assert "max_bytes" in decision.after["failed_checks"]["size"][0]
+    [check] = decision.after["failed_checks"]
+    assert check["check"] == "size"
+    assert check["mode"] == "warn"
+    assert "max_bytes" in check["failure"]
 
     # A rollout of 1.1: d1 runs 1.0 (downloads only what 1.0 lacks), d2 runs nothing (all).
     admin = world.tokens.headers("admin")
@@ -294,7 +296,7 @@ async def test_evidence_on_demand_fills_a_request_made_without_it(
         f"/api/v1/images/approvals/{request_id}/evidence", headers=world.tokens.headers("approver")
     )
     assert checked.status_code == 200, checked.text
-    size = checked.json()["evidence"]["size"]
+    size = checked.json()["size"]
     assert size["platforms"] == {a: manifest_sum(m) for a, m in pushed.manifests.items()}
     assert {a: b["manifest"] for a, b in size["blobs"].items()} == pushed.platform_digests
     assert await world.evidence(request_id) == size

@@ -17,11 +17,12 @@ from tagwarden.approvals.schemas import (
     ProcessOut,
 )
 from tagwarden.catalogue.schemas import ImageTagOut
-from tagwarden.db import utcnow
 from tagwarden.deps import Approver, AppSettings, Session, Viewer
 from tagwarden.errors import error_responses
 from tagwarden.evidence import service as evidence
 from tagwarden.evidence import sizing
+from tagwarden.evidence.checker import refresh_request
+from tagwarden.evidence.router import checker_of
 from tagwarden.evidence.schemas import EvidenceOut
 from tagwarden.inputs import IdPath, IdQuery
 from tagwarden.pagination import Page, Paging
@@ -60,8 +61,22 @@ async def list_requests(
 
 @router.post("/approvals", status_code=status.HTTP_201_CREATED, responses=error_responses(404, 409))
 async def create_request(
-    body: ApprovalRequestCreate, session: Session, who: Approver, settings: AppSettings
+    body: ApprovalRequestCreate,
+    session: Session,
+    who: Approver,
+    settings: AppSettings,
+    http: Request,
 ) -> ApprovalRequestOut:
+    # The evidence first, in its own transactions: the request's creation then holds no
+    # write lock while the registry answers.
+    await checker_of(http).refresh(body.image_id, body.metadata.digest, tag=body.tag_name)
+    await sizing.refresh(
+        http.app.state.sessionmaker,
+        http.app.state.monitor.client,
+        body.image_id,
+        body.metadata.digest,
+        only_with_policy=True,
+    )
     request = await service.create_manual_request(
         session,
         image_id=body.image_id,
@@ -102,18 +117,6 @@ async def get_request(request_id: IdPath, session: Session, _: Viewer) -> Approv
     return ApprovalRequestOut.of(request, evidence=found)
 
 
-@router.post("/approvals/{request_id}/evidence", responses=error_responses(404))
-async def check_evidence(
-    request_id: IdPath, session: Session, _: Approver, http: Request
-) -> ApprovalRequestOut:
-    """Check the request's digest again now (sizes from its registry) and store the result;
-    the request with its evidence. The registry is asked before anything is written."""
-    request = await service.get_request(session, request_id)
-    await sizing.refresh(session, request, http.app.state.monitor.client, now=utcnow())
-    found = await evidence.evidence_for(session, request.image_id, request.digest)
-    return ApprovalRequestOut.of(request, evidence=found)
-
-
 async def _decide(
     request_id: IdPath,
     body: Decision | None,
@@ -121,7 +124,12 @@ async def _decide(
     session: Session,
     who: Approver,
     settings: AppSettings,
+    http: Request,
 ) -> ApprovalRequestOut:
+    if approve:
+        # Asked now, before the decision's transaction writes anything: the registry may
+        # have changed since the request was made.
+        await refresh_request(checker_of(http), request_id)
     result = await service.decide(
         session,
         request_id,
@@ -140,9 +148,10 @@ async def approve(
     session: Session,
     who: Approver,
     settings: AppSettings,
+    http: Request,
     body: Decision | None = None,
 ) -> ApprovalRequestOut:
-    return await _decide(request_id, body, True, session, who, settings)
+    return await _decide(request_id, body, True, session, who, settings, http)
 
 
 @router.post("/approvals/{request_id}/reject", responses=error_responses(409))
@@ -151,13 +160,15 @@ async def reject(
     session: Session,
     who: Approver,
     settings: AppSettings,
+    http: Request,
     body: Decision | None = None,
 ) -> ApprovalRequestOut:
-    return await _decide(request_id, body, False, session, who, settings)
+    return await _decide(request_id, body, False, session, who, settings, http)
 
 
 @router.post("/approvals/{request_id}/process", responses=error_responses(409))
-async def process(request_id: IdPath, session: Session, who: Approver) -> ProcessOut:
+async def process(request_id: IdPath, session: Session, who: Approver, http: Request) -> ProcessOut:
+    await refresh_request(checker_of(http), request_id)
     done = await activation.process(session, request_id, actor=who)
     message = (
         f"Approval request {request_id} was already processed"

@@ -18,7 +18,8 @@ from tagwarden.auth.service import Principal
 from tagwarden.catalogue.service import get_image
 from tagwarden.db import insert_for, utcnow
 from tagwarden.errors import Conflict, DomainError, Forbidden, NotFound
-from tagwarden.evidence.sizing import check_size
+from tagwarden.evidence import service as evidence
+from tagwarden.evidence.sizing import size_gate
 from tagwarden.notify.service import emit, emit_many
 from tagwarden.rules import decisions
 
@@ -309,6 +310,7 @@ async def decide(
     actor: Principal,
     auto_process: bool,
     required_approvals: int | None = None,
+    by_rule: bool = False,
 ) -> DecisionResult:
     """Approve or reject a pending request (four-eyes: the image's ``required_approvals``
     distinct approvers approve it; one reject decides).
@@ -342,7 +344,14 @@ async def decide(
             f"you asked for {request.image_name} to be added; another approver must approve it",
             code="own_request",
         )
-    warnings = await _evidence_warnings(session, request, actor) if approve else {}
+    warned: list[dict[str, Any]] = []
+    if approve and request.tag_name is not None:
+        # A rule approves only what passes: under ``warn`` the decision is a person's.
+        warning = await evidence.signature_gate(
+            session, request.image_id, request.digest, step="approval", strict=by_rule
+        )
+        warned += [warning.as_dict()] if warning else []
+        warned += await size_gate(session, request.image_id, request.digest, strict=by_rule)
     status = "approved" if approve else "rejected"
     required = required_approvals or await decisions.required_approvals(session, request.image_id)
     recorded = await decisions.record(
@@ -362,12 +371,8 @@ async def decide(
             action="approval.approval_recorded",
             entity_type="approval_request",
             entity_id=request.id,
-            after={
-                "approvals": count,
-                "required_approvals": required,
-                "notes": notes,
-                **({"failed_checks": warnings} if warnings else {}),
-            },
+            after={"approvals": count, "required_approvals": required, "notes": notes}
+            | _warned(warned),
         )
         return DecisionResult(request, None, approvals=count, required_approvals=required)
     await session.execute(
@@ -384,10 +389,7 @@ async def decide(
         entity_type="approval_request",
         entity_id=request.id,
         before={"status": "pending"},
-        after={
-            **audit.snapshot(request, DECISION_FIELDS),
-            **({"failed_checks": warnings} if warnings else {}),
-        },
+        after=audit.snapshot(request, DECISION_FIELDS) | _warned(warned),
     )
     await emit(session, f"approval.{status}", event_payload(request))
     activation = None
@@ -399,24 +401,9 @@ async def decide(
     return DecisionResult(request, activation, approvals=count, required_approvals=required)
 
 
-async def _evidence_warnings(
-    session: AsyncSession, request: ApprovalRequest, actor: Principal
-) -> dict[str, list[str]]:
-    """The policy checks the request's digest fails, for the decision's audit entry.
-
-    ``enforce`` refuses the approval (409 ``size_exceeded``). ``warn`` lets a person approve
-    with the failures recorded; a rule approves nothing that fails a check: a person decides.
-    """
-    if request.tag_name is None:
-        return {}
-    verdict = await check_size(session, request.image_id, request.digest)
-    if verdict.failures and (verdict.refuses or actor.identity.startswith(decisions.RULE_PREFIX)):
-        raise Conflict(
-            f"{request.image_name}:{request.tag_name} fails its image's size policy: "
-            + "; ".join(verdict.failures),
-            code="size_exceeded",
-        )
-    return {"size": verdict.failures} if verdict.failures else {}
+def _warned(failed: list[dict[str, Any]]) -> dict[str, Any]:
+    """The failed checks a person approved past (policy ``warn``), for the audit entry."""
+    return {"failed_checks": failed} if failed else {}
 
 
 @dataclass(frozen=True)

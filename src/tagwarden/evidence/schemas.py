@@ -97,6 +97,11 @@ class SignatureEvidence(BaseModel):
         default=None, description="the digest named by the verified (or offending) payload"
     )
     signed: SignedAt | None = None
+    platforms: dict[str, str] | None = Field(
+        default=None,
+        description="architecture → the platform manifest digest that was signed, "
+        "when each platform is signed rather than the index",
+    )
     reason: str | None = Field(
         default=None,
         description="bad_signature, digest_mismatch or unknown_key when invalid; "

@@ -10,11 +10,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.catalogue.models import Image
-from tagwarden.catalogue.service import get_image
+from tagwarden.db import transaction, utcnow
+from tagwarden.errors import Conflict, NotFound
 from tagwarden.evidence import sizes
 from tagwarden.evidence.models import DigestEvidence
 from tagwarden.evidence.schemas import PolicyMode, SizePolicy
@@ -114,29 +115,60 @@ async def previous_approved(
 
 
 async def refresh(
-    session: AsyncSession,
-    request: ApprovalRequest,
+    sessionmaker: async_sessionmaker[AsyncSession],
     client_for_host: Callable[[str], RegistryClient],
+    image_id: int,
+    digest: str | None,
     *,
-    now: datetime,
+    said: Mapping[str, int] | None = None,
+    only_with_policy: bool = False,
 ) -> dict[str, Any] | None:
-    """Check a request's digest's sizes again (on demand), and store them.
+    """Read a digest's sizes from its registry now and store them; the evidence stored.
 
-    Only reads happen before the registry is asked, so no write lock is held across it.
+    The image is read in one short transaction, the registry asked with none open, and the
+    result stored in another, so no write lock waits on the registry. ``said``: sizes a
+    listing or a request's metadata gave (Docker Hub's). ``only_with_policy``: ask nothing
+    unless the image has a size policy on (a request a person creates).
     """
-    if request.digest is None or request.tag_name is None:
+    if digest is None:
         return None
-    image = await get_image(session, request.image_id)
-    said = hub_sizes(request.metadata_)
+    async with transaction(sessionmaker) as session:
+        image = await session.get(Image, image_id)
+        if image is None:
+            raise NotFound(f"image {image_id} not found")
+        if only_with_policy and (await size_policy(session, image_id)).mode == PolicyMode.OFF:
+            return None
+        host = image.registry_host
+        repository = repository_path(image.namespace, image.image_name, host)
+        name = image.display_name
     try:
-        client = client_for_host(image.registry_host)
+        client = client_for_host(host)
     except RegistryError as exc:  # a host no longer allowed: what the listing said stands
-        log.warning("sizes of %s: %s", image.display_name, exc)
-        facts = SizeFacts(hub_sizes=said)
+        log.warning("sizes of %s: %s", name, exc)
+        facts = SizeFacts(hub_sizes=dict(said or {}))
     else:
-        repository = repository_path(image.namespace, image.image_name, image.registry_host)
-        facts = await read_sizes(client, repository, request.digest, said)
-    return await record_sizes(session, request.image_id, request.digest, facts, now=now)
+        facts = await read_sizes(client, repository, digest, dict(said or {}))
+    async with transaction(sessionmaker) as session:
+        if await session.get(Image, image_id) is None:
+            return None
+        return await record_sizes(session, image_id, digest, facts, now=utcnow())
+
+
+async def refresh_request(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    client_for_host: Callable[[str], RegistryClient],
+    request_id: int,
+) -> dict[str, Any] | None:
+    """:func:`refresh` for an approval request's digest (a tag request; not an image-level one)."""
+    async with transaction(sessionmaker) as session:
+        request = await session.get(ApprovalRequest, request_id)
+        if request is None:
+            raise NotFound(f"approval request {request_id} not found")
+        image_id, digest, tag = request.image_id, request.digest, request.tag_name
+        said = hub_sizes(request.metadata_)
+    if tag is None:
+        return None
+    return await refresh(sessionmaker, client_for_host, image_id, digest, said=said)
 
 
 async def size_policy(session: AsyncSession, image_id: int) -> SizePolicy:
@@ -197,22 +229,18 @@ async def announce_growth(
         )
 
 
-@dataclass(frozen=True)
-class SizeVerdict:
-    """The size check of one request's digest under its image's policy."""
+async def size_gate(
+    session: AsyncSession, image_id: int, digest: str | None, *, strict: bool = False
+) -> list[dict[str, Any]]:
+    """Hold an approval to the image's size policy.
 
-    mode: PolicyMode
-    failures: list[str]
-
-    @property
-    def refuses(self) -> bool:
-        return self.mode == PolicyMode.ENFORCE and bool(self.failures)
-
-
-async def check_size(session: AsyncSession, image_id: int, digest: str | None) -> SizeVerdict:
+    ``enforce`` (or any mode when ``strict``, as for a rule's approval: past a warning only a
+    person approves): a digest over a limit, or without size evidence, is a 409
+    ``size_exceeded``. ``warn``: the failed checks, for the decision's audit entry.
+    """
     policy = await size_policy(session, image_id)
     if policy.mode == PolicyMode.OFF:
-        return SizeVerdict(policy.mode, [])
+        return []
     stored = None
     if digest is not None:
         stored = await session.scalar(
@@ -220,7 +248,13 @@ async def check_size(session: AsyncSession, image_id: int, digest: str | None) -
                 DigestEvidence.image_id == image_id, DigestEvidence.digest == digest
             )
         )
-    return SizeVerdict(policy.mode, sizes.size_failures(stored, policy))
+    failures = sizes.size_failures(stored, policy)
+    if failures and (policy.mode == PolicyMode.ENFORCE or strict):
+        raise Conflict(
+            f"approval refused: {digest} fails the image's size policy: " + "; ".join(failures),
+            code="size_exceeded",
+        )
+    return [{"check": "size", "mode": str(policy.mode), "failure": f} for f in failures]
 
 
 async def image_size_evidence(

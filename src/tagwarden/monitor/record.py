@@ -17,6 +17,8 @@ from tagwarden.approvals.service import NewRequest, create_requests
 from tagwarden.audit import service as audit
 from tagwarden.catalogue.models import Image
 from tagwarden.db import insert_for
+from tagwarden.evidence.checker import Subject, store_with_events
+from tagwarden.evidence.schemas import SignatureEvidence
 from tagwarden.evidence.sizing import SizeFacts, announce_growth, record_sizes
 from tagwarden.monitor.discovery import Candidate, KnownTag, Plan, also_tagged
 from tagwarden.monitor.models import DiscoveredTag
@@ -95,6 +97,8 @@ class Outcome:
     known: Mapping[str, KnownTag] = field(default_factory=dict)
     plan: Plan = field(default_factory=Plan)
     error: str | None = None
+    # digest → what its signatures showed, for the digests about to become requests.
+    signatures: Mapping[str, SignatureEvidence] = field(default_factory=dict)
     sizes: Mapping[str, SizeFacts] = field(default_factory=dict)  # digest → what was read
 
 
@@ -180,6 +184,11 @@ async def record_outcomes(
     await emit_many(session, events)
 
     wanted = await _make_way(session, candidates, now)
+    for o, c in wanted:
+        found = o.signatures.get(c.tag.digest or "")
+        if found is not None and c.tag.digest:
+            subject = Subject(o.target.id, o.target.display_name, o.target.registry_host, "")
+            await store_with_events(session, subject, c.tag.digest, found, tag=c.tag.name)
     grown = await _record_sizes(session, wanted, now)
     created = await create_requests(
         session,

@@ -27,6 +27,8 @@ EVENTS = (
     "approval.rejected",
     "tag.activated",
     "tag.digest_changed",
+    "tag.unsigned",
+    "tag.signature_invalid",
     "tag.size_grew",
     "rollout.started",
     "rollout.paused",

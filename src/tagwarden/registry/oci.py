@@ -23,6 +23,7 @@ from urllib.parse import quote, urljoin
 
 import httpx
 
+from tagwarden.evidence.signatures import is_signature_tag
 from tagwarden.platforms import normalise_architecture
 from tagwarden.registry.allowlist import hop_refusal, origin
 from tagwarden.registry.auth import Challenge, basic_header, parse_challenges
@@ -40,6 +41,7 @@ from tagwarden.registry.manifests import (
     ACCEPT,
     IMAGE_MANIFEST_TYPES,
     INDEX_TYPES,
+    OCI_INDEX,
     ImageBlobs,
     ImageConfig,
     ImageManifest,
@@ -114,6 +116,8 @@ class OciClient:
         window = self.head_concurrency * 4  # enough queued work to keep every slot busy
         try:
             async for name in self.list_tags(repository):
+                if is_signature_tag(name):
+                    continue  # a signature or referrer list: not worth a HEAD, never an image
                 pending.append(asyncio.create_task(self._discover(repository, name, known, limit)))
                 if len(pending) >= window:
                     found = await pending.popleft()
@@ -295,6 +299,41 @@ class OciClient:
             arch = normalise_architecture(config.architecture, config.variant)
             return {arch: PlatformBlobs(digest, parse_image_blobs(body))}
         raise MalformedResponse(f"{repository}@{digest}: unsupported manifest type")
+
+    # -- artifacts (signatures, referrers) ---------------------------------------------------
+
+    async def artifact_manifest(
+        self, repository: str, reference: str
+    ) -> tuple[dict[str, Any], str, str] | None:
+        """(body, media type, digest) of a manifest or index; None when there is none (404)."""
+        try:
+            return await self._manifest(repository, reference)
+        except ImageNotFound:
+            return None
+
+    async def referrers(self, repository: str, digest: str) -> dict[str, Any] | None:
+        """The OCI 1.1 referrers index of ``digest``; None when the registry has no referrers
+        API (a 404), so the caller reads the fallback tag instead."""
+        url = f"{self._repo_url(repository)}/referrers/{quote(digest, safe=':')}"
+        try:
+            response = await self._request("GET", url, repository, accept=OCI_INDEX)
+        except ImageNotFound:
+            return None
+        if response.status_code != 200:
+            raise unexpected(response)
+        return json_object(response)
+
+    async def blob(self, repository: str, digest: str, *, max_bytes: int) -> bytes:
+        """A small blob (a signature payload), checked against its digest and its size cap."""
+        url = f"{self._repo_url(repository)}/blobs/{quote(digest, safe=':')}"
+        response = await self._request("GET", url, repository)
+        if response.status_code != 200:
+            raise unexpected(response)
+        if len(response.content) > max_bytes:
+            raise MalformedResponse(f"{shown_url(url)}: larger than {max_bytes} bytes", url=url)
+        if sha256_digest(response.content) != digest:
+            raise MalformedResponse(f"{shown_url(url)}: content does not match its digest", url=url)
+        return response.content
 
     # -- authentication ----------------------------------------------------------------------
 

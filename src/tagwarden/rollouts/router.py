@@ -11,9 +11,10 @@ from fastapi import APIRouter, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.auth.service import Principal
-from tagwarden.db import utcnow
+from tagwarden.db import transaction, utcnow
 from tagwarden.deps import Approver, AppSettings, Session, Viewer
 from tagwarden.errors import error_responses
+from tagwarden.evidence.router import checker_of
 from tagwarden.inputs import IdPath
 from tagwarden.pagination import Page, Paging
 from tagwarden.rollouts import service
@@ -92,6 +93,12 @@ async def create_rollout(
     request: Request,
     response: Response,
 ) -> RolloutOut | PlanOut:
+    # The signature is checked against the registry now, before anything is written (no
+    # write lock is held while the registry answers); prepare's gate reads the result.
+    async with transaction(request.app.state.sessionmaker) as reading:
+        target = await service.target_of(reading, body)
+    if target is not None:
+        await checker_of(request).refresh(*target, tag=body.tag)
     prepared = await service.prepare(
         session, body, now=_now(request), poll_interval=settings.device_poll_interval_seconds
     )

@@ -18,7 +18,8 @@ from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.catalogue.service import find_image, get_image
 from tagwarden.devices.models import Device, DeviceApp
 from tagwarden.devices.service import with_labels
-from tagwarden.errors import Conflict, InvalidInput, NotFound
+from tagwarden.errors import Conflict, DomainError, InvalidInput, NotFound
+from tagwarden.evidence import service as evidence
 from tagwarden.evidence import sizes
 from tagwarden.evidence.sizing import image_size_evidence
 from tagwarden.platforms import normalise_architecture
@@ -68,6 +69,16 @@ async def _image(session: AsyncSession, data: RolloutCreate) -> Image:
     if image is None:
         raise NotFound(f"image {data.image} is not in the catalogue")
     return image
+
+
+async def target_of(session: AsyncSession, data: RolloutCreate) -> tuple[int, str] | None:
+    """(image id, digest) the rollout would move, or None where ``prepare`` will refuse it."""
+    try:
+        image = await _image(session, data)
+        variants = await _variants(session, image, data.tag)
+    except DomainError:
+        return None
+    return image.id, next(iter(variants.values())).digest
 
 
 async def _variants(session: AsyncSession, image: Image, tag: str) -> dict[str, planner.Variant]:
@@ -158,6 +169,9 @@ async def prepare(
             code="rollout_active",
         )
     digest = next(iter(variants.values())).digest
+    # The gate holds when bytes move: a digest whose signature no longer passes its image's
+    # policy does not start a rollout.
+    await evidence.signature_gate(session, image.id, digest, step="rollout")
     downloads = await _downloads(session, image.id, digest, plan, by_uuid, apps)
     return Prepared(image, digest, app_name, plan, by_uuid, downloads)
 

@@ -11,9 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tagwarden.db import insert_for, utcnow
 from tagwarden.rules.models import ApprovalDecision, ImagePolicy
 
-# A rule decides as ``rule:<name>``: how a decision tells a rule from a person.
-RULE_PREFIX = "rule:"
-
 
 async def required_approvals(session: AsyncSession, image_id: int) -> int:
     required = await session.scalar(

@@ -18,7 +18,8 @@ from tagwarden.catalogue.models import ImageTag
 from tagwarden.catalogue.service import get_image
 from tagwarden.db import flush_unique
 from tagwarden.errors import Conflict, DomainError, InvalidInput, NotFound, failure_reason
-from tagwarden.rules import decisions, policy
+from tagwarden.evidence import service as evidence
+from tagwarden.rules import policy
 from tagwarden.rules.models import RULE_KINDS, ApprovalRule, ImagePolicy, RuleHold
 
 log = logging.getLogger("tagwarden.rules")
@@ -27,7 +28,7 @@ UNSET: Any = object()  # "leave as it is", distinct from None ("clear it")
 
 
 def rule_identity(rule: ApprovalRule) -> str:
-    return f"{decisions.RULE_PREFIX}{rule.name}"
+    return f"rule:{rule.name}"
 
 
 # -- rules -------------------------------------------------------------------------------------
@@ -147,6 +148,7 @@ async def set_policy(
     if rollout_template is not UNSET:
         row.rollout_template = rollout_template
     if signature_policy is not UNSET:
+        await evidence.check_key_names(session, (signature_policy or {}).get("keys", []))
         row.signature_policy = signature_policy
     if size_policy is not UNSET:
         row.size_policy = size_policy
@@ -253,6 +255,7 @@ async def evaluate(
         actor=Principal(identity=rule_identity(rule), role="approver"),
         auto_process=auto_process,
         required_approvals=1,
+        by_rule=True,
     )
     return rule
 
