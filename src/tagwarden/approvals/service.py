@@ -18,6 +18,7 @@ from tagwarden.auth.service import Principal
 from tagwarden.catalogue.service import get_image
 from tagwarden.db import insert_for, utcnow
 from tagwarden.errors import Conflict, DomainError, Forbidden, NotFound
+from tagwarden.evidence import listing
 from tagwarden.evidence import service as evidence
 from tagwarden.evidence.sizing import size_gate
 from tagwarden.notify.service import emit, emit_many
@@ -38,11 +39,14 @@ async def list_requests(
     *,
     status: str | Collection[str] | None = "pending",
     image_id: int | None = None,
+    unsigned: bool = False,
+    grew_over: float | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[Sequence[ApprovalRequest], int]:
     """Requests with that status (or any of those statuses): pending ones oldest first, as a
-    queue; the others newest first."""
+    queue; the others newest first. ``unsigned`` and ``grew_over`` (percent) keep the requests
+    whose digest's evidence says so."""
     query = select(ApprovalRequest)
     if isinstance(status, str):
         query = query.where(ApprovalRequest.status == status)
@@ -50,6 +54,15 @@ async def list_requests(
         query = query.where(ApprovalRequest.status.in_(status))
     if image_id is not None:
         query = query.where(ApprovalRequest.image_id == image_id)
+    if unsigned:
+        query = query.where(listing.unsigned(ApprovalRequest.image_id, ApprovalRequest.digest))
+    if grew_over is not None:
+        dialect = session.get_bind().dialect.name
+        query = query.where(
+            listing.grew_over(
+                ApprovalRequest.image_id, ApprovalRequest.digest, grew_over, dialect=dialect
+            )
+        )
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
     order = ApprovalRequest.id.asc() if status == "pending" else ApprovalRequest.id.desc()
     rows = await session.scalars(query.order_by(order).limit(limit).offset(offset))
