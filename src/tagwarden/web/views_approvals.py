@@ -6,7 +6,7 @@ import math
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from tagwarden.approvals import service
@@ -15,8 +15,9 @@ from tagwarden.catalogue import service as catalogue
 from tagwarden.deps import AppSettings, Session
 from tagwarden.errors import InvalidInput
 from tagwarden.evidence.listing import page_evidence
+from tagwarden.inputs import INT32_MAX
 from tagwarden.web.card import card, human_bytes
-from tagwarden.web.render import WebRoute, back_url, error_page, page, redirect
+from tagwarden.web.render import WebRoute, back_url, page, redirect
 from tagwarden.web.session import PostingUser, WebUser, need
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -24,9 +25,9 @@ PAGE_SIZE = 50
 GROWTH_MAX = 1_000_000
 
 
-def growth_filter(value: str) -> float | None:
+def growth_filter(grew: Annotated[str, Query(max_length=40)] = "") -> float | None:
     """The "grew more than N %" box: empty is no filter; anything else must be a percentage."""
-    text = value.strip().removesuffix("%").strip()
+    text = grew.strip().removesuffix("%").strip()
     if not text:
         return None
     try:
@@ -35,9 +36,23 @@ def growth_filter(value: str) -> float | None:
         percent = math.nan
     if not math.isfinite(percent) or not 0 <= percent <= GROWTH_MAX:
         raise InvalidInput(
-            f"grew: {value!r} is not a percentage; give a number from 0 to {GROWTH_MAX}"
+            f"grew: {grew!r} is not a percentage; give a number from 0 to {GROWTH_MAX}"
         )
     return percent
+
+
+def image_filter(image_id: Annotated[str, Query(max_length=20)] = "") -> int | None:
+    """The image select: its "All images" option sends an empty value, which is no filter."""
+    text = image_id.strip()
+    if not text:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= INT32_MAX:
+        raise InvalidInput(f"image_id: {image_id!r} is not an image id")
+    return int(text)
+
+
+GrowthFilter = Annotated[float | None, Depends(growth_filter)]
+ImageFilter = Annotated[int | None, Depends(image_filter)]
 
 
 def _reference(request: ApprovalRequest) -> str:
@@ -49,16 +64,13 @@ async def approvals(
     request: Request,
     session: Session,
     user: WebUser,
+    image_id: ImageFilter,
+    grew_over: GrowthFilter,
     status: Literal["pending", "approved", "rejected", "all"] = "pending",
-    image_id: Annotated[int | None, Query(ge=1)] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     unsigned: bool = False,
-    grew: Annotated[str, Query(max_length=40)] = "",
 ) -> HTMLResponse:
-    try:
-        grew_over = growth_filter(grew)
-    except InvalidInput as exc:
-        return error_page(request, 422, exc.detail)
+    grew = f"{grew_over:g}" if grew_over is not None else ""
     rows, total = await service.list_requests(
         session,
         status=None if status == "all" else status,
@@ -141,8 +153,8 @@ async def history(
     request: Request,
     session: Session,
     _: WebUser,
+    image_id: ImageFilter,
     status: Literal["approved", "rejected", "decided"] = "decided",
-    image_id: Annotated[int | None, Query(ge=1)] = None,
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
 ) -> HTMLResponse:
     wanted = ("approved", "rejected") if status == "decided" else (status,)
