@@ -129,6 +129,19 @@ async def test_unsigned_is_shown_in_the_colour_of_the_images_signature_policy(
     )
 
 
+async def test_a_verified_signature_short_of_the_policys_signers_says_why(
+    client: httpx.AsyncClient, tokens: Any, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    image = await add_redis(client, tokens.headers("admin"))
+    await set_policy(client, tokens, image["id"], signature={"mode": "warn", "min_signers": 2})
+    request_id = await add_request(sessionmaker, image["id"], "7.2.5", digest_of(1), signed=SIGNED)
+    await login(client, tokens.viewer)
+    card = row_of((await client.get("/approvals")).text, request_id)
+    assert 'class="badge tone-warning" data-evidence="signature">signed by release-key' in card
+    assert "signed by 1 of the 2 required signer(s)" in card
+    assert "size not collected yet" in card
+
+
 async def test_a_size_over_an_enforced_limit_is_marked_as_danger(
     client: httpx.AsyncClient, tokens: Any, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
