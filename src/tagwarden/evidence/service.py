@@ -158,7 +158,7 @@ async def load_keys(session: AsyncSession) -> dict[str, LoadedKey]:
 
 
 async def check_key_names(session: AsyncSession, names: Iterable[str]) -> None:
-    """A policy may only name registered keys: a typo would otherwise fail every check."""
+    """A policy may only name registered keys (404 otherwise): a typo would fail every check."""
     wanted = set(names)
     if not wanted:
         return
@@ -167,7 +167,7 @@ async def check_key_names(session: AsyncSession, names: Iterable[str]) -> None:
     )
     missing = sorted(wanted - known)
     if missing:
-        raise InvalidInput(f"signature.keys: no signing key named {', '.join(missing)}")
+        raise NotFound(f"signature.keys: no signing key named {', '.join(missing)}")
 
 
 # -- the policy's gates ----------------------------------------------------------------------

@@ -4,7 +4,7 @@ store them against the image's previous approved tag (in the caller's transactio
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -258,17 +258,23 @@ async def size_gate(
 
 
 async def image_size_evidence(
-    session: AsyncSession, image_id: int
+    session: AsyncSession, image_id: int, digests: Collection[str]
 ) -> dict[str, dict[str, Any] | None]:
-    """Digest → stored size evidence, for every digest of the image that has some."""
+    """Digest → stored size evidence, for those of ``digests`` the image has evidence of.
+
+    Evidence is keyed by the tag's own digest; a platform digest among ``digests`` finds
+    nothing here, and is found through its tag's evidence (:func:`sizes.blobs_by_digest`).
+    """
+    wanted = sorted({d for d in digests if d})
+    if not wanted:
+        return {}
     rows = await session.execute(
         select(DigestEvidence.digest, DigestEvidence.size).where(
             DigestEvidence.image_id == image_id,
+            DigestEvidence.digest.in_(wanted),
             DigestEvidence.size.is_not(None),
         )
     )
-    # Platform digests are inside the evidence, not keys: every row of the image is read,
-    # which is one row per digest ever checked.
     return {str(d): s for d, s in rows.all()}
 
 

@@ -148,15 +148,6 @@ class ImageMonitor:
             while unnamed := [c.tag for c in plan.candidates if c.tag.digest is None]:
                 remote = await service.name_digests(client, repository, remote, unnamed)
                 plan, tracked = await self._plan(target, remote, known, tracked)
-            # Evidence is read now, with no transaction open, so rules see it when the
-            # requests are written.
-            sized = {
-                c.tag.digest: await sizing.read_sizes(
-                    client, repository, c.tag.digest, sizing.listed_sizes(c.tag)
-                )
-                for c in plan.candidates
-                if c.tag.digest is not None
-            }
         except ImageNotFound as exc:
             log.warning("[ImageMonitor] Image %s not found in its registry: %s", name, exc)
             return record.Outcome(target, error=f"not found: {exc}")
@@ -166,7 +157,21 @@ class ImageMonitor:
         log.info("[ImageMonitor] Found %d tags for %s", len(remote), name)
         log.info("[ImageMonitor] Found %d new tags for %s", len(plan.new), name)
         signatures = await self._signatures(target, client, repository, plan)
+        sized = await self._sizes(client, repository, plan)
         return record.Outcome(target, remote, known, plan, signatures=signatures, sizes=sized)
+
+    async def _sizes(
+        self, client: RegistryClient, repository: str, plan: Plan
+    ) -> dict[str, sizing.SizeFacts]:
+        """The sizes of the digests about to become requests, read with no transaction open
+        (Docker Hub's from the listing itself); the writer stores them before rules judge."""
+        found: dict[str, sizing.SizeFacts] = {}
+        for candidate in plan.candidates:
+            digest = candidate.tag.digest
+            if digest is not None and digest not in found:
+                said = sizing.listed_sizes(candidate.tag)
+                found[digest] = await sizing.read_sizes(client, repository, digest, said)
+        return found
 
     async def _signatures(
         self, target: service.Target, client: RegistryClient, repository: str, plan: Plan

@@ -186,14 +186,21 @@ async def _downloads(
 ) -> dict[str, int | None]:
     """Each targeted device's download: the target's blobs its current image (what it last
     reported running, else its current target) lacks; all of them when that is not known."""
-    stored = await image_size_evidence(session, image_id)
+    held: dict[int, str] = {
+        app.device_id: current
+        for app in apps.values()
+        if app.image_id == image_id and (current := app.current_digest or app.digest)
+    }
+    # A device's current target (its tag's digest) finds the evidence of a platform digest
+    # it reports running.
+    tags = {a.digest for a in apps.values() if a.image_id == image_id and a.digest}
+    stored = await image_size_evidence(session, image_id, {digest, *tags, *held.values()})
     known = sizes.blobs_by_digest(stored)
     target = stored.get(digest)
     found: dict[str, int | None] = {}
     for uuid in plan.targeted:
         device = devices[uuid]
-        app = apps.get(device.id)
-        current = (app.current_digest or app.digest) if app is not None else None
+        current = held.get(device.id)
         found[uuid] = sizes.device_download_bytes(
             normalise_architecture(device.architecture), current, target, known
         )
