@@ -259,6 +259,22 @@ async def test_a_bad_growth_filter_is_a_422_page_that_says_why(
     assert "text/html" in response.headers["content-type"]
 
 
+async def test_the_all_images_option_is_no_filter_and_a_bad_image_id_is_a_422_page(
+    client: httpx.AsyncClient, tokens: Any, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    image = await add_redis(client, tokens.headers("admin"))
+    request_id = await add_request(sessionmaker, image["id"], "7.2.5", digest_of(1))
+    await login(client, tokens.viewer)
+    for path in ("/approvals?image_id=&status=pending&grew=", "/approvals/history?image_id="):
+        response = await client.get(path)
+        assert response.status_code == 200, path
+    assert request_id in listed((await client.get("/approvals?image_id=")).text)
+    for bad in ("abc", "0", "-1", "99999999999"):
+        response = await client.get("/approvals", params={"image_id": bad})
+        assert response.status_code == 422, bad
+        assert "is not an image id" in response.text
+
+
 @pytest.fixture
 def evidence_queries() -> Iterator[list[str]]:
     """The SQL statements that read digest_evidence, as the database receives them."""
