@@ -23,6 +23,8 @@ from tagwarden.devices.index import DeviceIndex
 from tagwarden.devices.presence import Presence
 from tagwarden.devices.router import router as devices_router
 from tagwarden.errors import install_error_handlers
+from tagwarden.evidence.checker import SignatureChecker
+from tagwarden.evidence.router import router as evidence_router
 from tagwarden.limits import BodyLimitMiddleware
 from tagwarden.monitor.router import router as monitor_router
 from tagwarden.monitor.worker import ImageMonitor
@@ -102,6 +104,7 @@ def create_app(
     app.state.sessionmaker = sessionmaker
     app.state.metrics = metrics
     app.state.monitor = monitor
+    app.state.signature_checker = SignatureChecker(sessionmaker, monitor.client)
     app.state.rollout_monitor = RolloutMonitor(settings, sessionmaker)
     app.state.device_presence = Presence(
         sessionmaker, flush_seconds=settings.device_last_seen_flush_seconds
@@ -125,6 +128,7 @@ def create_app(
     # Fixed paths under /api/v1/images (approvals, monitor) before /api/v1/images/{image_id}.
     app.include_router(approvals_router)
     app.include_router(monitor_router)
+    app.include_router(evidence_router)
     app.include_router(catalogue_router)
     # Routers of later parts (monitor, devices, rollouts, webhooks, web UI) are included below.
     app.include_router(devices_router)

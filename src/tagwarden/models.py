@@ -6,6 +6,7 @@ from tagwarden.auth.models import ApiToken
 from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.db import Base
 from tagwarden.devices.models import App, Device, DeviceApp
+from tagwarden.evidence.models import DigestEvidence, SigningKey
 from tagwarden.monitor.models import DiscoveredTag
 from tagwarden.notify.models import NotificationChannel, NotificationDelivery, NotificationEvent
 from tagwarden.rollouts.models import Rollout, RolloutDevice
@@ -21,6 +22,7 @@ __all__ = [
     "Base",
     "Device",
     "DeviceApp",
+    "DigestEvidence",
     "DiscoveredTag",
     "Image",
     "ImagePolicy",
@@ -31,4 +33,5 @@ __all__ = [
     "Rollout",
     "RolloutDevice",
     "RuleHold",
+    "SigningKey",
 ]

@@ -16,7 +16,8 @@ from sqlalchemy import text
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tagwarden.auth.deps import Viewer
+from tagwarden.auth.deps import Session, Viewer
+from tagwarden.evidence.sizing import latest_approved_sizes
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,13 @@ class Metrics:
             ["host"],
             registry=self.registry,
         )
+        self.image_bytes = Gauge(
+            "tagwarden_image_compressed_bytes",
+            "Compressed bytes (config + layers) per architecture of each image's most recently "
+            "approved tag, from its size evidence",
+            ["image", "architecture"],
+            registry=self.registry,
+        )
         self._budgets: Callable[[], dict[str, int | None]] = dict
 
     def record_check(self, result: Any) -> None:
@@ -70,6 +78,12 @@ class Metrics:
         for host, remaining in self._budgets().items():
             if remaining is not None:
                 self.budget.labels(host).set(remaining)
+
+    def set_image_sizes(self, found: list[tuple[str, str, int]]) -> None:
+        """Replace every image size series: an image gone, or a tag superseded, leaves none."""
+        self.image_bytes.clear()
+        for image, architecture, size in found:
+            self.image_bytes.labels(image, architecture).set(size)
 
 
 def flat_routes(app: FastAPI) -> list[tuple[str, set[str]]]:
@@ -166,7 +180,9 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(request: Request, _: Viewer) -> Response:
+async def metrics(request: Request, session: Session, _: Viewer) -> Response:
     app_metrics: Metrics = request.app.state.metrics
     app_metrics.refresh()
+    # Read at scrape time, like the budgets: one query over each image's newest approved tag.
+    app_metrics.set_image_sizes(await latest_approved_sizes(session))
     return Response(generate_latest(app_metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin
 
 import httpx
@@ -56,6 +57,7 @@ class PushedImage:
     digest: str  # the index
     platform_digests: dict[str, str]  # architecture → image manifest digest
     created: datetime
+    manifests: dict[str, dict[str, Any]] = field(default_factory=dict)  # architecture → manifest
 
 
 @dataclass
@@ -105,13 +107,22 @@ class RealRegistry:
         tag: str,
         created: datetime | None = None,
         architectures: tuple[str, ...] = ("amd64", "arm64"),
+        shared_layers: tuple[bytes, ...] = (),
     ) -> PushedImage:
-        """One image per architecture (config blob with ``created``, one layer), then an OCI
-        image index referencing them, under ``tag``."""
+        """One image per architecture (config blob with ``created``, ``shared_layers`` then one
+        layer of its own), then an OCI image index referencing them, under ``tag``.
+
+        ``shared_layers`` are gzipped tars pushed as they are: tags that name the same ones
+        share those layers by digest, as images built on one base do."""
         when = (created or datetime.now(UTC)).astimezone(UTC)
         stamp = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         platform_digests: dict[str, str] = {}
+        manifests: dict[str, dict[str, Any]] = {}
         entries = []
+        shared = [
+            {"mediaType": OCI_LAYER, "digest": self.push_blob(repository, blob), "size": len(blob)}
+            for blob in shared_layers
+        ]
         for arch in architectures:
             layer_tar = _tar({"etc/tagwarden-test": f"{repository}:{tag} {arch} {stamp}\n"})
             layer = gzip.compress(layer_tar, mtime=0)
@@ -123,27 +134,34 @@ class RealRegistry:
                     **({"variant": "v8"} if arch == "arm64" else {}),
                     "created": stamp,
                     "config": {"Labels": {"org.opencontainers.image.version": tag}},
-                    "rootfs": {"type": "layers", "diff_ids": [sha256(layer_tar)]},
+                    "rootfs": {
+                        "type": "layers",
+                        "diff_ids": [
+                            *(sha256(gzip.decompress(blob)) for blob in shared_layers),
+                            sha256(layer_tar),
+                        ],
+                    },
                     "history": [{"created": stamp, "created_by": "tagwarden test push"}],
                 }
             ).encode()
             config_digest = self.push_blob(repository, config)
-            manifest = json.dumps(
-                {
-                    "schemaVersion": 2,
-                    "mediaType": OCI_MANIFEST,
-                    "config": {
-                        "mediaType": OCI_CONFIG,
-                        "digest": config_digest,
-                        "size": len(config),
-                    },
-                    "layers": [
-                        {"mediaType": OCI_LAYER, "digest": layer_digest, "size": len(layer)}
-                    ],
-                }
-            ).encode()
+            body = {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {
+                    "mediaType": OCI_CONFIG,
+                    "digest": config_digest,
+                    "size": len(config),
+                },
+                "layers": [
+                    *shared,
+                    {"mediaType": OCI_LAYER, "digest": layer_digest, "size": len(layer)},
+                ],
+            }
+            manifest = json.dumps(body).encode()
             digest = self.push_manifest(repository, sha256(manifest), OCI_MANIFEST, manifest)
             platform_digests[arch] = digest
+            manifests[arch] = body
             platform = {"architecture": arch, "os": "linux"}
             if arch == "arm64":
                 platform["variant"] = "v8"
@@ -159,7 +177,12 @@ class RealRegistry:
             {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
         ).encode()
         index_digest = self.push_manifest(repository, tag, OCI_INDEX, index)
-        return PushedImage(repository, tag, index_digest, platform_digests, when)
+        return PushedImage(repository, tag, index_digest, platform_digests, when, manifests)
+
+
+def layer_blob(files: dict[str, str]) -> bytes:
+    """A gzipped tar layer of ``files`` (path → text), reproducible byte for byte."""
+    return gzip.compress(_tar(files), mtime=0)
 
 
 def _tar(files: dict[str, str]) -> bytes:

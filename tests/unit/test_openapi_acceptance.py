@@ -105,7 +105,12 @@ def _integers(document: dict[str, Any], schema: Any, where: str, seen: set[str])
         if schema["$ref"] in seen or schema["$ref"].endswith("/Json"):
             return []
         return _integers(document, _resolve(document, schema), where, seen | {schema["$ref"]})
-    found = [(where, schema)] if schema.get("type") == "integer" and "const" not in schema else []
+    # Numbers kept inside a JSON column (a byte limit in a policy) are bounded by JSON, not 32 bits.
+    stored_in_json = (
+        schema.get("x-stored-in-json") is True and schema.get("maximum", 2**54) <= 2**53
+    )
+    integer = schema.get("type") == "integer" and "const" not in schema and not stored_in_json
+    found = [(where, schema)] if integer else []
     for key in ("anyOf", "oneOf", "allOf", "items", "additionalProperties"):
         found += _integers(document, schema.get(key), where, seen)
     for name, sub in (schema.get("properties") or {}).items():

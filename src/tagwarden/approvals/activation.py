@@ -22,6 +22,7 @@ from tagwarden.auth.service import Principal
 from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.db import insert_for, utcnow
 from tagwarden.errors import Conflict, NotFound
+from tagwarden.evidence import service as evidence
 from tagwarden.notify.service import emit
 from tagwarden.rollouts import auto
 from tagwarden.rules.models import ImagePolicy
@@ -65,6 +66,10 @@ async def process(session: AsyncSession, request_id: int, *, actor: Principal) -
     image = await session.get(Image, request.image_id)
     if image is None:  # pragma: no cover - the foreign key makes this impossible
         raise NotFound(f"image {request.image_id} not found")
+    if request.tag_name is not None and request.processed_at is None:
+        # Checked again: the registry may have changed since the approval (a signature
+        # removed, a key deleted), and activation is what makes the digest deployable.
+        await evidence.signature_gate(session, image.id, request.digest, step="activation")
 
     claimed = await session.execute(
         update(ApprovalRequest)

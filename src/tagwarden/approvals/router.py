@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
 from tagwarden.approvals import activation, service
 from tagwarden.approvals.schemas import (
@@ -19,6 +19,11 @@ from tagwarden.approvals.schemas import (
 from tagwarden.auth.deps import Approver, AppSettings, Session, Viewer
 from tagwarden.catalogue.schemas import ImageTagOut
 from tagwarden.errors import error_responses
+from tagwarden.evidence import service as evidence
+from tagwarden.evidence import sizing
+from tagwarden.evidence.checker import refresh_request
+from tagwarden.evidence.router import checker_of
+from tagwarden.evidence.schemas import EvidenceOut
 from tagwarden.inputs import IdPath, IdQuery
 from tagwarden.pagination import Page, Paging
 
@@ -46,13 +51,32 @@ async def list_requests(
         limit=paging.limit,
         offset=paging.offset,
     )
-    return Page(items=[ApprovalRequestOut.of(r) for r in rows], total=total, **paging.model_dump())
+    found = await evidence.evidence_for_many(session, ((r.image_id, r.digest) for r in rows))
+    items = [
+        ApprovalRequestOut.of(r, evidence=found.get((r.image_id, r.digest or ""), EvidenceOut()))
+        for r in rows
+    ]
+    return Page(items=items, total=total, **paging.model_dump())
 
 
 @router.post("/approvals", status_code=status.HTTP_201_CREATED, responses=error_responses(404, 409))
 async def create_request(
-    body: ApprovalRequestCreate, session: Session, who: Approver, settings: AppSettings
+    body: ApprovalRequestCreate,
+    session: Session,
+    who: Approver,
+    settings: AppSettings,
+    http: Request,
 ) -> ApprovalRequestOut:
+    # The evidence first, in its own transactions: the request's creation then holds no
+    # write lock while the registry answers.
+    await checker_of(http).refresh(body.image_id, body.metadata.digest, tag=body.tag_name)
+    await sizing.refresh(
+        http.app.state.sessionmaker,
+        http.app.state.monitor.client,
+        body.image_id,
+        body.metadata.digest,
+        only_with_policy=True,
+    )
     request = await service.create_manual_request(
         session,
         image_id=body.image_id,
@@ -88,7 +112,9 @@ async def bulk_decide(
 
 @router.get("/approvals/{request_id}")
 async def get_request(request_id: IdPath, session: Session, _: Viewer) -> ApprovalRequestOut:
-    return ApprovalRequestOut.of(await service.get_request(session, request_id))
+    request = await service.get_request(session, request_id)
+    found = await evidence.evidence_for(session, request.image_id, request.digest)
+    return ApprovalRequestOut.of(request, evidence=found)
 
 
 async def _decide(
@@ -98,7 +124,12 @@ async def _decide(
     session: Session,
     who: Approver,
     settings: AppSettings,
+    http: Request,
 ) -> ApprovalRequestOut:
+    if approve:
+        # Asked now, before the decision's transaction writes anything: the registry may
+        # have changed since the request was made.
+        await refresh_request(checker_of(http), request_id)
     result = await service.decide(
         session,
         request_id,
@@ -117,9 +148,10 @@ async def approve(
     session: Session,
     who: Approver,
     settings: AppSettings,
+    http: Request,
     body: Decision | None = None,
 ) -> ApprovalRequestOut:
-    return await _decide(request_id, body, True, session, who, settings)
+    return await _decide(request_id, body, True, session, who, settings, http)
 
 
 @router.post("/approvals/{request_id}/reject", responses=error_responses(409))
@@ -128,13 +160,15 @@ async def reject(
     session: Session,
     who: Approver,
     settings: AppSettings,
+    http: Request,
     body: Decision | None = None,
 ) -> ApprovalRequestOut:
-    return await _decide(request_id, body, False, session, who, settings)
+    return await _decide(request_id, body, False, session, who, settings, http)
 
 
 @router.post("/approvals/{request_id}/process", responses=error_responses(409))
-async def process(request_id: IdPath, session: Session, who: Approver) -> ProcessOut:
+async def process(request_id: IdPath, session: Session, who: Approver, http: Request) -> ProcessOut:
+    await refresh_request(checker_of(http), request_id)
     done = await activation.process(session, request_id, actor=who)
     message = (
         f"Approval request {request_id} was already processed"

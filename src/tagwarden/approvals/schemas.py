@@ -11,6 +11,7 @@ from typing_extensions import TypeAliasType
 from tagwarden import references
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.catalogue.schemas import ImageTagOut
+from tagwarden.evidence.schemas import EvidenceOut
 from tagwarden.inputs import NO_NUL, STRICT_INPUT, Id, Key, Text, keys
 
 JsonText = Annotated[str, Field(pattern=NO_NUL)]
@@ -109,13 +110,22 @@ class ApprovalRequestOut(BaseModel):
     image_tags: list[ImageTagOut] | None = Field(
         default=None, description="the image_tags rows, when this call activated the tag"
     )
+    evidence: EvidenceOut | None = Field(
+        default=None,
+        description="what is known of the request's digest (signature, size); "
+        "given by the request's own endpoint and the list",
+    )
 
     @classmethod
     def of(
-        cls, request: ApprovalRequest, image_tags: list[ImageTagOut] | None = None
+        cls,
+        request: ApprovalRequest,
+        image_tags: list[ImageTagOut] | None = None,
+        evidence: EvidenceOut | None = None,
     ) -> ApprovalRequestOut:
         out = cls.model_validate(request)
         out.image_tags = image_tags
+        out.evidence = evidence
         return out
 
 

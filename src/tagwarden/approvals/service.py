@@ -18,6 +18,9 @@ from tagwarden.auth.service import Principal
 from tagwarden.catalogue.service import get_image
 from tagwarden.db import insert_for, utcnow
 from tagwarden.errors import Conflict, DomainError, Forbidden, NotFound
+from tagwarden.evidence import listing
+from tagwarden.evidence import service as evidence
+from tagwarden.evidence.sizing import size_gate
 from tagwarden.notify.service import emit, emit_many
 from tagwarden.rules import decisions
 
@@ -36,11 +39,14 @@ async def list_requests(
     *,
     status: str | Collection[str] | None = "pending",
     image_id: int | None = None,
+    unsigned: bool = False,
+    grew_over: float | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[Sequence[ApprovalRequest], int]:
     """Requests with that status (or any of those statuses): pending ones oldest first, as a
-    queue; the others newest first."""
+    queue; the others newest first. ``unsigned`` and ``grew_over`` (percent) keep the requests
+    whose digest's evidence says so."""
     query = select(ApprovalRequest)
     if isinstance(status, str):
         query = query.where(ApprovalRequest.status == status)
@@ -48,6 +54,15 @@ async def list_requests(
         query = query.where(ApprovalRequest.status.in_(status))
     if image_id is not None:
         query = query.where(ApprovalRequest.image_id == image_id)
+    if unsigned:
+        query = query.where(listing.unsigned(ApprovalRequest.image_id, ApprovalRequest.digest))
+    if grew_over is not None:
+        dialect = session.get_bind().dialect.name
+        query = query.where(
+            listing.grew_over(
+                ApprovalRequest.image_id, ApprovalRequest.digest, grew_over, dialect=dialect
+            )
+        )
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
     order = ApprovalRequest.id.asc() if status == "pending" else ApprovalRequest.id.desc()
     rows = await session.scalars(query.order_by(order).limit(limit).offset(offset))
@@ -308,6 +323,7 @@ async def decide(
     actor: Principal,
     auto_process: bool,
     required_approvals: int | None = None,
+    by_rule: bool = False,
 ) -> DecisionResult:
     """Approve or reject a pending request (four-eyes: the image's ``required_approvals``
     distinct approvers approve it; one reject decides).
@@ -341,6 +357,14 @@ async def decide(
             f"you asked for {request.image_name} to be added; another approver must approve it",
             code="own_request",
         )
+    warned: list[dict[str, Any]] = []
+    if approve and request.tag_name is not None:
+        # A rule approves only what passes: under ``warn`` the decision is a person's.
+        warning = await evidence.signature_gate(
+            session, request.image_id, request.digest, step="approval", strict=by_rule
+        )
+        warned += [warning.as_dict()] if warning else []
+        warned += await size_gate(session, request.image_id, request.digest, strict=by_rule)
     status = "approved" if approve else "rejected"
     required = required_approvals or await decisions.required_approvals(session, request.image_id)
     recorded = await decisions.record(
@@ -360,7 +384,8 @@ async def decide(
             action="approval.approval_recorded",
             entity_type="approval_request",
             entity_id=request.id,
-            after={"approvals": count, "required_approvals": required, "notes": notes},
+            after={"approvals": count, "required_approvals": required, "notes": notes}
+            | _warned(warned),
         )
         return DecisionResult(request, None, approvals=count, required_approvals=required)
     await session.execute(
@@ -377,7 +402,7 @@ async def decide(
         entity_type="approval_request",
         entity_id=request.id,
         before={"status": "pending"},
-        after=audit.snapshot(request, DECISION_FIELDS),
+        after=audit.snapshot(request, DECISION_FIELDS) | _warned(warned),
     )
     await emit(session, f"approval.{status}", event_payload(request))
     activation = None
@@ -387,6 +412,11 @@ async def decide(
         image = await get_image(session, request.image_id)
         image.approval_status = "rejected"
     return DecisionResult(request, activation, approvals=count, required_approvals=required)
+
+
+def _warned(failed: list[dict[str, Any]]) -> dict[str, Any]:
+    """The failed checks a person approved past (policy ``warn``), for the audit entry."""
+    return {"failed_checks": failed} if failed else {}
 
 
 @dataclass(frozen=True)

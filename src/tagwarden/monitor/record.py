@@ -17,6 +17,9 @@ from tagwarden.approvals.service import NewRequest, create_requests
 from tagwarden.audit import service as audit
 from tagwarden.catalogue.models import Image
 from tagwarden.db import insert_for
+from tagwarden.evidence.checker import Subject, store_with_events
+from tagwarden.evidence.schemas import SignatureEvidence
+from tagwarden.evidence.sizing import SizeFacts, announce_growth, record_sizes
 from tagwarden.monitor.discovery import Candidate, KnownTag, Plan, also_tagged
 from tagwarden.monitor.models import DiscoveredTag
 from tagwarden.monitor.service import MONITOR, CheckResult, Target, interval_of
@@ -94,6 +97,9 @@ class Outcome:
     known: Mapping[str, KnownTag] = field(default_factory=dict)
     plan: Plan = field(default_factory=Plan)
     error: str | None = None
+    # digest → what its signatures showed, for the digests about to become requests.
+    signatures: Mapping[str, SignatureEvidence] = field(default_factory=dict)
+    sizes: Mapping[str, SizeFacts] = field(default_factory=dict)  # digest → what was read
 
 
 async def record_outcomes(
@@ -178,6 +184,12 @@ async def record_outcomes(
     await emit_many(session, events)
 
     wanted = await _make_way(session, candidates, now)
+    for o, c in wanted:
+        found = o.signatures.get(c.tag.digest or "")
+        if found is not None and c.tag.digest:
+            subject = Subject(o.target.id, o.target.display_name, o.target.registry_host, "")
+            await store_with_events(session, subject, c.tag.digest, found, tag=c.tag.name)
+    grown = await _record_sizes(session, wanted, now)
     created = await create_requests(
         session,
         [
@@ -198,6 +210,15 @@ async def record_outcomes(
         if request_id is None:
             continue  # another replica created it a moment ago
         requested.setdefault(o.target.id, []).append(c.tag.name)
+        if (evidence := grown.get((o.target.id, c.tag.digest or ""))) is not None:
+            await announce_growth(
+                session,
+                o.target.id,
+                o.target.display_name,
+                c.tag.name,
+                c.tag.digest or "",
+                evidence,
+            )
 
     results = []
     for o in outcomes:
@@ -211,6 +232,22 @@ async def record_outcomes(
             result.requests_created = requested.get(o.target.id, [])
         results.append(result)
     return results
+
+
+async def _record_sizes(
+    session: AsyncSession, wanted: Sequence[tuple[Outcome, Candidate]], now: datetime
+) -> dict[tuple[int, str], dict[str, Any]]:
+    """Store the size evidence read for the tags about to be requested, before the requests
+    (their rules judge it); the evidence stored, by (image, digest)."""
+    stored: dict[tuple[int, str], dict[str, Any]] = {}
+    for o, c in wanted:
+        facts = o.sizes.get(c.tag.digest or "")
+        if facts is None or c.tag.digest is None or (o.target.id, c.tag.digest) in stored:
+            continue
+        evidence = await record_sizes(session, o.target.id, c.tag.digest, facts, now=now)
+        if evidence is not None:
+            stored[(o.target.id, c.tag.digest)] = evidence
+    return stored
 
 
 def log_created(outcomes: Sequence[Outcome], results: Sequence[CheckResult]) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.errors import Conflict, NotFound
+from tagwarden.evidence.signatures import is_signature_tag
 from tagwarden.monitor.discovery import (
     KnownTag,
     Plan,
@@ -125,6 +126,8 @@ async def fetch(
     listed = [
         _as_known(t, known.get(t.name))
         async for t in client.iter_tags(repository, {k: v.digest for k, v in known.items()})
+        # Signatures, attestations and referrer lists live under tags too: never an image.
+        if not is_signature_tag(t.name)
     ]
     todo = needs_resolving(listed, known, wanted)
     if not todo:

@@ -28,6 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tagwarden.catalogue.models import Image
 from tagwarden.config import Settings
 from tagwarden.db import utcnow
+from tagwarden.evidence import service as evidence
+from tagwarden.evidence import sizing
+from tagwarden.evidence.collect import check_signature
+from tagwarden.evidence.schemas import SignatureEvidence
 from tagwarden.monitor import record, service
 from tagwarden.monitor.discovery import KnownTag, Plan
 from tagwarden.patterns import PatternError
@@ -152,7 +156,37 @@ class ImageMonitor:
             return record.Outcome(target, error=str(exc))
         log.info("[ImageMonitor] Found %d tags for %s", len(remote), name)
         log.info("[ImageMonitor] Found %d new tags for %s", len(plan.new), name)
-        return record.Outcome(target, remote, known, plan)
+        signatures = await self._signatures(target, client, repository, plan)
+        sized = await self._sizes(client, repository, plan)
+        return record.Outcome(target, remote, known, plan, signatures=signatures, sizes=sized)
+
+    async def _sizes(
+        self, client: RegistryClient, repository: str, plan: Plan
+    ) -> dict[str, sizing.SizeFacts]:
+        """The sizes of the digests about to become requests, read with no transaction open
+        (Docker Hub's from the listing itself); the writer stores them before rules judge."""
+        found: dict[str, sizing.SizeFacts] = {}
+        for candidate in plan.candidates:
+            digest = candidate.tag.digest
+            if digest is not None and digest not in found:
+                said = sizing.listed_sizes(candidate.tag)
+                found[digest] = await sizing.read_sizes(client, repository, digest, said)
+        return found
+
+    async def _signatures(
+        self, target: service.Target, client: RegistryClient, repository: str, plan: Plan
+    ) -> dict[str, SignatureEvidence]:
+        """The signatures of the digests about to become requests, read with no transaction
+        open; the writer stores them with the requests, so rules judge them at once."""
+        digests = list(dict.fromkeys(c.tag.digest for c in plan.candidates if c.tag.digest))
+        if not digests:
+            return {}
+        async with self.sessionmaker() as session:
+            if not await evidence.wants_signatures(session, target.id):
+                return {}
+            keys = await evidence.load_keys(session)
+        # A failed read is recorded as that digest's "error" evidence, never the check's.
+        return {d: await check_signature(client, repository, d, keys) for d in digests}
 
     async def _plan(
         self,

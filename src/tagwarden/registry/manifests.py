@@ -51,6 +51,34 @@ class ImageManifest:
 
 
 @dataclass(frozen=True, slots=True)
+class Blob:
+    """A content-addressed blob a device pulls: a layer, or the image config."""
+
+    digest: str
+    size: int  # compressed bytes, as the manifest's descriptor says
+
+
+@dataclass(frozen=True, slots=True)
+class ImageBlobs:
+    """One platform manifest's blobs: what a device of that platform downloads to run it."""
+
+    config: Blob
+    layers: tuple[Blob, ...]
+
+    @property
+    def compressed_bytes(self) -> int:
+        """Config plus every layer, as the manifest lists them: the image's compressed size."""
+        return self.config.size + sum(layer.size for layer in self.layers)
+
+    def distinct(self) -> dict[str, int]:
+        """Digest → size, each blob once: a layer listed twice is downloaded once."""
+        blobs = {self.config.digest: self.config.size}
+        for layer in self.layers:
+            blobs.setdefault(layer.digest, layer.size)
+        return blobs
+
+
+@dataclass(frozen=True, slots=True)
 class ImageConfig:
     architecture: str
     os: str
@@ -124,12 +152,34 @@ def parse_image_manifest(body: dict[str, Any]) -> ImageManifest:
     return ImageManifest(config["digest"], size, _annotation_time(body))
 
 
+def parse_image_blobs(body: dict[str, Any]) -> ImageBlobs:
+    """The config and layer descriptors of an image manifest, in the manifest's order."""
+    config = body.get("config")
+    layers = body.get("layers") or []
+    if not isinstance(layers, list):
+        raise MalformedResponse("image manifest layers is not a list")
+    return ImageBlobs(_blob(config), tuple(_blob(layer) for layer in layers))
+
+
+def _blob(descriptor: object) -> Blob:
+    if not isinstance(descriptor, dict) or not isinstance(descriptor.get("digest"), str):
+        raise MalformedResponse("descriptor without a digest")
+    size = _size(descriptor)
+    if size < 0:
+        raise MalformedResponse("descriptor with a negative size")
+    return Blob(descriptor["digest"], size)
+
+
 def _object(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
 def _size(descriptor: object) -> int:
-    if isinstance(descriptor, dict) and isinstance(descriptor.get("size"), int):
+    if (
+        isinstance(descriptor, dict)
+        and isinstance(descriptor.get("size"), int)
+        and not isinstance(descriptor.get("size"), bool)
+    ):
         return int(descriptor["size"])
     raise MalformedResponse("descriptor without a size")
 

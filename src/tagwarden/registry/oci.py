@@ -17,11 +17,13 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urljoin
 
 import httpx
 
+from tagwarden.evidence.signatures import is_signature_tag
 from tagwarden.platforms import normalise_architecture
 from tagwarden.registry.allowlist import hop_refusal, origin
 from tagwarden.registry.auth import Challenge, basic_header, parse_challenges
@@ -39,9 +41,12 @@ from tagwarden.registry.manifests import (
     ACCEPT,
     IMAGE_MANIFEST_TYPES,
     INDEX_TYPES,
+    OCI_INDEX,
+    ImageBlobs,
     ImageConfig,
     ImageManifest,
     media_type_of,
+    parse_image_blobs,
     parse_image_config,
     parse_image_manifest,
     parse_index,
@@ -61,6 +66,14 @@ log = logging.getLogger(__name__)
 
 # Token endpoints may omit expires_in; the token spec says to assume 60 seconds then.
 DEFAULT_TOKEN_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformBlobs:
+    """One platform of a tag: its manifest's digest and the blobs that manifest lists."""
+
+    digest: str
+    blobs: ImageBlobs
 
 
 class OciClient:
@@ -103,6 +116,8 @@ class OciClient:
         window = self.head_concurrency * 4  # enough queued work to keep every slot busy
         try:
             async for name in self.list_tags(repository):
+                if is_signature_tag(name):
+                    continue  # a signature or referrer list: not worth a HEAD, never an image
                 pending.append(asyncio.create_task(self._discover(repository, name, known, limit)))
                 if len(pending) >= window:
                     found = await pending.popleft()
@@ -254,6 +269,71 @@ class OciClient:
         if response.status_code != 200:
             raise unexpected(response)
         return parse_image_config(json_object(response))
+
+    # -- sizes -------------------------------------------------------------------------------
+
+    async def image_blobs(self, repository: str, digest: str) -> dict[str, PlatformBlobs]:
+        """Architecture → that platform's manifest digest and blobs, for a tag's digest.
+
+        An index costs one GET per image platform (attestations are skipped), a single image
+        one GET plus its config blob (only the config names its platform). Everything is read
+        by digest, so a re-push while this runs cannot mix two images.
+        """
+        body, media_type, _ = await self._manifest(repository, digest)
+        if media_type in INDEX_TYPES:
+            entries, _ = parse_index(body)
+            found: dict[str, PlatformBlobs] = {}
+            # Devices run Linux: where an architecture has a Windows build too, Linux wins.
+            for entry in sorted(entries, key=lambda e: e.os != "linux"):
+                arch = normalise_architecture(entry.architecture, entry.variant)
+                if arch in found:
+                    continue
+                child, child_type, _ = await self._manifest(repository, entry.digest)
+                if child_type not in IMAGE_MANIFEST_TYPES:
+                    raise MalformedResponse(f"{repository}@{entry.digest}: not an image manifest")
+                found[arch] = PlatformBlobs(entry.digest, parse_image_blobs(child))
+            return found
+        if media_type in IMAGE_MANIFEST_TYPES:
+            manifest = parse_image_manifest(body)
+            config = await self._config(repository, manifest)
+            arch = normalise_architecture(config.architecture, config.variant)
+            return {arch: PlatformBlobs(digest, parse_image_blobs(body))}
+        raise MalformedResponse(f"{repository}@{digest}: unsupported manifest type")
+
+    # -- artifacts (signatures, referrers) ---------------------------------------------------
+
+    async def artifact_manifest(
+        self, repository: str, reference: str
+    ) -> tuple[dict[str, Any], str, str] | None:
+        """(body, media type, digest) of a manifest or index; None when there is none (404)."""
+        try:
+            return await self._manifest(repository, reference)
+        except ImageNotFound:
+            return None
+
+    async def referrers(self, repository: str, digest: str) -> dict[str, Any] | None:
+        """The OCI 1.1 referrers index of ``digest``; None when the registry has no referrers
+        API (a 404), so the caller reads the fallback tag instead."""
+        url = f"{self._repo_url(repository)}/referrers/{quote(digest, safe=':')}"
+        try:
+            response = await self._request("GET", url, repository, accept=OCI_INDEX)
+        except ImageNotFound:
+            return None
+        if response.status_code != 200:
+            raise unexpected(response)
+        return json_object(response)
+
+    async def blob(self, repository: str, digest: str, *, max_bytes: int) -> bytes:
+        """A small blob (a signature payload), checked against its digest and its size cap."""
+        url = f"{self._repo_url(repository)}/blobs/{quote(digest, safe=':')}"
+        response = await self._request("GET", url, repository)
+        if response.status_code != 200:
+            raise unexpected(response)
+        if len(response.content) > max_bytes:
+            raise MalformedResponse(f"{shown_url(url)}: larger than {max_bytes} bytes", url=url)
+        if sha256_digest(response.content) != digest:
+            raise MalformedResponse(f"{shown_url(url)}: content does not match its digest", url=url)
+        return response.content
 
     # -- authentication ----------------------------------------------------------------------
 

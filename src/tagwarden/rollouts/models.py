@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ForeignKey,
     Index,
@@ -70,6 +71,9 @@ class RolloutDevice(Base):
     skip_reason: Mapped[str | None] = mapped_column(String(32))
     failure_reason: Mapped[str | None] = mapped_column(String(32))
     message: Mapped[str | None] = mapped_column(Text)
+    # Bytes the device downloads for the target, planned at creation (see evidence.sizes);
+    # null when the target's size is not known.
+    download_bytes: Mapped[int | None] = mapped_column(BigInteger)
     # The target the device had before this rollout, restored by a rollback.
     had_previous: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     previous_image_id: Mapped[int | None] = mapped_column(Integer)

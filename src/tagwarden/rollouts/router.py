@@ -6,12 +6,14 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.auth.deps import Approver, AppSettings, Now, Session, Viewer
 from tagwarden.auth.service import Principal
+from tagwarden.db import transaction
 from tagwarden.errors import error_responses
+from tagwarden.evidence.router import checker_of
 from tagwarden.inputs import IdPath
 from tagwarden.pagination import Page, Paging
 from tagwarden.rollouts import service
@@ -59,9 +61,13 @@ async def _summary(session: AsyncSession, rollout: Rollout) -> RolloutOut:
             message=row.message,
             scheduled_at=row.scheduled_at,
             finished_at=row.finished_at,
+            download_bytes=row.download_bytes,
         )
         for row, uuid in rows
     ]
+    planned = [row.download_bytes for row, _ in rows if row.batch is not None]
+    if planned and all(b is not None for b in planned):
+        out.download_bytes_total = sum(b for b in planned if b is not None)
     return out
 
 
@@ -79,8 +85,15 @@ async def create_rollout(
     who: Approver,
     settings: AppSettings,
     now: Now,
+    request: Request,
     response: Response,
 ) -> RolloutOut | PlanOut:
+    # The signature is checked against the registry now, before anything is written (no
+    # write lock is held while the registry answers); prepare's gate reads the result.
+    async with transaction(request.app.state.sessionmaker) as reading:
+        target = await service.target_of(reading, body)
+    if target is not None:
+        await checker_of(request).refresh(*target, tag=body.tag)
     prepared = await service.prepare(
         session, body, now=now, poll_interval=settings.device_poll_interval_seconds
     )
@@ -97,6 +110,8 @@ async def create_rollout(
                 BatchOut(batch=n, devices=b) for n, b in enumerate(prepared.plan.batches, start=1)
             ],
             skipped=[SkippedOut(device=s.uuid, reason=s.reason) for s in prepared.plan.skipped],
+            download_bytes=prepared.downloads,
+            download_bytes_total=prepared.download_total,
         )
     rollout = await service.create(session, body, prepared, who)
     return await _summary(session, rollout)

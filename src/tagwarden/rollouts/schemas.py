@@ -179,6 +179,16 @@ class BatchOut(BaseModel):
     counts: dict[str, int] | None = None
 
 
+DOWNLOAD_BYTES = (
+    "bytes the device downloads for the target: the target's blobs (config and layers, each "
+    "once) that its current image (what it last reported running, else its current target) "
+    "does not hold; all of them when that image or its blobs are not known (no image yet, or "
+    "sizes only from Docker Hub's API, which names no layers); null when the target's size is "
+    "not known"
+)
+DOWNLOAD_TOTAL = "the sum over the targeted devices; null when any device's is not known"
+
+
 class PlanOut(BaseModel):
     dry_run: Literal[True] = True
     image: str
@@ -189,6 +199,10 @@ class PlanOut(BaseModel):
     options: dict[str, Any]
     batches: list[BatchOut]
     skipped: list[SkippedOut]
+    download_bytes: dict[str, int | None] = Field(
+        default_factory=dict, description="targeted device → " + DOWNLOAD_BYTES
+    )
+    download_bytes_total: int | None = Field(default=None, description=DOWNLOAD_TOTAL)
 
 
 class RolloutDeviceOut(BaseModel):
@@ -200,6 +214,7 @@ class RolloutDeviceOut(BaseModel):
     message: str | None
     scheduled_at: datetime | None
     finished_at: datetime | None
+    download_bytes: int | None = Field(default=None, description=DOWNLOAD_BYTES)
 
 
 class RolloutOut(BaseModel):
@@ -228,6 +243,7 @@ class RolloutOut(BaseModel):
     batches: list[BatchOut] | None = None
     skipped: list[SkippedOut] | None = None
     devices: list[RolloutDeviceOut] | None = None
+    download_bytes_total: int | None = Field(default=None, description=DOWNLOAD_TOTAL)
 
     @classmethod
     def of(cls, rollout: Rollout, counts: dict[str, int], failures: dict[str, int]) -> RolloutOut:

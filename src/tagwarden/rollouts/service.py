@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -19,7 +19,11 @@ from tagwarden.catalogue.service import find_image, get_image
 from tagwarden.devices.models import Device, DeviceApp
 from tagwarden.devices.service import with_labels
 from tagwarden.devices.states import FailureReason
-from tagwarden.errors import Conflict, InvalidInput, NotFound
+from tagwarden.errors import Conflict, DomainError, InvalidInput, NotFound
+from tagwarden.evidence import service as evidence
+from tagwarden.evidence import sizes
+from tagwarden.evidence.sizing import image_size_evidence
+from tagwarden.platforms import normalise_architecture
 from tagwarden.references import split_reference
 from tagwarden.rollouts import engine, planner
 from tagwarden.rollouts.models import Rollout, RolloutDevice
@@ -41,6 +45,16 @@ class Prepared:
     app_name: str
     plan: planner.Plan
     devices: dict[str, Device]
+    # Targeted device → bytes it downloads (None: the target's size is not known).
+    downloads: dict[str, int | None] = field(default_factory=dict)
+
+    @property
+    def download_total(self) -> int | None:
+        """The fleet's download, or None when any targeted device's is not known."""
+        values = list(self.downloads.values())
+        if any(v is None for v in values):
+            return None
+        return sum(v for v in values if v is not None)
 
 
 async def _image(session: AsyncSession, data: RolloutCreate) -> Image:
@@ -51,6 +65,16 @@ async def _image(session: AsyncSession, data: RolloutCreate) -> Image:
     if image is None:
         raise NotFound(f"image {data.image} is not in the catalogue")
     return image
+
+
+async def target_of(session: AsyncSession, data: RolloutCreate) -> tuple[int, str] | None:
+    """(image id, digest) the rollout would move, or None where ``prepare`` will refuse it."""
+    try:
+        image = await _image(session, data)
+        variants = await _variants(session, image, data.tag)
+    except DomainError:
+        return None
+    return image.id, next(iter(variants.values())).digest
 
 
 async def _variants(session: AsyncSession, image: Image, tag: str) -> dict[str, planner.Variant]:
@@ -141,7 +165,42 @@ async def prepare(
             code="rollout_active",
         )
     digest = next(iter(variants.values())).digest
-    return Prepared(image, digest, app_name, plan, by_uuid)
+    # The gate holds when bytes move: a digest whose signature no longer passes its image's
+    # policy does not start a rollout.
+    await evidence.signature_gate(session, image.id, digest, step="rollout")
+    downloads = await _downloads(session, image.id, digest, plan, by_uuid, apps)
+    return Prepared(image, digest, app_name, plan, by_uuid, downloads)
+
+
+async def _downloads(
+    session: AsyncSession,
+    image_id: int,
+    digest: str,
+    plan: planner.Plan,
+    devices: dict[str, Device],
+    apps: dict[int, DeviceApp],
+) -> dict[str, int | None]:
+    """Each targeted device's download: the target's blobs its current image (what it last
+    reported running, else its current target) lacks; all of them when that is not known."""
+    held: dict[int, str] = {
+        app.device_id: current
+        for app in apps.values()
+        if app.image_id == image_id and (current := app.current_digest or app.digest)
+    }
+    # A device's current target (its tag's digest) finds the evidence of a platform digest
+    # it reports running.
+    tags = {a.digest for a in apps.values() if a.image_id == image_id and a.digest}
+    stored = await image_size_evidence(session, image_id, {digest, *tags, *held.values()})
+    known = sizes.blobs_by_digest(stored)
+    target = stored.get(digest)
+    found: dict[str, int | None] = {}
+    for uuid in plan.targeted:
+        device = devices[uuid]
+        current = held.get(device.id)
+        found[uuid] = sizes.device_download_bytes(
+            normalise_architecture(device.architecture), current, target, known
+        )
+    return found
 
 
 def by_uuid_id(devices: Sequence[Device], device_id: int) -> str:
@@ -197,6 +256,7 @@ async def create(
                     batch=number,
                     state=DeviceState.PENDING,
                     active=True,
+                    download_bytes=prepared.downloads.get(uuid),
                 )
             )
     for skip in plan.skipped:
@@ -228,6 +288,7 @@ async def create(
             "strategy": rollout.strategy,
             "batches": plan.batches,
             "skipped": {s.uuid: s.reason for s in plan.skipped},
+            "download_bytes_total": prepared.download_total,
         },
     )
     return rollout

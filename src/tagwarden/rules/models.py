@@ -73,6 +73,9 @@ class ImagePolicy(Base):
     webhook_secret_hash: Mapped[str | None] = mapped_column(String(64))
     # {"strategy": …, "selector": {…}, "options": {…}}: started when a tag is activated.
     rollout_template: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # evidence.schemas.SignaturePolicy and SizePolicy as JSON; null is mode "off".
+    signature_policy: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    size_policy: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     updated_by: Mapped[str | None] = mapped_column(String(255))
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, status
+from pydantic import BaseModel
 
 from tagwarden.approvals.service import get_request
 from tagwarden.auth.deps import Admin, Session, Viewer
@@ -69,7 +72,8 @@ async def get_policy(image_id: IdPath, session: Session, _: Viewer) -> PolicyOut
 async def set_policy(
     image_id: IdPath, body: PolicyUpdate, session: Session, who: Admin
 ) -> PolicyOut:
-    """Fields left out stay as they are; ``null`` clears the secret or the template."""
+    """Fields left out stay as they are; ``null`` clears the secret or the template, and turns
+    a signature or size check off."""
     given = body.model_fields_set
     template = body.rollout_template.model_dump() if body.rollout_template else None
     policy = await service.set_policy(
@@ -79,5 +83,11 @@ async def set_policy(
         required_approvals=body.required_approvals,
         webhook_secret=body.webhook_secret if "webhook_secret" in given else service.UNSET,
         rollout_template=template if "rollout_template" in given else service.UNSET,
+        signature_policy=_dumped(body.signature) if "signature" in given else service.UNSET,
+        size_policy=_dumped(body.size) if "size" in given else service.UNSET,
     )
     return PolicyOut.of(policy)
+
+
+def _dumped(model: BaseModel | None) -> dict[str, Any] | None:
+    return model.model_dump(mode="json") if model is not None else None

@@ -7,8 +7,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tagwarden.evidence.schemas import SignaturePolicy, SizePolicy
 from tagwarden.inputs import NO_NUL, STRICT_INPUT, WHOLE, Name
-from tagwarden.rollouts.schemas import RolloutTemplate
+from tagwarden.rollouts.schemas import (
+    RolloutTemplate,
+)
 from tagwarden.rules.models import ApprovalDecision, ApprovalRule, ImagePolicy
 
 _CLAUSE = r" *(?:>=|<=|==|!=|>|<|=)? *v?[0-9]{1,9}(?:\.[0-9]{1,9}){0,3} *"
@@ -77,6 +80,12 @@ class PolicyUpdate(BaseModel):
         description="this image's Docker Hub secret",
     )
     rollout_template: RolloutTemplate | None = None
+    signature: SignaturePolicy | None = Field(
+        default=None, description="what a digest's signatures must show; null: mode off"
+    )
+    size: SizePolicy | None = Field(
+        default=None, description="how large a digest may be; null: mode off"
+    )
 
 
 class PolicyOut(BaseModel):
@@ -84,6 +93,8 @@ class PolicyOut(BaseModel):
     required_approvals: int
     webhook_secret_set: bool
     rollout_template: dict[str, Any] | None
+    signature: SignaturePolicy
+    size: SizePolicy
 
     @classmethod
     def of(cls, policy: ImagePolicy) -> PolicyOut:
@@ -92,6 +103,8 @@ class PolicyOut(BaseModel):
             required_approvals=policy.required_approvals or 1,
             webhook_secret_set=policy.webhook_secret_hash is not None,
             rollout_template=policy.rollout_template,
+            signature=SignaturePolicy.model_validate(policy.signature_policy or {}),
+            size=SizePolicy.model_validate(policy.size_policy or {}),
         )
 
 

@@ -18,6 +18,7 @@ from tagwarden.catalogue.models import ImageTag
 from tagwarden.catalogue.service import get_image
 from tagwarden.db import flush_unique
 from tagwarden.errors import Conflict, DomainError, InvalidInput, NotFound, failure_reason
+from tagwarden.evidence import service as evidence
 from tagwarden.rules import policy
 from tagwarden.rules.models import RULE_KINDS, ApprovalRule, ImagePolicy, RuleHold
 
@@ -121,6 +122,8 @@ async def set_policy(
     required_approvals: int | None = None,
     webhook_secret: str | None = UNSET,
     rollout_template: dict[str, Any] | None = UNSET,
+    signature_policy: dict[str, Any] | None = UNSET,
+    size_policy: dict[str, Any] | None = UNSET,
 ) -> ImagePolicy:
     await get_image(session, image_id)
     row = await session.get(ImagePolicy, image_id)
@@ -131,6 +134,8 @@ async def set_policy(
         "required_approvals": row.required_approvals,
         "webhook_secret_set": row.webhook_secret_hash is not None,
         "rollout_template": row.rollout_template,
+        "signature": row.signature_policy,
+        "size": row.size_policy,
     }
     if required_approvals is not None:
         if required_approvals < 1:
@@ -142,6 +147,11 @@ async def set_policy(
         row.webhook_secret_hash = hash_token(webhook_secret) if webhook_secret else None
     if rollout_template is not UNSET:
         row.rollout_template = rollout_template
+    if signature_policy is not UNSET:
+        await evidence.check_key_names(session, (signature_policy or {}).get("keys", []))
+        row.signature_policy = signature_policy
+    if size_policy is not UNSET:
+        row.size_policy = size_policy
     row.updated_by = actor
     await session.flush()
     audit.record(
@@ -155,6 +165,8 @@ async def set_policy(
             "required_approvals": row.required_approvals,
             "webhook_secret_set": row.webhook_secret_hash is not None,
             "rollout_template": row.rollout_template,
+            "signature": row.signature_policy,
+            "size": row.size_policy,
         },
     )
     return row
@@ -243,6 +255,7 @@ async def evaluate(
         actor=Principal(identity=rule_identity(rule), role="approver"),
         auto_process=auto_process,
         required_approvals=1,
+        by_rule=True,
     )
     return rule
 

@@ -131,6 +131,8 @@ class RegistryModel:
         self.repositories: dict[str, FakeRepository] = {}
         self.blobs: dict[str, bytes] = {}
         self.manifests: dict[str, tuple[str, bytes]] = {}  # digest → (media type, bytes)
+        # subject digest → descriptors of the manifests naming it as their ``subject``
+        self.referrers: dict[str, list[dict[str, Any]]] = {}
         self._ids = itertools.count(765_505_602)
         self._salt = itertools.count(1)
 
@@ -242,6 +244,49 @@ class RegistryModel:
 
     def remove_tag(self, repository: str, tag: str) -> None:
         del self.repository(repository).tags[tag]
+
+    def put_blob(self, content: bytes) -> str:
+        """Upload a blob (a signature payload, say); its digest."""
+        return self._put_blob(content)[0]
+
+    def push_manifest(
+        self,
+        repository: str,
+        document: dict[str, Any],
+        *,
+        tag: str | None = None,
+    ) -> str:
+        """Push any manifest (a cosign signature, an attestation) as a registry takes it: a
+        manifest with a ``subject`` becomes one of that digest's referrers (OCI 1.1), and a
+        ``tag`` points at it. Its digest."""
+        repo = self.repository(repository)
+        media_type = str(document.get("mediaType", OCI_MANIFEST))
+        digest, size = self._put_manifest(media_type, document)
+        subject = document.get("subject")
+        if isinstance(subject, dict) and isinstance(subject.get("digest"), str):
+            config = document.get("config")
+            descriptor: dict[str, Any] = {"mediaType": media_type, "digest": digest, "size": size}
+            kind = document.get("artifactType") or (
+                config.get("mediaType") if isinstance(config, dict) else None
+            )
+            if kind:
+                descriptor["artifactType"] = kind
+            if document.get("annotations"):
+                descriptor["annotations"] = document["annotations"]
+            self.referrers.setdefault(subject["digest"], []).append(descriptor)
+        if tag is not None:
+            artifact = Artifact(digest, media_type, (), self.now())
+            self._store(repo, tag, artifact, self.now())
+        return digest
+
+    def delete_manifest(self, digest: str) -> None:
+        """Delete a manifest by digest (and the tags and referrer entries naming it)."""
+        self.manifests.pop(digest, None)
+        for repo in self.repositories.values():
+            for name in [n for n, t in repo.tags.items() if t.artifact.digest == digest]:
+                del repo.tags[name]
+        for entries in self.referrers.values():
+            entries[:] = [e for e in entries if e["digest"] != digest]
 
     # -- building content --------------------------------------------------------------------
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tagwarden.registry.manifests import INDEX_TYPES, OCI_MANIFEST
+from tagwarden.registry.manifests import INDEX_TYPES, OCI_INDEX, OCI_MANIFEST
 from tagwarden.testing.fake_hub import json_response
 
 if TYPE_CHECKING:
@@ -128,6 +129,29 @@ async def manifest(
     if request.headers.get("if-none-match", "").strip('"') == digest:
         return Response(b"", 304, headers={**API_VERSION, **headers})
     return _respond(request, content, media_type, headers)
+
+
+async def referrers(
+    fake: FakeRegistry, request: Request, route: Route, username: str | None
+) -> Response:
+    """``GET /v2/<name>/referrers/<digest>`` (OCI 1.1): always an index, empty when nothing
+    refers; ``artifactType`` filters and says so. With ``fake.referrers_api`` off the route
+    answers 404, as registries without the API do, so clients use the fallback tag."""
+    if not fake.referrers_api:
+        return oci_error(404, "NOT_FOUND", "page not found")
+    if fake.visible_repository(route.repository or "", username) is None:
+        return oci_error(404, "NAME_UNKNOWN", "repository name not known to registry")
+    digest = route.params["digest"]
+    entries = [
+        e for e in fake.model.referrers.get(digest, []) if e["digest"] in fake.model.manifests
+    ]
+    headers = dict(API_VERSION)
+    wanted = request.query_params.get("artifactType")
+    if wanted:
+        entries = [e for e in entries if e.get("artifactType") == wanted]
+        headers["OCI-Filters-Applied"] = "artifactType"
+    body = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
+    return Response(json.dumps(body).encode(), 200, headers=headers, media_type=OCI_INDEX)
 
 
 async def blob(

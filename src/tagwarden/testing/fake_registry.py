@@ -64,6 +64,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], frozenset[str], Handler]] = [
     ("oci_manifest", re.compile(rf"{_OCI_REPO}/manifests/(?P<reference>[^/]+)$"), _READ,
      fake_oci.manifest),
     ("oci_blob", re.compile(rf"{_OCI_REPO}/blobs/(?P<digest>[^/]+)$"), _READ, fake_oci.blob),
+    ("oci_referrers", re.compile(rf"{_OCI_REPO}/referrers/(?P<digest>[^/]+)$"),
+     frozenset({"GET"}), fake_oci.referrers),
 ]  # fmt: skip
 _MALFORMED_BODY = b'{"count": 3, "next": null, "results": [{"name": "7.2", "images": [{'
 
@@ -83,6 +85,7 @@ class FakeRegistry:
         oci_default_page_size: int | None = None,
         oci_max_page_size: int = 1000,
         public_url: str | None = None,
+        referrers_api: bool = True,
     ) -> None:
         """Defaults follow REGISTRY_FACTS: 180 Hub API requests a minute, 403 past offset 1,000
         for anonymous callers, 100 pulls per 6 h (only GETs count), no ``Retry-After`` on the
@@ -101,6 +104,7 @@ class FakeRegistry:
         self.oci_default_page_size = oci_default_page_size
         self.oci_max_page_size = oci_max_page_size
         self.public_url = URL(public_url) if public_url else None
+        self.referrers_api = referrers_api
         self.auth = FakeAuth(self.clock)
         self._hub_window = (0.0, 0)  # (window start, requests in it)
         self._pull_window = (0.0, 0)
@@ -109,6 +113,9 @@ class FakeRegistry:
         self.push_tag = self.model.push_tag
         self.repush_tag = self.model.repush_tag
         self.alias_tag = self.model.alias_tag
+        self.put_blob = self.model.put_blob
+        self.push_manifest = self.model.push_manifest
+        self.delete_manifest = self.model.delete_manifest
 
     # -- the model, for tests ----------------------------------------------------------------
 

@@ -2,20 +2,57 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from tagwarden.approvals import service
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.auth.deps import AppSettings, Session
 from tagwarden.catalogue import service as catalogue
+from tagwarden.errors import InvalidInput
+from tagwarden.evidence.listing import page_evidence
+from tagwarden.inputs import INT32_MAX
+from tagwarden.web.card import card, human_bytes
 from tagwarden.web.render import WebRoute, back_url, page, redirect
 from tagwarden.web.session import PostingUser, WebUser, need
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 PAGE_SIZE = 50
+GROWTH_MAX = 1_000_000
+
+
+def growth_filter(grew: Annotated[str, Query(max_length=40)] = "") -> float | None:
+    """The "grew more than N %" box: empty is no filter; anything else must be a percentage."""
+    text = grew.strip().removesuffix("%").strip()
+    if not text:
+        return None
+    try:
+        percent = float(text)
+    except ValueError:
+        percent = math.nan
+    if not math.isfinite(percent) or not 0 <= percent <= GROWTH_MAX:
+        raise InvalidInput(
+            f"grew: {grew!r} is not a percentage; give a number from 0 to {GROWTH_MAX}"
+        )
+    return percent
+
+
+def image_filter(image_id: Annotated[str, Query(max_length=20)] = "") -> int | None:
+    """The image select: its "All images" option sends an empty value, which is no filter."""
+    text = image_id.strip()
+    if not text:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= INT32_MAX:
+        raise InvalidInput(f"image_id: {image_id!r} is not an image id")
+    return int(text)
+
+
+GrowthFilter = Annotated[float | None, Depends(growth_filter)]
+ImageFilter = Annotated[int | None, Depends(image_filter)]
 
 
 def _reference(request: ApprovalRequest) -> str:
@@ -27,17 +64,30 @@ async def approvals(
     request: Request,
     session: Session,
     user: WebUser,
+    image_id: ImageFilter,
+    grew_over: GrowthFilter,
     status: Literal["pending", "approved", "rejected", "all"] = "pending",
-    image_id: Annotated[int | None, Query(ge=1)] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
+    unsigned: bool = False,
 ) -> HTMLResponse:
+    grew = f"{grew_over:g}" if grew_over is not None else ""
     rows, total = await service.list_requests(
         session,
         status=None if status == "all" else status,
         image_id=image_id,
+        unsigned=unsigned,
+        grew_over=grew_over,
         limit=PAGE_SIZE,
         offset=offset,
     )
+    found = await page_evidence(session, ((r.image_id, r.digest) for r in rows if r.tag_name))
+    cards = {
+        r.id: card(r.metadata_, found.of(r.image_id, r.digest), found.policy(r.image_id))
+        for r in rows
+        if r.tag_name
+    }
+    kept = {"status": status, "image_id": image_id, "unsigned": unsigned and "1", "grew": grew}
+    base = "/approvals?" + urlencode({k: v for k, v in kept.items() if v})
     images, _ = await catalogue.list_images(session, limit=500)
     # An image-level request admits the image as it was asked for: its registry, filters and
     # schedule are what the approver approves, so the page shows them beside the request.
@@ -59,6 +109,41 @@ async def approvals(
             "asked": asked,
             "requester_of": service.requester_of,
             "identity": user.identity,
+            "cards": cards,
+            "unsigned": unsigned,
+            "grew": grew,
+            "filtered": unsigned or grew_over is not None,
+            "base": base,
+            "evidence_filters": True,
+        },
+    )
+
+
+@router.get("/approvals/{request_id:int}")
+async def detail(
+    request: Request, request_id: int, session: Session, user: WebUser
+) -> HTMLResponse:
+    found = await service.get_request(session, request_id)
+    evidence = await page_evidence(session, [(found.image_id, found.digest)])
+    image = await catalogue.get_image(session, found.image_id)
+    return page(
+        request,
+        "request.html",
+        {
+            "r": found,
+            "ref": _reference(found),
+            "image": image,
+            "card": card(
+                found.metadata_,
+                evidence.of(found.image_id, found.digest),
+                evidence.policy(found.image_id),
+            )
+            if found.tag_name
+            else None,
+            "can_decide": user.has("approver"),
+            "own": not found.tag_name and service.requester_of(found) == user.identity,
+            "requester_of": service.requester_of,
+            "human_bytes": human_bytes,
         },
     )
 
@@ -68,8 +153,8 @@ async def history(
     request: Request,
     session: Session,
     _: WebUser,
+    image_id: ImageFilter,
     status: Literal["approved", "rejected", "decided"] = "decided",
-    image_id: Annotated[int | None, Query(ge=1)] = None,
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
 ) -> HTMLResponse:
     wanted = ("approved", "rejected") if status == "decided" else (status,)

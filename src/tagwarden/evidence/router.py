@@ -1,0 +1,60 @@
+"""Signing keys, and checking a request's evidence on demand."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, status
+
+from tagwarden.approvals.service import get_request
+from tagwarden.auth.deps import Admin, Approver, Session, Viewer
+from tagwarden.db import transaction
+from tagwarden.errors import error_responses
+from tagwarden.evidence import service, sizing
+from tagwarden.evidence.checker import SignatureChecker, refresh_request
+from tagwarden.evidence.schemas import EvidenceOut, SigningKeyIn, SigningKeyOut
+from tagwarden.inputs import IdPath
+
+router = APIRouter(tags=["evidence"])
+
+KeyNamePath = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")]
+
+
+def checker_of(request: Request) -> SignatureChecker:
+    checker: SignatureChecker = request.app.state.signature_checker
+    return checker
+
+
+@router.get("/api/v1/signing-keys")
+async def list_keys(session: Session, _: Viewer) -> list[SigningKeyOut]:
+    return [SigningKeyOut.model_validate(k) for k in await service.list_keys(session)]
+
+
+@router.post(
+    "/api/v1/signing-keys",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(409, 422),
+)
+async def add_key(body: SigningKeyIn, session: Session, who: Admin) -> SigningKeyOut:
+    key = await service.add_key(
+        session, name=body.name, public_key=body.public_key, actor=who.identity
+    )
+    return SigningKeyOut.model_validate(key)
+
+
+@router.delete("/api/v1/signing-keys/{name}", responses=error_responses(404))
+async def delete_key(name: KeyNamePath, session: Session, who: Admin) -> SigningKeyOut:
+    return SigningKeyOut.model_validate(await service.delete_key(session, name, actor=who.identity))
+
+
+@router.post("/api/v1/images/approvals/{request_id}/evidence", responses=error_responses(404))
+async def check_evidence(request_id: IdPath, request: Request, _: Approver) -> EvidenceOut:
+    """Check the request's digest now (signatures, against the registered keys; sizes, from its
+    platform manifests) and store the results; the answer is the digest's evidence after."""
+    await refresh_request(checker_of(request), request_id, always=True)
+    await sizing.refresh_request(
+        request.app.state.sessionmaker, request.app.state.monitor.client, request_id
+    )
+    async with transaction(request.app.state.sessionmaker) as session:
+        found = await get_request(session, request_id)
+        return await service.evidence_for(session, found.image_id, found.digest)
