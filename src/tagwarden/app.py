@@ -137,7 +137,7 @@ def create_app(
     app.include_router(webhooks_router)
     app.include_router(rules_router)
     app.include_router(notify_router)
-    # The admin pages (issue 6) and their local assets: no request leaves the server.
+    # The admin pages and their local assets: no request leaves the server.
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -48,12 +48,12 @@ class Settings(BaseSettings):
     dockerhub_password: SecretStr | None = None
     registries: dict[str, RegistryCredentials] = Field(default_factory=dict)
     # Registry hosts images may name, beyond docker.io, ghcr.io, quay.io and the hosts of
-    # ``registries`` (issue 10): an approver must not be able to point the server anywhere.
+    # ``registries``: an approver must not be able to point the server anywhere.
     allowed_registries: list[str] = Field(default_factory=list)
     registry_timeout_seconds: float = Field(default=20.0, gt=0)
     registry_max_retries: int = Field(default=4, ge=0, le=20)
 
-    # Devices and rollouts (issue 4). Devices poll every device_poll_interval_seconds, more often
+    # Devices and rollouts. Devices poll every device_poll_interval_seconds, more often
     # while in an active batch; last-seen times are flushed in batches, never one write per poll.
     rollout_worker_enabled: bool = True
     rollout_tick_seconds: float = Field(default=2.0, gt=0, le=3600)
@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     # unchanged poll costs no database round trip, and a change made on another replica (or a
     # deleted device's key) reaches this one's polls within this long (devices/index.py).
     device_index_refresh_seconds: float = Field(default=1.0, gt=0, le=60)
-    # Host paths an app definition may bind-mount into its container (issue 11), as a JSON list
+    # Host paths an app definition may bind-mount into its container, as a JSON list
     # of absolute paths. Empty: no bind mounts at all, only named volumes; a device's files are
     # not the server's to hand out unless an operator says which.
     app_bind_roots: list[str] = Field(default_factory=list)
@@ -80,11 +80,11 @@ class Settings(BaseSettings):
     # minute, 429 with Retry-After (a valid credential is never slowed).
     auth_failures_per_minute: int = Field(default=10, ge=1, le=100000)
 
-    # Admin web UI (issue 6): a login lasts this long; the token is still re-checked (revoked?)
+    # Admin web UI: a login lasts this long; the token is still re-checked (revoked?)
     # on every request, so revoking a token ends its sessions at once.
     web_session_hours: int = Field(default=12, ge=1, le=24 * 30)
 
-    # Webhooks, approval rules and notifications (issue 5).
+    # Webhooks, approval rules and notifications.
     # Inbound webhooks are refused (401) until webhook_secret is set: Docker Hub carries it in
     # the URL path, registries as "Authorization: Bearer <secret>", GitHub signs the body with
     # it (or with github_webhook_secret when GitHub should have a secret of its own).

@@ -1,7 +1,7 @@
 """The configuration and the value types every request body and parameter shares.
 
 The OpenAPI document is generated from these, so a value the document allows is one the server
-takes (issue 10, item 11: Schemathesis's ``positive_data_acceptance`` holds the run to that).
+takes (Schemathesis's ``positive_data_acceptance`` holds the run to that).
 What the database cannot hold is said here once, as bounds and patterns, rather than found out
 by the database as a 422 that the document never promised.
 """
@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
 
 # Unknown fields are refused, and values are taken only in the type the OpenAPI document
 # declares: `true` is not an integer, "5" is not a number (pydantic's lax mode took both, so
-# schema-invalid bodies were accepted — issue 10, item 11). JSON objects still fill nested models.
+# schema-invalid bodies were accepted). JSON objects still fill nested models.
 STRICT_INPUT = ConfigDict(extra="forbid", strict=True)
 
 # Device reports come from agents that are upgraded on their own schedule: a newer agent may

@@ -1,4 +1,4 @@
-"""Request bodies are bounded before anything parses them (issue 10, item 6).
+"""Request bodies are bounded before anything parses them.
 
 A plain ASGI middleware in front of every route, the admin pages' forms and the webhooks:
 

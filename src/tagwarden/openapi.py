@@ -1,4 +1,4 @@
-"""The OpenAPI document, with every error response a route can give (issue 10, item 11).
+"""The OpenAPI document, with every error response a route can give.
 
 FastAPI documents a route's success and a 422 of its own shape (``HTTPValidationError``) that
 tagwarden never sends. Here the error statuses are derived from what each route depends on, so
@@ -117,8 +117,8 @@ def document_errors(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def document_allowed_registries(schema: dict[str, Any], hosts: Iterable[str]) -> None:
-    """An image's ``registry`` is an allowed host (issue 10, item 2): the document lists the
-    built-in ones, so a body it allows is one the allow-list takes (issue 10, item 11).
+    """An image's ``registry`` is an allowed host: the document lists the
+    built-in ones, so a body it allows is one the allow-list takes.
 
     Only those: /openapi.json is public, and the hosts an operator configured (internal
     registries) are nobody else's business. The description says that more may be allowed; the

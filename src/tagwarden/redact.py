@@ -1,4 +1,4 @@
-"""Secrets out of logs and views (issue 10, item 8): the one redaction every writer uses.
+"""Secrets out of logs and views: the one redaction every writer uses.
 
 What is a secret here: the Docker Hub webhook secret (a path segment), the password of a URL's
 userinfo (``https://user:pass@host``; a userinfo without a password is a token and goes whole),

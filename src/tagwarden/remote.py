@@ -3,8 +3,7 @@
 Always tagwarden's own words: a status and its standard phrase, or a short description of what
 went wrong. Never the remote body, nor the remote reason phrase or an exception's text that may
 quote it: errors land in ``last_error`` fields and API answers that people read, and a server
-that redirects to an internal URL, or a receiver's error page, must not get shown there
-(issue 10).
+that redirects to an internal URL, or a receiver's error page, must not get shown there.
 """
 
 from __future__ import annotations

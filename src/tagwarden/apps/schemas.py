@@ -44,7 +44,7 @@ _VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 HEALTH_TEST_KINDS = ("CMD", "CMD-SHELL", "NONE")
 
 # The same grammars as JSON Schema patterns, so that the document allows what the validators
-# below take (issue 10, item 11). No lookarounds: generators and every regex engine read them.
+# below take. No lookarounds: generators and every regex engine read them.
 _PORT_NUMBER = (
     r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 )

@@ -12,8 +12,8 @@ from tagwarden.notify.models import EVENTS, NotificationChannel
 from tagwarden.notify.service import ALL_EVENTS, redacted
 
 # What check_config takes, said in the document: an http(s) URL with a host (DNS-style labels,
-# an optional user and port), then any printable ASCII. httpx parses every such URL
-# (issue 10, item 11).
+# an optional user and port), then any printable ASCII. httpx parses every such URL, so the
+# document promises nothing the server then refuses.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _USERINFO = r"(?:[A-Za-z0-9._~%!$&'()*+,;=:-]+@)?"  # user:password@, redacted when shown
 URL_PATTERN = rf"^https?://{_USERINFO}{_LABEL}(?:\.{_LABEL})*(?::[0-9]{{1,5}})?(?:[/?#][!-~]*)?$"

@@ -98,7 +98,7 @@ async def send(
         raise DeliveryFailed(transport_failure(exc)) from exc
     if not response.is_success:
         # The status in our words, not the receiver's body: last_error is shown in the API, the
-        # CLI and the channel test's answer, and the receiver may be anyone's server (issue 10).
+        # CLI and the channel test's answer, and the receiver may be anyone's server.
         raise DeliveryFailed(f"HTTP {reason(response.status_code)}")
 
 

@@ -1,4 +1,4 @@
-"""Which registry hosts tagwarden may talk to, and which redirects it may follow (issue 10).
+"""Which registry hosts tagwarden may talk to, and which redirects it may follow.
 
 An image's ``registry`` field names the host the server will send requests to. Left open, anyone
 who may add an image could point the server at an internal address and read the answer back in

@@ -198,4 +198,4 @@ class AuthenticationFailed(RegistryError):
 
 
 class HostNotAllowed(RegistryError):
-    """The image names a registry host that is not allowed: no request is sent (issue 10)."""
+    """The image names a registry host that is not allowed: no request is sent."""

@@ -348,7 +348,7 @@ class OciClient:
     ) -> httpx.Response:
         """Send with whatever the registry last asked for; on a 401, answer its challenge once.
 
-        Credentials and tokens go only to the registry itself (issue 10): a URL on any other
+        Credentials and tokens go only to the registry itself: a URL on any other
         origin is refused before anything is sent.
         """
         if origin(url) != origin(self.base_url):

@@ -192,7 +192,7 @@ class Transport:
         Blobs are often served from a CDN redirect, so redirects are followed; but a hop that
         :func:`hop_refusal` refuses, or one too many, is a registry error, and the refused
         target gets no request. The Authorization header never leaves the host it was meant
-        for: credentials and tokens stay with their host (issue 10).
+        for: credentials and tokens stay with their host.
         """
         current = httpx.URL(url)
         sent_headers = dict(headers or {})

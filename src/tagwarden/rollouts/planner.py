@@ -17,7 +17,7 @@ from tagwarden.platforms import normalise_architecture
 STRATEGIES = ("all-at-once", "canary", "batched")
 ON_FAILURE = ("pause", "rollback")
 SKIP_REASONS = ("architecture_not_provided", "already_on_target", "offline")
-# Seed/issue 4: a device silent for more than three poll intervals is offline.
+# The seeds: a device silent for more than three poll intervals is offline.
 OFFLINE_AFTER_POLL_INTERVALS = 3
 DEFAULT_BATCH_SIZE = 10
 

@@ -15,7 +15,7 @@ from tagwarden.rollouts import planner
 from tagwarden.rollouts.models import Rollout
 
 _PERCENT = re.compile(r"^\d{1,3}(\.\d+)?%$")
-# What _max_failures takes as a string: up to 100%, said in the document (issue 10, item 11).
+# What _max_failures takes as a string: up to 100%, said in the document.
 PERCENT_PATTERN = r"^(100(\.0+)?|[0-9]{1,2}(\.[0-9]+)?)%$"
 
 # The rules a body's validators apply across fields, in JSON Schema too, so that a body the

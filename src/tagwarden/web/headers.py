@@ -1,4 +1,4 @@
-"""Security headers on every response (issue 10): the admin pages load only the server's own
+"""Security headers on every response: the admin pages load only the server's own
 scripts, styles and images, are never framed, and never tell another site where they were."""
 
 from __future__ import annotations

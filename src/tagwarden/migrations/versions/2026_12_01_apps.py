@@ -1,4 +1,4 @@
-"""App definitions (issue 11): the container configuration a device runs for each app.
+"""App definitions: the container configuration a device runs for each app.
 
 Revision ID: 2026_12_01_apps
 Revises: 2026_12_01_hardening

@@ -1,4 +1,4 @@
-"""Hardening (issue 10): the server's own secrets and server-side admin-UI sessions.
+"""Hardening: the server's own secrets and server-side admin-UI sessions.
 
 Revision ID: 2026_12_01_hardening
 Revises: 2026_11_24_device_state_index
