@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 log = logging.getLogger(__name__)
@@ -39,20 +40,36 @@ class Ticker:
     """The loop every worker runs: a tick, then a wait of ``seconds`` (or until woken).
 
     A failed tick is logged and the loop goes on (the database may be back next time); a tick
-    that reports more work (returns a truthy value) is followed at once when ``eager``.
+    that reports more work (returns a truthy value) is followed at once when ``eager``. With
+    ``fixed_rate`` the wait is what is left of ``seconds`` after the tick, so ticks start every
+    ``seconds`` (a cache that promises an age bound needs that); ``wait_first`` waits before
+    the first tick (nothing to do at start).
     """
 
-    def __init__(self, name: str, seconds: float, *, eager: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        seconds: float,
+        *,
+        eager: bool = False,
+        fixed_rate: bool = False,
+        wait_first: bool = False,
+    ) -> None:
         self.name = name
         self.seconds = seconds
         self.eager = eager
+        self.fixed_rate = fixed_rate
+        self.wait_first = wait_first
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self, tick: Callable[[], Awaitable[object]]) -> None:
+        if self.wait_first:
+            await self._wait(self.seconds)
         while True:
+            began = time.monotonic()
             busy: object = None
             try:
                 busy = await tick()
@@ -60,6 +77,10 @@ class Ticker:
                 log.exception("%s tick failed; retrying", self.name)
             if self.eager and busy:
                 continue
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.seconds)
+            spent = time.monotonic() - began if self.fixed_rate else 0.0
+            await self._wait(max(0.0, self.seconds - spent))
+
+    async def _wait(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from tagwarden.db import utcnow
 from tagwarden.devices.models import Device, DeviceDeletion
+from tagwarden.workers import Ticker
 
 log = logging.getLogger("tagwarden.devices")
 
@@ -143,14 +144,9 @@ class DeviceIndex:
         self._invalidated = {k: v for k, v in self._invalidated.items() if v >= started}
 
     async def run_forever(self) -> None:
-        while True:
-            began = time.monotonic()
-            try:
-                await self.refresh()
-            except Exception:
-                # Polls fall back to the database once the index is two intervals old.
-                log.exception("refreshing the device index failed; retrying")
-            await asyncio.sleep(max(0.0, self.refresh_seconds - (time.monotonic() - began)))
+        # Fixed rate: the index promises to be at most two intervals old. A failed refresh is
+        # logged by the ticker; polls fall back to the database once the index is that old.
+        await Ticker("device index", self.refresh_seconds, fixed_rate=True).run(self.refresh)
 
 
 def _entry(row: Any) -> Entry:

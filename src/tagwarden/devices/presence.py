@@ -6,7 +6,6 @@ planner only needs last-seen to within a few poll intervals, so a few seconds' d
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -16,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.db import utcnow
 from tagwarden.devices.models import Device
+from tagwarden.workers import Ticker
 
 log = logging.getLogger("tagwarden.devices")
 
@@ -64,12 +64,7 @@ class Presence:
 
     async def run_forever(self) -> None:
         try:
-            while True:
-                await asyncio.sleep(self.flush_seconds)
-                try:
-                    await self.flush()
-                except Exception:
-                    log.exception("flushing device last-seen times failed; retrying")
+            await Ticker("device last-seen", self.flush_seconds, wait_first=True).run(self.flush)
         finally:
             # Shutting down: write what is left so a restart does not forget recent polls.
             try:
