@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.auth import throttle
 from tagwarden.auth.service import Principal, authenticate
@@ -25,6 +25,16 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 Session = Annotated[AsyncSession, Depends(_session, scope="function")]
+
+
+async def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return sessions
+
+
+# For a route that needs more than one transaction (a credential checked before the body is
+# read, say): it opens each with ``transaction(sessions)``.
+Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(_sessionmaker)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `tagwarden token create`")
 

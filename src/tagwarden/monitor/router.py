@@ -4,21 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel
 
 from tagwarden.auth.deps import Approver, Session, Viewer
 from tagwarden.errors import error_responses
 from tagwarden.inputs import IdPath
 from tagwarden.monitor import service
-from tagwarden.monitor.worker import ImageMonitor
+from tagwarden.monitor.deps import Monitor
 
 router = APIRouter(prefix="/api/v1/images", tags=["monitor"])
-
-
-def _monitor(request: Request) -> ImageMonitor:
-    monitor: ImageMonitor = request.app.state.monitor
-    return monitor
 
 
 class CheckOut(BaseModel):
@@ -36,13 +31,13 @@ class TriggerOut(BaseModel):
 
 
 @router.get("/monitor/status")
-async def monitor_status(request: Request, _: Viewer) -> dict[str, Any]:
-    return _monitor(request).status()
+async def monitor_status(monitor: Monitor, _: Viewer) -> dict[str, Any]:
+    return monitor.status()
 
 
 @router.post("/monitor/trigger")
-async def trigger_all(request: Request, _: Approver) -> TriggerOut:
-    summary = await _monitor(request).run_once(force=True)
+async def trigger_all(monitor: Monitor, _: Approver) -> TriggerOut:
+    summary = await monitor.run_once(force=True)
     return TriggerOut(
         message="Manual check triggered successfully",
         images_checked=summary.images_checked,
@@ -54,10 +49,10 @@ async def trigger_all(request: Request, _: Approver) -> TriggerOut:
 
 @router.post("/{image_id}/check", responses=error_responses(409))
 async def check_image(
-    image_id: IdPath, request: Request, session: Session, _: Approver
+    image_id: IdPath, monitor: Monitor, session: Session, _: Approver
 ) -> CheckOut:
     image = await service.checkable_image(session, image_id)
-    result = await _monitor(request).check(image)
+    result = await monitor.check(image)
     return CheckOut(
         message="Image check triggered successfully",
         image_name=image.image_name,

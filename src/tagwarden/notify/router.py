@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, status
 
 from tagwarden.auth.deps import Admin, Session
 from tagwarden.errors import error_responses
 from tagwarden.inputs import IdPath
 from tagwarden.notify import service
+from tagwarden.notify.deps import Outbox
 from tagwarden.notify.schemas import (
     ChannelCreate,
     ChannelCreated,
@@ -16,7 +17,6 @@ from tagwarden.notify.schemas import (
     OutboxOut,
 )
 from tagwarden.notify.senders import send_test
-from tagwarden.notify.worker import OutboxWorker
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
 
@@ -52,11 +52,10 @@ async def delete_channel(channel_id: IdPath, session: Session, who: Admin) -> Ch
 
 @router.post("/channels/{channel_id}/test")
 async def test_channel(
-    channel_id: IdPath, request: Request, session: Session, who: Admin
+    channel_id: IdPath, outbox: Outbox, session: Session, who: Admin
 ) -> ChannelTestOut:
     """Send a test message now, outside the outbox, and say whether the receiver took it."""
     channel = await service.get_channel(session, channel_id)
-    outbox: OutboxWorker = request.app.state.outbox
     error = await send_test(
         channel.kind,
         channel.config,

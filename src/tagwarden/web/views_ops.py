@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from tagwarden.audit import service as audit
 from tagwarden.auth.deps import Session
 from tagwarden.catalogue import service as catalogue
-from tagwarden.monitor.worker import ImageMonitor
+from tagwarden.monitor.deps import Monitor
 from tagwarden.web.render import WebRoute, page, redirect
 from tagwarden.web.session import PostingUser, WebUser, need
 
@@ -18,15 +18,11 @@ router = APIRouter(route_class=WebRoute, include_in_schema=False)
 AUDIT_PAGE = 50
 
 
-def _monitor(request: Request) -> ImageMonitor:
-    monitor: ImageMonitor = request.app.state.monitor
-    return monitor
-
-
 @router.get("/monitor")
-async def monitor_page(request: Request, session: Session, user: WebUser) -> HTMLResponse:
+async def monitor_page(
+    request: Request, session: Session, user: WebUser, monitor: Monitor
+) -> HTMLResponse:
     watched, total = await catalogue.list_images(session, watched=True, limit=500)
-    monitor = _monitor(request)
     return page(
         request,
         "monitor.html",
@@ -43,9 +39,9 @@ async def monitor_page(request: Request, session: Session, user: WebUser) -> HTM
 
 
 @router.post("/monitor/trigger")
-async def trigger(request: Request, user: PostingUser) -> RedirectResponse:
+async def trigger(request: Request, user: PostingUser, monitor: Monitor) -> RedirectResponse:
     need(user, "approver")
-    summary = await _monitor(request).run_once(force=True)
+    summary = await monitor.run_once(force=True)
     return redirect(
         request,
         "/monitor",

@@ -14,9 +14,11 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel
 
-from tagwarden.auth.deps import get_settings_dep
+from tagwarden.auth.deps import AppSettings, Sessions
+from tagwarden.config import Settings
 from tagwarden.db import transaction
 from tagwarden.errors import InvalidInput, Unauthorized, error_responses
+from tagwarden.monitor.deps import Monitor
 from tagwarden.monitor.worker import ImageMonitor
 from tagwarden.webhooks import payloads, service
 from tagwarden.webhooks.payloads import Push
@@ -50,9 +52,8 @@ def _json(body: bytes) -> Any:
         raise InvalidInput(f"the body is not JSON: {exc}") from exc
 
 
-async def _check(request: Request, matches: list[service.Match]) -> WebhookOut:
+async def _check(monitor: ImageMonitor, matches: list[service.Match]) -> WebhookOut:
     """Check each matched image once, through the registry, as a manual check would."""
-    monitor: ImageMonitor = request.app.state.monitor
     checked: dict[int, Any] = {}
     results = []
     for m in matches:
@@ -76,15 +77,20 @@ async def _check(request: Request, matches: list[service.Match]) -> WebhookOut:
 
 
 @router.post("/dockerhub/{secret}", status_code=status.HTTP_202_ACCEPTED)
-async def dockerhub(secret: str, request: Request) -> WebhookOut:
+async def dockerhub(
+    secret: str,
+    request: Request,
+    settings: AppSettings,
+    sessions: Sessions,
+    monitor: Monitor,
+) -> WebhookOut:
     """Docker Hub signs nothing: the secret in the path (global, or the image's own) is the
     credential, compared in constant time."""
-    settings = get_settings_dep(request)
     global_ok = service.same_secret(secret, settings.webhook_secret)
     if not global_ok:
         # The body is read only for a secret that opens something: a stranger's is never
         # parsed (which images it opens is known only from the payload, checked below).
-        async with request.app.state.sessionmaker() as session:
+        async with sessions() as session:
             if not await service.any_image_secret(session, secret):
                 raise Unauthorized("invalid webhook secret")
     try:
@@ -93,7 +99,7 @@ async def dockerhub(secret: str, request: Request) -> WebhookOut:
         if not global_ok:  # a stranger learns nothing about the payload format
             raise Unauthorized("invalid webhook secret") from None
         raise
-    async with transaction(request.app.state.sessionmaker) as session:
+    async with transaction(sessions) as session:
         # Raising inside the transaction rolls back the audit entries match_all wrote.
         matches = await service.match_all(session, pushes, settings, source="dockerhub")
         images = {m.image.id for m in matches if m.image is not None}
@@ -102,35 +108,40 @@ async def dockerhub(secret: str, request: Request) -> WebhookOut:
             or (images and not await service.image_secrets_match(session, images, secret))
         ):
             raise Unauthorized("invalid webhook secret")
-    return await _check(request, matches)
+    return await _check(monitor, matches)
 
 
 @router.post("/registry", status_code=status.HTTP_202_ACCEPTED)
-async def registry(request: Request) -> WebhookOut:
+async def registry(
+    request: Request, settings: AppSettings, sessions: Sessions, monitor: Monitor
+) -> WebhookOut:
     """docker-registry's ``notifications`` (``application/vnd.docker.distribution.events.v1+json``)
     and Harbor's webhooks, with ``Authorization: Bearer <secret>`` (Harbor's "Auth Header")."""
-    settings = get_settings_dep(request)
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     given = given.strip() if scheme.lower() == "bearer" else header.strip()
     if not given or not service.same_secret(given, settings.webhook_secret):
         raise Unauthorized("missing or invalid bearer secret (Authorization: Bearer <secret>)")
-    return await _handle(request, payloads.distribution(_json(await request.body())), "registry")
+    pushes = payloads.distribution(_json(await request.body()))
+    return await _handle(pushes, "registry", settings, sessions, monitor)
 
 
 @router.post("/github", status_code=status.HTTP_202_ACCEPTED)
-async def github(request: Request) -> WebhookOut:
+async def github(
+    request: Request, settings: AppSettings, sessions: Sessions, monitor: Monitor
+) -> WebhookOut:
     """GitHub ``package``/``registry_package`` events, verified by ``X-Hub-Signature-256``."""
-    settings = get_settings_dep(request)
     body = await request.body()
     secret = settings.github_webhook_secret or settings.webhook_secret
     if not service.valid_signature(body, request.headers.get("x-hub-signature-256"), secret):
         raise Unauthorized("missing or invalid X-Hub-Signature-256")
     event = request.headers.get("x-github-event", "")
-    return await _handle(request, payloads.github(event, _json(body)), "github")
+    return await _handle(payloads.github(event, _json(body)), "github", settings, sessions, monitor)
 
 
-async def _handle(request: Request, pushes: list[Push], source: str) -> WebhookOut:
-    async with transaction(request.app.state.sessionmaker) as session:
-        matches = await service.match_all(session, pushes, get_settings_dep(request), source=source)
-    return await _check(request, matches)
+async def _handle(
+    pushes: list[Push], source: str, settings: Settings, sessions: Sessions, monitor: ImageMonitor
+) -> WebhookOut:
+    async with transaction(sessions) as session:
+        matches = await service.match_all(session, pushes, settings, source=source)
+    return await _check(monitor, matches)
