@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from tagwarden import __version__
+from tagwarden.approvals.router import images_router
 from tagwarden.approvals.router import router as approvals_router
 from tagwarden.apps.router import router as apps_router
 from tagwarden.audit.router import router as audit_router
@@ -123,6 +124,7 @@ def create_app(
     app.include_router(auth_router)
     app.include_router(audit_router)
     # Fixed paths under /api/v1/images (approvals, monitor) before /api/v1/images/{image_id}.
+    app.include_router(images_router)
     app.include_router(approvals_router)
     app.include_router(monitor_router)
     app.include_router(catalogue_router)

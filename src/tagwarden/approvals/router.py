@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from tagwarden.approvals import activation, service
+from tagwarden.approvals import approving, service
+from tagwarden.approvals.approving import AfterApproval
 from tagwarden.approvals.schemas import (
     ApprovalRequestCreate,
     ApprovalRequestOut,
@@ -16,18 +17,28 @@ from tagwarden.approvals.schemas import (
     Decision,
     ProcessOut,
 )
-from tagwarden.catalogue.schemas import ImageTagOut
+from tagwarden.approvals.states import ALL, RequestStatus, StatusFilter
+from tagwarden.catalogue.schemas import ImageCreate, ImageOut, ImageTagOut
 from tagwarden.deps import Approver, AppSettings, Session, Viewer
 from tagwarden.errors import error_responses
 from tagwarden.inputs import IdPath, IdQuery
 from tagwarden.pagination import Page, Paging
 
 router = APIRouter(prefix="/api/v1/images", tags=["approvals"])
+# Adding an image is the catalogue's route, answered here: anyone but an admin asks for the
+# image through an image-level request, and requests are this part's.
+images_router = APIRouter(prefix="/api/v1/images", tags=["images"])
 
-StatusFilter = Annotated[
-    Literal["pending", "approved", "rejected", "all"],
-    Query(description="which requests to list; `all` for every status"),
+StatusQuery = Annotated[
+    StatusFilter, Query(description="which requests to list; `all` for every status")
 ]
+
+
+@images_router.post("", status_code=status.HTTP_201_CREATED, responses=error_responses(409))
+async def add_image(
+    body: ImageCreate, session: Session, who: Viewer, settings: AppSettings
+) -> ImageOut:
+    return ImageOut.of(await service.add_image(session, body, who, settings))
 
 
 @router.get("/approvals")
@@ -36,12 +47,12 @@ async def list_requests(
     session: Session,
     _: Viewer,
     paging: Paging,
-    status: StatusFilter = "pending",
+    status: StatusQuery = RequestStatus.PENDING.value,
     image_id: IdQuery = None,
 ) -> Page[ApprovalRequestOut]:
     rows, total = await service.list_requests(
         session,
-        status=None if status == "all" else status,
+        status=None if status == ALL else status,
         image_id=image_id,
         limit=paging.limit,
         offset=paging.offset,
@@ -51,7 +62,7 @@ async def list_requests(
 
 @router.post("/approvals", status_code=status.HTTP_201_CREATED, responses=error_responses(404, 409))
 async def create_request(
-    body: ApprovalRequestCreate, session: Session, who: Approver, settings: AppSettings
+    body: ApprovalRequestCreate, session: Session, who: Approver
 ) -> ApprovalRequestOut:
     request = await service.create_manual_request(
         session,
@@ -59,7 +70,6 @@ async def create_request(
         tag_name=body.tag_name,
         metadata=body.metadata.model_dump(mode="json", exclude_none=True),
         actor=who,
-        auto_process=settings.auto_process_approved,
     )
     return ApprovalRequestOut.of(request)
 
@@ -68,13 +78,13 @@ async def create_request(
 async def bulk_decide(
     body: BulkDecision, session: Session, who: Approver, settings: AppSettings
 ) -> BulkOut:
-    items = await service.bulk_decide(
+    items = await approving.bulk_decide(
         session,
         body.ids,
         approve=body.action == "approve",
         notes=body.notes,
         actor=who,
-        auto_process=settings.auto_process_approved,
+        then=AfterApproval.of(settings),
     )
     results = [
         BulkResult(id=i.request_id, ok=True, status=i.status)
@@ -99,13 +109,13 @@ async def _decide(
     who: Approver,
     settings: AppSettings,
 ) -> ApprovalRequestOut:
-    result = await service.decide(
+    result = await approving.decide(
         session,
         request_id,
         approve=approve,
         notes=body.notes if body else None,
         actor=who,
-        auto_process=settings.auto_process_approved,
+        then=AfterApproval.of(settings),
     )
     tags = [ImageTagOut.of(r) for r in result.activation.image_tags] if result.activation else None
     return ApprovalRequestOut.of(result.request, tags)
@@ -134,8 +144,12 @@ async def reject(
 
 
 @router.post("/approvals/{request_id}/process", responses=error_responses(409))
-async def process(request_id: IdPath, session: Session, who: Approver) -> ProcessOut:
-    done = await activation.process(session, request_id, actor=who)
+async def process(
+    request_id: IdPath, session: Session, who: Approver, settings: AppSettings
+) -> ProcessOut:
+    done = await approving.activate(
+        session, request_id, actor=who, poll_interval=settings.device_poll_interval_seconds
+    )
     message = (
         f"Approval request {request_id} was already processed"
         if done.already_processed

@@ -8,9 +8,10 @@ import typer
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tagwarden.approvals.models import ImagePolicy
 from tagwarden.cli.common import cli_principal, console, transact
 from tagwarden.rules import service
-from tagwarden.rules.models import RULE_KINDS, ApprovalRule, ImagePolicy
+from tagwarden.rules.models import RULE_KINDS, ApprovalRule
 
 app = typer.Typer(
     help="Approval rules per image (auto-approval) and four-eyes.", no_args_is_help=True

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
+from tagwarden.approvals import decisions
 from tagwarden.approvals.service import get_request
+from tagwarden.approvals.states import RequestAction
 from tagwarden.deps import Admin, Session, Viewer
 from tagwarden.errors import error_responses
 from tagwarden.inputs import IdPath
-from tagwarden.rules import decisions, service
+from tagwarden.rules import service
 from tagwarden.rules.schemas import (
     DecisionOut,
     DecisionsOut,
@@ -28,8 +30,8 @@ async def list_decisions(request_id: IdPath, session: Session, _: Viewer) -> Dec
     return DecisionsOut(
         request_id=request.id,
         status=request.status,
-        required_approvals=await decisions.required_approvals(session, request.image_id),
-        approvals=sum(d.decision == "approve" for d in rows),
+        required_approvals=await decisions.required_approvals_of(session, request.image_id),
+        approvals=sum(d.decision == RequestAction.APPROVE for d in rows),
         decisions=[DecisionOut.of(d) for d in rows],
     )
 

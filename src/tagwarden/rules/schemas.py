@@ -5,17 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from tagwarden.devices.schemas import APP_PATTERN, DeviceUuid, Labels
-from tagwarden.inputs import NO_NUL, STRICT_INPUT, WHOLE, Name, leave_out
-from tagwarden.rollouts.schemas import (
-    DEVICES_OR_SELECTOR,
-    OPTIONS_FIT_STRATEGY,
-    RolloutCreate,
-    RolloutOptions,
-)
-from tagwarden.rules.models import ApprovalDecision, ApprovalRule, ImagePolicy
+from tagwarden.approvals.models import ApprovalDecision, ImagePolicy
+from tagwarden.inputs import NO_NUL, STRICT_INPUT, WHOLE, Name
+from tagwarden.rollouts.schemas import RolloutTemplate
+from tagwarden.rules.models import ApprovalRule
 
 _CLAUSE = r" *(?:>=|<=|==|!=|>|<|=)? *v?[0-9]{1,9}(?:\.[0-9]{1,9}){0,3} *"
 # What versions.VersionRange.parse takes: comma-separated clauses of an operator and a version.
@@ -69,53 +64,6 @@ class RuleOut(BaseModel):
     @classmethod
     def of(cls, rule: ApprovalRule) -> RuleOut:
         return cls.model_validate(rule)
-
-
-class RolloutTemplate(BaseModel):
-    """The rollout started by itself when one of the image's tags is activated (auto-rollout).
-
-    Validated like a rollout request, so a template that could never start is refused when it
-    is saved rather than when a tag is approved.
-    """
-
-    model_config = ConfigDict(
-        **STRICT_INPUT, json_schema_extra={"allOf": [DEVICES_OR_SELECTOR, OPTIONS_FIT_STRATEGY]}
-    )
-
-    strategy: Literal["all-at-once", "canary", "batched"] = "canary"
-    selector: Labels | None = Field(
-        default=None,
-        description="device labels, all must match ({} = every device)",
-        json_schema_extra=leave_out,
-    )
-    devices: list[DeviceUuid] | None = Field(
-        default=None, min_length=1, max_length=100_000, json_schema_extra=leave_out
-    )
-    app: str | None = Field(
-        default=None, pattern=APP_PATTERN, description="default: the image name"
-    )
-    options: RolloutOptions = Field(default_factory=RolloutOptions)
-
-    @model_validator(mode="after")
-    def _valid_as_a_rollout(self) -> RolloutTemplate:
-        try:
-            self.request_for(image_id=1, tag="template-check")
-        except ValidationError as exc:
-            raise ValueError(
-                "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
-            ) from exc
-        return self
-
-    def request_for(self, *, image_id: int, tag: str) -> RolloutCreate:
-        return RolloutCreate(
-            image_id=image_id,
-            tag=tag,
-            selector=self.selector,
-            devices=self.devices,
-            app=self.app,
-            strategy=self.strategy,
-            options=self.options,
-        )
 
 
 class PolicyUpdate(BaseModel):

@@ -11,7 +11,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tagwarden.approvals.models import ApprovalRequest
+from tagwarden.approvals import approving
+from tagwarden.approvals.approving import AfterApproval
+from tagwarden.approvals.models import ApprovalRequest, ImagePolicy
+from tagwarden.approvals.service import NewRequest, get_request
+from tagwarden.approvals.states import RequestStatus
 from tagwarden.audit import service as audit
 from tagwarden.auth.service import Principal, hash_token
 from tagwarden.catalogue.models import ImageTag
@@ -19,7 +23,7 @@ from tagwarden.catalogue.service import get_image
 from tagwarden.db import flush_unique
 from tagwarden.errors import Conflict, DomainError, InvalidInput, NotFound, failure_reason
 from tagwarden.rules import policy
-from tagwarden.rules.models import RULE_KINDS, ApprovalRule, ImagePolicy, RuleHold
+from tagwarden.rules.models import RULE_KINDS, ApprovalRule, RuleHold
 
 log = logging.getLogger("tagwarden.rules")
 RULES_ACTOR = "approval-rules"  # who records a rule's failure (no one rule may be to blame)
@@ -198,7 +202,7 @@ async def evaluate(
     request: ApprovalRequest,
     *,
     now: datetime,
-    auto_process: bool,
+    then: AfterApproval,
     rules: Sequence[ApprovalRule] | None = None,
 ) -> ApprovalRule | None:
     """Let the image's rules decide a pending tag request.
@@ -208,7 +212,7 @@ async def evaluate(
     ``rule:<name>``. Too young: a hold records when it will be, for :func:`approve_due`.
     Returns the rule that approved the request, if one did.
     """
-    if request.tag_name is None or request.status != "pending":
+    if request.tag_name is None or request.status != RequestStatus.PENDING:
         return None
     if rules is None:
         rules = await rules_for(session, request.image_id)
@@ -229,11 +233,8 @@ async def evaluate(
         log.info("rule %s holds %s:%s until %s", rule.name, request.image_name,
                  request.tag_name, due.isoformat())  # fmt: skip
         return None
-    # approvals.service imports this module; importing it back here keeps the cycle harmless.
-    from tagwarden.approvals.service import decide
-
     age_hours = (now - released).total_seconds() / 3600
-    await decide(
+    await approving.decide(
         session,
         request.id,
         approve=True,
@@ -241,7 +242,7 @@ async def evaluate(
         + (f" {rule.pattern}" if rule.pattern else "")
         + f"; released {age_hours:.1f} h ago, minimum {rule.min_age_hours} h)",
         actor=Principal(identity=rule_identity(rule), role="approver"),
-        auto_process=auto_process,
+        then=then,
         required_approvals=1,
     )
     return rule
@@ -252,7 +253,7 @@ async def evaluate_isolated(
     request: ApprovalRequest,
     *,
     now: datetime,
-    auto_process: bool,
+    then: AfterApproval,
     rules: Sequence[ApprovalRule] | None = None,
 ) -> ApprovalRule | None:
     """:func:`evaluate` in a savepoint, so that a rule failing on one tag (activation refused,
@@ -263,7 +264,7 @@ async def evaluate_isolated(
     """
     try:
         async with session.begin_nested():
-            return await evaluate(session, request, now=now, auto_process=auto_process, rules=rules)
+            return await evaluate(session, request, now=now, then=then, rules=rules)
     except Exception as exc:
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
             raise  # the database is gone: the caller's transaction is lost anyway
@@ -293,8 +294,31 @@ async def evaluate_isolated(
         return None
 
 
+async def judge_new(
+    session: AsyncSession,
+    created: Sequence[tuple[int, NewRequest]],
+    *,
+    now: datetime,
+    then: AfterApproval,
+) -> None:
+    """Let the images' rules judge requests just created from what a registry said: a rule may
+    approve one at once, or hold it until it is old enough.
+
+    One query finds the images' rules; most images have none and cost nothing more. Each
+    request is judged in its own savepoint (:func:`evaluate_isolated`): if activating fails (no
+    architecture to activate, a bug, …), that request stays pending for a person instead of
+    half-decided, its error is recorded, and the other requests and the scan go on.
+    """
+    judged = [(request_id, d) for request_id, d in created if d.judged_by_rules]
+    rules = await rules_for_images(session, {d.image_id for _, d in judged})
+    for request_id, d in judged:
+        if d.image_id in rules:
+            request = await get_request(session, request_id)
+            await evaluate_isolated(session, request, now=now, then=then, rules=rules[d.image_id])
+
+
 async def approve_due(
-    session: AsyncSession, *, now: datetime, auto_process: bool, limit: int = 100
+    session: AsyncSession, *, now: datetime, then: AfterApproval, limit: int = 100
 ) -> list[int]:
     """Approve held requests that came of age; returns their ids.
 
@@ -314,9 +338,9 @@ async def approve_due(
     for hold in holds:
         await session.execute(delete(RuleHold).where(RuleHold.request_id == hold.request_id))
         request = await session.get(ApprovalRequest, hold.request_id, populate_existing=True)
-        if request is None or request.status != "pending":
+        if request is None or request.status != RequestStatus.PENDING:
             continue
         # One request's failure spoils no other (and is recorded as that request's).
-        if await evaluate_isolated(session, request, now=now, auto_process=auto_process):
+        if await evaluate_isolated(session, request, now=now, then=then):
             approved.append(request.id)
     return approved
