@@ -8,8 +8,8 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.approvals.approving import AfterApproval
+from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.approvals.service import NewRequest, create_request
 from tagwarden.catalogue.models import ImageTag
 from tagwarden.db import utcnow
