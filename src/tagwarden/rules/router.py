@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from tagwarden.approvals import decisions
+from tagwarden.approvals import decisions, policies
 from tagwarden.approvals.service import get_request
 from tagwarden.approvals.states import RequestAction
 from tagwarden.deps import Admin, Session, Viewer
@@ -64,7 +64,7 @@ async def delete_rule(image_id: IdPath, rule_id: IdPath, session: Session, who: 
 
 @router.get("/{image_id}/policy")
 async def get_policy(image_id: IdPath, session: Session, _: Viewer) -> PolicyOut:
-    return PolicyOut.of(await service.get_policy(session, image_id))
+    return PolicyOut.of(await policies.get_policy(session, image_id))
 
 
 @router.put("/{image_id}/policy")
@@ -74,12 +74,12 @@ async def set_policy(
     """Fields left out stay as they are; ``null`` clears the secret or the template."""
     given = body.model_fields_set
     template = body.rollout_template.model_dump() if body.rollout_template else None
-    policy = await service.set_policy(
+    policy = await policies.set_policy(
         session,
         image_id,
         actor=who.identity,
         required_approvals=body.required_approvals,
-        webhook_secret=body.webhook_secret if "webhook_secret" in given else service.UNSET,
-        rollout_template=template if "rollout_template" in given else service.UNSET,
+        webhook_secret=body.webhook_secret if "webhook_secret" in given else policies.UNSET,
+        rollout_template=template if "rollout_template" in given else policies.UNSET,
     )
     return PolicyOut.of(policy)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import DBAPIError
@@ -13,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.approvals import approving
 from tagwarden.approvals.approving import AfterApproval
-from tagwarden.approvals.models import ApprovalRequest, ImagePolicy
+from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.approvals.service import NewRequest, get_request
 from tagwarden.approvals.states import RequestStatus
 from tagwarden.audit import service as audit
-from tagwarden.auth.service import Principal, hash_token
+from tagwarden.auth.service import Principal
 from tagwarden.catalogue.models import ImageTag
 from tagwarden.catalogue.service import get_image
 from tagwarden.db import flush_unique
@@ -27,7 +26,6 @@ from tagwarden.rules.models import RULE_KINDS, ApprovalRule, RuleHold
 
 log = logging.getLogger("tagwarden.rules")
 RULES_ACTOR = "approval-rules"  # who records a rule's failure (no one rule may be to blame)
-UNSET: Any = object()  # "leave as it is", distinct from None ("clear it")
 
 
 def rule_identity(rule: ApprovalRule) -> str:
@@ -105,63 +103,6 @@ async def delete_rule(
         before={"image_id": image_id, "name": rule.name, "kind": rule.kind},
     )
     return rule
-
-
-# -- the image's policy ------------------------------------------------------------------------
-
-
-async def get_policy(session: AsyncSession, image_id: int) -> ImagePolicy:
-    """The stored policy, or the defaults (unsaved) for an image without one."""
-    await get_image(session, image_id)
-    found = await session.get(ImagePolicy, image_id)
-    return found or ImagePolicy(image_id=image_id, required_approvals=1)
-
-
-async def set_policy(
-    session: AsyncSession,
-    image_id: int,
-    *,
-    actor: str,
-    required_approvals: int | None = None,
-    webhook_secret: str | None = UNSET,
-    rollout_template: dict[str, Any] | None = UNSET,
-) -> ImagePolicy:
-    await get_image(session, image_id)
-    row = await session.get(ImagePolicy, image_id)
-    if row is None:
-        row = ImagePolicy(image_id=image_id, required_approvals=1)
-        session.add(row)
-    before = {
-        "required_approvals": row.required_approvals,
-        "webhook_secret_set": row.webhook_secret_hash is not None,
-        "rollout_template": row.rollout_template,
-    }
-    if required_approvals is not None:
-        if required_approvals < 1:
-            raise InvalidInput("required_approvals must be at least 1")
-        row.required_approvals = required_approvals
-    if webhook_secret is not UNSET:
-        if webhook_secret is not None and len(webhook_secret) < 16:
-            raise InvalidInput("webhook_secret must be at least 16 characters")
-        row.webhook_secret_hash = hash_token(webhook_secret) if webhook_secret else None
-    if rollout_template is not UNSET:
-        row.rollout_template = rollout_template
-    row.updated_by = actor
-    await session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        action="image.policy_updated",
-        entity_type="image",
-        entity_id=image_id,
-        before=before,
-        after={
-            "required_approvals": row.required_approvals,
-            "webhook_secret_set": row.webhook_secret_hash is not None,
-            "rollout_template": row.rollout_template,
-        },
-    )
-    return row
 
 
 # -- rules deciding requests -------------------------------------------------------------------
