@@ -62,3 +62,18 @@ def test_the_models_check_what_the_migration_created() -> None:
     by_table = {table: condition for table, _, condition in _migration().CHECKS}
     assert _check_of(ApprovalRequest, "status") == by_table["image_approval_requests"]
     assert _check_of(Image, "approval_status") == by_table["images"]
+
+
+def test_the_tables_are_the_documented_machines() -> None:
+    """docs/approvals.md's two tables; a new step is a change of behaviour, decided here."""
+    pending, approved, rejected = RequestStatus
+    assert dict(requests.TRANSITIONS) == {
+        (pending, RequestAction.APPROVE): approved,
+        (pending, RequestAction.REJECT): rejected,
+        (pending, RequestAction.SUPERSEDE): rejected,
+        (approved, RequestAction.PROCESS): approved,
+    }
+    assert dict(images.TRANSITIONS) == {
+        (ImageStatus.PENDING, ImageAction.ADMIT): ImageStatus.APPROVED,
+        (ImageStatus.PENDING, ImageAction.REFUSE): ImageStatus.REJECTED,
+    }
