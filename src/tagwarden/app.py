@@ -124,9 +124,10 @@ def create_app(
     app.include_router(auth_router)
     app.include_router(audit_router)
     # Fixed paths under /api/v1/images (approvals, monitor) before /api/v1/images/{image_id}.
-    app.include_router(images_router)
     app.include_router(approvals_router)
     app.include_router(monitor_router)
+    # Before the catalogue's own routes, where its POST /api/v1/images always stood.
+    app.include_router(images_router)
     app.include_router(catalogue_router)
     # Routers of later parts (monitor, devices, rollouts, webhooks, web UI) are included below.
     app.include_router(devices_router)
