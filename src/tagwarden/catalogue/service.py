@@ -59,7 +59,7 @@ async def add_image(
     """An admin admits the image at once; anyone else's stays pending, for the image-level
     request the caller makes (approvals.service.add_image).
 
-    Only an allowed registry host is accepted (issue 10): the host is where the server will
+    Only an allowed registry host is accepted: the host is where the server will
     send requests, so whoever may add an image must not be able to name any host at all.
     """
     error = references.repository_error(data.registry, data.namespace, data.image_name)

@@ -125,7 +125,7 @@ async def prepare(settings: Settings) -> str:
 
 async def approve(settings: Settings, request_id: int) -> None:
     """Approve as `tagwarden approvals approve` does, printing the seed's lines: activated
-    there and then only when TAGWARDEN_AUTO_PROCESS_APPROVED is on (issue 10: no path ignores
+    there and then only when TAGWARDEN_AUTO_PROCESS_APPROVED is on (no path ignores
     it); otherwise the demo takes the step a person would, `tagwarden approvals process`."""
     engine = make_engine(settings.database_url)
     actor = Principal(identity=ADMIN, role="admin")

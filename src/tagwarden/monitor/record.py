@@ -110,9 +110,9 @@ async def record_outcomes(
 
     ``then`` is what follows a rule's approval of a new request, from the caller's settings.
 
-    A scan's checks finish faster than one transaction each can be written (issue #3's
-    benchmark): each step here is one statement for the whole batch (the schedules, the
-    discovered tags, the request lookups and inserts), not one per image.
+    A scan's checks finish faster than one transaction each can be written (see
+    bench/monitor_scan.py): each step here is one statement for the whole batch (the
+    schedules, the discovered tags, the request lookups and inserts), not one per image.
     """
     previous_error = await _record_schedules(session, outcomes, now, default_interval_minutes)
     present = [o for o in outcomes if o.target.id in previous_error]
