@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from tagwarden import __version__
+from tagwarden.approvals.router import images_router
 from tagwarden.approvals.router import router as approvals_router
 from tagwarden.apps.router import router as apps_router
 from tagwarden.auth.router import audit_router
@@ -129,6 +130,8 @@ def create_app(
     app.include_router(approvals_router)
     app.include_router(monitor_router)
     app.include_router(evidence_router)
+    # Before the catalogue's own routes, where its POST /api/v1/images always stood.
+    app.include_router(images_router)
     app.include_router(catalogue_router)
     # Routers of later parts (monitor, devices, rollouts, webhooks, web UI) are included below.
     app.include_router(devices_router)

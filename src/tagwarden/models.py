@@ -1,6 +1,6 @@
 """Every table, imported in one place for Alembic and for tests."""
 
-from tagwarden.approvals.models import ApprovalRequest
+from tagwarden.approvals.models import ApprovalDecision, ApprovalRequest, ImagePolicy
 from tagwarden.audit.models import AuditEntry
 from tagwarden.auth.models import ApiToken
 from tagwarden.catalogue.models import Image, ImageTag
@@ -10,7 +10,7 @@ from tagwarden.evidence.models import DigestEvidence, SigningKey
 from tagwarden.monitor.models import DiscoveredTag
 from tagwarden.notify.models import NotificationChannel, NotificationDelivery, NotificationEvent
 from tagwarden.rollouts.models import Rollout, RolloutDevice
-from tagwarden.rules.models import ApprovalDecision, ApprovalRule, ImagePolicy, RuleHold
+from tagwarden.rules.models import ApprovalRule, RuleHold
 
 __all__ = [
     "ApiToken",

@@ -133,3 +133,18 @@ def digest_of(reference: str | None) -> str | None:
     if "@" in reference:
         return reference.rsplit("@", 1)[1] or None
     return reference if reference.startswith("sha256:") else None
+
+
+def is_signature_tag(tag: str) -> bool:
+    """cosign's and OCI's artifact tags (``sha256-<hex>.sig/.att/.sbom``, ``sha256-<hex>``):
+    they hold signatures, attestations and referrer lists, never an image to run."""
+    head, _, suffix = tag.partition(".")
+    if suffix not in ("", "sig", "att", "sbom"):
+        return False
+    algorithm, dash, hexpart = head.partition("-")
+    return (
+        dash == "-"
+        and algorithm in ("sha256", "sha512")
+        and len(hexpart) in (64, 128)
+        and all(c in "0123456789abcdef" for c in hexpart)
+    )

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.audit.models import AuditEntry
 from tagwarden.catalogue.models import ImageTag
+from tagwarden.notify.models import NotificationChannel, NotificationEvent
 from tests.factories import DIGEST, add_redis, seed_request
 
 
@@ -214,3 +215,28 @@ async def test_image_added_by_non_admin_waits_for_an_image_level_request(
     assert monitoring.json()["message"] == "Monitoring enabled successfully"
     assert monitoring.json()["image"]["watch_for_updates"] is True
     assert monitoring.json()["image"]["next_check_at"] is not None
+
+
+async def test_an_image_level_request_is_announced_like_any_other(
+    client: httpx.AsyncClient, tokens: Any, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    async with sessionmaker() as session, session.begin():
+        session.add(
+            NotificationChannel(
+                name="ops",
+                kind="webhook",
+                config={"url": "http://127.0.0.1:9/hook"},
+                events=["approval.requested"],
+            )
+        )
+    added = await client.post(
+        "/api/v1/images",
+        json={"image_name": "grafana", "namespace": "grafana"},
+        headers=tokens.headers("approver"),
+    )
+    assert added.status_code == 201, added.text
+    async with sessionmaker() as session:
+        events = (await session.scalars(select(NotificationEvent))).all()
+    assert [(e.event, e.payload["image"], e.payload["tag"]) for e in events] == [
+        ("approval.requested", "grafana/grafana", None)
+    ]

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
 from tagwarden.app import create_app
-from tagwarden.approvals.models import ApprovalRequest
+from tagwarden.approvals.models import ApprovalRequest, ImagePolicy
 from tagwarden.audit.models import AuditEntry
 from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.cli.main import app as cli
@@ -29,7 +29,6 @@ from tagwarden.db import make_engine, make_sessionmaker
 from tagwarden.monitor.worker import ImageMonitor
 from tagwarden.rollouts.models import Rollout
 from tagwarden.rules import policy
-from tagwarden.rules.models import ImagePolicy
 from tagwarden.rules.worker import RulesWorker
 from tagwarden.testing.clock import FakeClock
 from tagwarden.testing.fake_registry import FakeRegistry

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
-from tagwarden.approvals import service as approvals
+from tagwarden.approvals import approving
+from tagwarden.approvals.approving import AfterApproval
 from tagwarden.catalogue.models import Image
 from tagwarden.cli import demo
 from tagwarden.cli.main import app
@@ -56,15 +57,15 @@ async def test_the_demos_approval_follows_the_auto_process_setting(
         image_id = image.id
     request_id = await seed_request(sessionmaker, image_id)
     decided: list[bool] = []
-    decide = approvals.decide
+    decide = approving.decide
 
-    async def spy(*args: Any, auto_process: bool, **kwargs: Any) -> approvals.DecisionResult:
-        decided.append(auto_process)
-        result = await decide(*args, auto_process=auto_process, **kwargs)
+    async def spy(*args: Any, then: AfterApproval, **kwargs: Any) -> approving.DecisionResult:
+        decided.append(then.activate)
+        result = await decide(*args, then=then, **kwargs)
         assert result.activation is None  # approved, not activated, by the decision itself
         return result
 
-    monkeypatch.setattr(approvals, "decide", spy)
+    monkeypatch.setattr(approving, "decide", spy)
     await demo.approve(settings.model_copy(update={"auto_process_approved": False}), request_id)
 
     assert decided == [False]

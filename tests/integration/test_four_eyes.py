@@ -9,9 +9,9 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tagwarden.approvals.models import ApprovalDecision
 from tagwarden.auth import service as auth
 from tagwarden.catalogue.models import ImageTag
-from tagwarden.rules.models import ApprovalDecision
 from tests.factories import add_redis, seed_request
 
 

@@ -21,6 +21,7 @@ from tagwarden.config import RegistryCredentials, Settings
 from tagwarden.monitor import record, service, worker
 from tagwarden.monitor.models import DiscoveredTag
 from tagwarden.monitor.worker import ImageMonitor
+from tagwarden.notify.models import NotificationChannel, NotificationEvent
 from tagwarden.registry.transport import RegistryState
 from tagwarden.testing.clock import FakeClock
 from tagwarden.testing.fake_registry import FakeRegistry
@@ -663,3 +664,29 @@ async def test_a_target_listed_twice_is_checked_once(world: World) -> None:
 
     assert [len(r.requests_created) for r in results] == [1]
     assert world.fake.stats.count("hub_tags") == 1
+
+
+async def test_a_superseded_request_says_so_in_its_own_event(world: World) -> None:
+    async with world.sessionmaker() as session, session.begin():
+        session.add(
+            NotificationChannel(
+                name="ops",
+                kind="webhook",
+                config={"url": "http://127.0.0.1:9/hook"},
+                events=["approval.superseded"],
+            )
+        )
+    world.fake.add_repository("library/redis", 3)
+    image_id = await world.add_image("redis")
+    await world.monitor.run_once()
+    [stale] = await world.requests(image_id)
+    world.clock.advance(60)
+    world.fake.repush_tag("library/redis", stale.tag_name or "")
+
+    await world.monitor.run_once(force=True)
+
+    async with world.sessionmaker() as session:
+        events = (await session.scalars(select(NotificationEvent))).all()
+    assert [(e.event, e.payload["request_id"], e.payload["status"]) for e in events] == [
+        ("approval.superseded", stale.id, "rejected")
+    ]

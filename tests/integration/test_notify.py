@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tagwarden.approvals import service as approvals_service
+from tagwarden.approvals import activation
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.config import Settings
 from tagwarden.db import utcnow
@@ -187,7 +187,7 @@ async def test_events_are_written_in_the_same_transaction_as_the_change(
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("activation failed")
 
-    monkeypatch.setattr(approvals_service, "process", broken)
+    monkeypatch.setattr(activation, "process", broken)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://tagwarden.test") as c:
         failed = await c.post(

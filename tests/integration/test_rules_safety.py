@@ -8,9 +8,12 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tagwarden.approvals.approving import AfterApproval
 from tagwarden.approvals.models import ApprovalRequest
-from tagwarden.approvals.service import create_request
+from tagwarden.approvals.service import NewRequest, create_request
 from tagwarden.catalogue.models import ImageTag
+from tagwarden.db import utcnow
+from tagwarden.rules.service import judge_new
 from tests.factories import DIGEST, add_redis
 
 
@@ -61,16 +64,17 @@ async def test_a_rule_approval_that_cannot_activate_leaves_the_request_pending(
     await _rule(client, tokens, image["id"], name="all", kind="regex", pattern=".*")
     async with sessionmaker() as session, session.begin():
         # What the monitor records for a tag whose only manifests are attestations.
-        request = await create_request(
-            session,
-            image_id=image["id"],
-            image_name="redis",
-            tag_name="7.4.0",
-            metadata={"digest": DIGEST, "architectures": [], "source": "image_monitor"},
-            actor="image_monitor",
-            auto_process=True,
+        draft = NewRequest(
+            image["id"],
+            "redis",
+            "7.4.0",
+            {"digest": DIGEST, "architectures": [], "source": "image_monitor"},
         )
+        request = await create_request(session, draft, actor="image_monitor")
         request_id = request.id
+        # The monitor's next step: the image's rules judge what was just created.
+        then = AfterApproval(activate=True, poll_interval_seconds=60)
+        await judge_new(session, [(request_id, draft)], now=utcnow(), then=then)
 
     async with sessionmaker() as session:
         stored = await session.get(ApprovalRequest, request_id)

@@ -18,12 +18,12 @@ from tagwarden.evidence.signatures import (
     Outcome,
     SignatureLayer,
     check_layer,
-    is_signature_tag,
     judge,
     load_public_key,
     referrers_tag,
     signature_tag,
 )
+from tagwarden.references import is_signature_tag
 from tests.signing import new_key, payload, public_pem, sign, signature_layer
 
 DIGEST = "sha256:" + "ab" * 32

@@ -17,15 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.approvals import metadata as meta
 from tagwarden.approvals.models import ApprovalRequest
+from tagwarden.approvals.states import RequestAction, allows
 from tagwarden.audit import service as audit
 from tagwarden.auth.service import Principal
+from tagwarden.catalogue import service as catalogue
 from tagwarden.catalogue.models import Image, ImageTag
+from tagwarden.catalogue.states import ImageAction
 from tagwarden.db import insert_for, utcnow
 from tagwarden.errors import Conflict, NotFound
 from tagwarden.evidence import service as evidence
 from tagwarden.notify.service import emit
-from tagwarden.rollouts import auto
-from tagwarden.rules.models import ImagePolicy
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Activation:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     already_processed: bool = False
-    auto_rollout_id: int | None = None  # the rollout the image's template started, if any
+    auto_rollout_id: int | None = None  # the rollout the image's template started (approving)
 
     @property
     def reference(self) -> str:
@@ -57,7 +58,7 @@ async def process(session: AsyncSession, request_id: int, *, actor: Principal) -
     request = await session.get(ApprovalRequest, request_id)
     if request is None:
         raise NotFound(f"approval request {request_id} not found")
-    if request.status != "approved":
+    if not allows(request.status, RequestAction.PROCESS):
         raise Conflict(
             f"approval request {request_id} is {request.status}; only approved requests can be "
             "processed",
@@ -70,34 +71,42 @@ async def process(session: AsyncSession, request_id: int, *, actor: Principal) -
         # Checked again: the registry may have changed since the approval (a signature
         # removed, a key deleted), and activation is what makes the digest deployable.
         await evidence.signature_gate(session, image.id, request.digest, step="activation")
+    if not await _claim(session, request):
+        rows = await _tag_rows(session, image.id, request.tag_name) if request.tag_name else []
+        return Activation(request, image, rows, already_processed=True)
+    if request.tag_name is None:
+        await catalogue.change_status(
+            session, image, ImageAction.ADMIT, actor=actor.identity, request_id=request.id
+        )
+        return Activation(request, image, [])
+    return await _activate_tag(session, request, image, request.tag_name, actor)
 
+
+async def _claim(session: AsyncSession, request: ApprovalRequest) -> bool:
+    """Mark the request processed; False when it already was (by this call's twin, maybe)."""
     claimed = await session.execute(
         update(ApprovalRequest)
-        .where(ApprovalRequest.id == request_id, ApprovalRequest.processed_at.is_(None))
+        .where(ApprovalRequest.id == request.id, ApprovalRequest.processed_at.is_(None))
         .values(processed_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     await session.refresh(request)
-    if getattr(claimed, "rowcount", 0) != 1:
-        rows = await _tag_rows(session, image.id, request.tag_name) if request.tag_name else []
-        return Activation(request, image, rows, already_processed=True)
+    return getattr(claimed, "rowcount", 0) == 1
 
-    if request.tag_name is None:
-        return await _admit_image(session, request, image, actor)
 
+async def _activate_tag(
+    session: AsyncSession, request: ApprovalRequest, image: Image, tag: str, actor: Principal
+) -> Activation:
     archs = meta.architectures(request.metadata_)
     if not archs:
         raise Conflict(
-            f"approval request {request_id} has no architectures in its metadata; nothing to "
+            f"approval request {request.id} has no architectures in its metadata; nothing to "
             "activate",
             code="no_architectures",
         )
-    existing = {
-        row.architecture: row for row in await _tag_rows(session, image.id, request.tag_name)
-    }
+    existing = {row.architecture: row for row in await _tag_rows(session, image.id, tag)}
     digest = request.metadata_.get("digest")
     last_updated = meta.parse_timestamp(request.metadata_.get("last_updated"))
-    source = request.source
     created: list[str] = []
     updated: list[str] = []
     for arch in archs:
@@ -105,20 +114,30 @@ async def process(session: AsyncSession, request_id: int, *, actor: Principal) -
             "digest": digest,
             "platform_digest": meta.platform_digest(request.metadata_, arch),
             "last_updated": last_updated,
-            "metadata_": {"architectures": [arch], "source": source},
+            "metadata_": {"architectures": [arch], "source": request.source},
             "approval_request_id": request.id,
         }
         row = existing.get(arch)
         if row is None:
-            if await _insert_tag_row(session, image.id, request.tag_name, arch, values):
+            if await _insert_tag_row(session, image.id, tag, arch, values):
                 created.append(arch)
         elif (row.digest, row.platform_digest) != (values["digest"], values["platform_digest"]):
             # An approved re-push: the tag keeps its name and flags, and points at the new digest.
             for name, value in values.items():
                 setattr(row, name, value)
             updated.append(arch)
+    done = Activation(
+        request, image, await _tag_rows(session, image.id, tag), created=created, updated=updated
+    )
+    await _record(session, done, archs, actor)
+    return done
 
-    rows = await _tag_rows(session, image.id, request.tag_name)
+
+async def _record(
+    session: AsyncSession, done: Activation, archs: list[str], actor: Principal
+) -> None:
+    request, image = done.request, done.image
+    digest = request.metadata_.get("digest")
     audit.record(
         session,
         actor=actor.identity,
@@ -129,8 +148,8 @@ async def process(session: AsyncSession, request_id: int, *, actor: Principal) -
             "image_id": image.id,
             "tag": request.tag_name,
             "digest": digest,
-            "created": created,
-            "updated": updated,
+            "created": done.created,
+            "updated": done.updated,
         },
     )
     await emit(
@@ -145,26 +164,6 @@ async def process(session: AsyncSession, request_id: int, *, actor: Principal) -
             "architectures": archs,
             "reviewed_by": request.reviewed_by,
         },
-    )
-    rollout = None
-    if created or updated:
-        policy = await session.get(ImagePolicy, image.id)
-        rollout = await auto.after_activation(
-            session,
-            image_id=image.id,
-            tag=request.tag_name,
-            template=policy.rollout_template if policy else None,
-            approved_by=request.reviewed_by or actor.identity,
-            now=utcnow(),
-            request_id=request.id,
-        )
-    return Activation(
-        request,
-        image,
-        rows,
-        created=created,
-        updated=updated,
-        auto_rollout_id=rollout.id if rollout else None,
     )
 
 
@@ -192,20 +191,3 @@ async def _insert_tag_row(
         .on_conflict_do_nothing(index_elements=["image_id", "tag", "architecture"])
     )
     return getattr(result, "rowcount", 0) == 1
-
-
-async def _admit_image(
-    session: AsyncSession, request: ApprovalRequest, image: Image, actor: Principal
-) -> Activation:
-    before = {"approval_status": image.approval_status}
-    image.approval_status = "approved"
-    audit.record(
-        session,
-        actor=actor.identity,
-        action="image.approved",
-        entity_type="image",
-        entity_id=image.id,
-        before=before,
-        after={"approval_status": "approved", "approval_request_id": request.id},
-    )
-    return Activation(request, image, [])

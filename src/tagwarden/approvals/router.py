@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
-from tagwarden.approvals import activation, service
+from tagwarden.approvals import approving, service
+from tagwarden.approvals.approving import AfterApproval
 from tagwarden.approvals.schemas import (
     ApprovalRequestCreate,
     ApprovalRequestOut,
@@ -16,8 +17,9 @@ from tagwarden.approvals.schemas import (
     Decision,
     ProcessOut,
 )
+from tagwarden.approvals.states import ALL, RequestStatus, StatusFilter
 from tagwarden.auth.deps import Approver, AppSettings, Session, Viewer
-from tagwarden.catalogue.schemas import ImageTagOut
+from tagwarden.catalogue.schemas import ImageCreate, ImageOut, ImageTagOut
 from tagwarden.errors import error_responses
 from tagwarden.evidence import service as evidence
 from tagwarden.evidence import sizing
@@ -28,11 +30,20 @@ from tagwarden.inputs import IdPath, IdQuery
 from tagwarden.pagination import Page, Paging
 
 router = APIRouter(prefix="/api/v1/images", tags=["approvals"])
+# Adding an image is the catalogue's route, answered here: anyone but an admin asks for the
+# image through an image-level request, and requests are this part's.
+images_router = APIRouter(prefix="/api/v1/images", tags=["images"])
 
-StatusFilter = Annotated[
-    Literal["pending", "approved", "rejected", "all"],
-    Query(description="which requests to list; `all` for every status"),
+StatusQuery = Annotated[
+    StatusFilter, Query(description="which requests to list; `all` for every status")
 ]
+
+
+@images_router.post("", status_code=status.HTTP_201_CREATED, responses=error_responses(409))
+async def add_image(
+    body: ImageCreate, session: Session, who: Viewer, settings: AppSettings
+) -> ImageOut:
+    return ImageOut.of(await service.add_image(session, body, who, settings))
 
 
 @router.get("/approvals")
@@ -41,12 +52,12 @@ async def list_requests(
     session: Session,
     _: Viewer,
     paging: Paging,
-    status: StatusFilter = "pending",
+    status: StatusQuery = RequestStatus.PENDING.value,
     image_id: IdQuery = None,
 ) -> Page[ApprovalRequestOut]:
     rows, total = await service.list_requests(
         session,
-        status=None if status == "all" else status,
+        status=None if status == ALL else status,
         image_id=image_id,
         limit=paging.limit,
         offset=paging.offset,
@@ -61,11 +72,7 @@ async def list_requests(
 
 @router.post("/approvals", status_code=status.HTTP_201_CREATED, responses=error_responses(404, 409))
 async def create_request(
-    body: ApprovalRequestCreate,
-    session: Session,
-    who: Approver,
-    settings: AppSettings,
-    http: Request,
+    body: ApprovalRequestCreate, session: Session, who: Approver, http: Request
 ) -> ApprovalRequestOut:
     # The evidence first, in its own transactions: the request's creation then holds no
     # write lock while the registry answers.
@@ -83,7 +90,6 @@ async def create_request(
         tag_name=body.tag_name,
         metadata=body.metadata.model_dump(mode="json", exclude_none=True),
         actor=who,
-        auto_process=settings.auto_process_approved,
     )
     return ApprovalRequestOut.of(request)
 
@@ -92,13 +98,13 @@ async def create_request(
 async def bulk_decide(
     body: BulkDecision, session: Session, who: Approver, settings: AppSettings
 ) -> BulkOut:
-    items = await service.bulk_decide(
+    items = await approving.bulk_decide(
         session,
         body.ids,
         approve=body.action == "approve",
         notes=body.notes,
         actor=who,
-        auto_process=settings.auto_process_approved,
+        then=AfterApproval.of(settings),
     )
     results = [
         BulkResult(id=i.request_id, ok=True, status=i.status)
@@ -130,13 +136,13 @@ async def _decide(
         # Asked now, before the decision's transaction writes anything: the registry may
         # have changed since the request was made.
         await refresh_request(checker_of(http), request_id)
-    result = await service.decide(
+    result = await approving.decide(
         session,
         request_id,
         approve=approve,
         notes=body.notes if body else None,
         actor=who,
-        auto_process=settings.auto_process_approved,
+        then=AfterApproval.of(settings),
     )
     tags = [ImageTagOut.of(r) for r in result.activation.image_tags] if result.activation else None
     return ApprovalRequestOut.of(result.request, tags)
@@ -167,9 +173,13 @@ async def reject(
 
 
 @router.post("/approvals/{request_id}/process", responses=error_responses(409))
-async def process(request_id: IdPath, session: Session, who: Approver, http: Request) -> ProcessOut:
+async def process(
+    request_id: IdPath, session: Session, who: Approver, settings: AppSettings, http: Request
+) -> ProcessOut:
     await refresh_request(checker_of(http), request_id)
-    done = await activation.process(session, request_id, actor=who)
+    done = await approving.activate(
+        session, request_id, actor=who, poll_interval=settings.device_poll_interval_seconds
+    )
     message = (
         f"Approval request {request_id} was already processed"
         if done.already_processed

@@ -5,25 +5,38 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tagwarden.db import Base, JSONType, UTCDateTime, utcnow
+from tagwarden.catalogue.states import ImageStatus
+from tagwarden.db import Base, JSONType, UTCDateTime, one_of, utcnow
 
-APPROVAL_STATUSES = ("pending", "approved", "rejected")
+APPROVAL_STATUSES = tuple(ImageStatus)
 TAG_POLICIES = ("latest", "all")
 
 
 class Image(Base):
     __tablename__ = "images"
-    __table_args__ = (UniqueConstraint("registry", "namespace", "image_name"),)
+    __table_args__ = (
+        UniqueConstraint("registry", "namespace", "image_name"),
+        one_of("approval_status", ImageStatus),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     image_name: Mapped[str] = mapped_column(String(255))
     namespace: Mapped[str] = mapped_column(String(255), default="library")
     # "registry" is reserved by SQLAlchemy's declarative base; the column keeps the seeds' name.
     registry_host: Mapped[str] = mapped_column("registry", String(255), default="docker.io")
-    approval_status: Mapped[str] = mapped_column(String(16), default="pending")
+    approval_status: Mapped[str] = mapped_column(String(16), default=ImageStatus.PENDING)
     category: Mapped[str | None] = mapped_column(String(100))
     description: Mapped[str | None] = mapped_column(Text)
     watch_for_updates: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

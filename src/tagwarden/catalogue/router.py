@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query
 
-from tagwarden.auth.deps import Admin, Approver, AppSettings, Session, Viewer
+from tagwarden.auth.deps import Admin, Approver, Session, Viewer
 from tagwarden.catalogue import service
 from tagwarden.catalogue.schemas import (
-    ImageCreate,
     ImageOut,
     ImageTagOut,
     ImageUpdate,
@@ -18,6 +17,7 @@ from tagwarden.catalogue.schemas import (
     TagFlag,
     TagFlagOut,
 )
+from tagwarden.catalogue.states import StatusName
 from tagwarden.errors import error_responses
 from tagwarden.inputs import IdPath
 from tagwarden.pagination import Page, Paging
@@ -25,19 +25,12 @@ from tagwarden.pagination import Page, Paging
 router = APIRouter(prefix="/api/v1/images", tags=["images"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=error_responses(409))
-async def add_image(
-    body: ImageCreate, session: Session, who: Viewer, settings: AppSettings
-) -> ImageOut:
-    return ImageOut.of(await service.add_image(session, body, who, settings))
-
-
 @router.get("")
 async def list_images(
     session: Session,
     _: Viewer,
     paging: Paging,
-    approval_status: Annotated[Literal["pending", "approved", "rejected"] | None, Query()] = None,
+    approval_status: Annotated[StatusName | None, Query()] = None,
     watch_for_updates: bool | None = None,
 ) -> Page[ImageOut]:
     rows, total = await service.list_images(

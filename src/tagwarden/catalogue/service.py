@@ -9,11 +9,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden import references
-from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.audit import service as audit
 from tagwarden.auth.service import Principal
 from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.catalogue.schemas import ImageCreate, ImageUpdate
+from tagwarden.catalogue.states import ImageAction, ImageStatus, after, allows
 from tagwarden.config import Settings
 from tagwarden.db import utcnow
 from tagwarden.errors import Conflict, InvalidInput, NotFound
@@ -77,7 +77,8 @@ async def find_image(
 async def add_image(
     session: AsyncSession, data: ImageCreate, actor: Principal, settings: Settings
 ) -> Image:
-    """An admin admits the image at once; anyone else asks, through an image-level request.
+    """An admin admits the image at once; anyone else's stays pending, for the image-level
+    request the caller makes (approvals.service.add_image).
 
     Only an allowed registry host is accepted: the host is where the server will
     send requests, so whoever may add an image must not be able to name any host at all.
@@ -99,7 +100,7 @@ async def add_image(
         image_name=data.image_name,
         namespace=data.namespace,
         registry_host=data.registry,
-        approval_status="approved" if approved else "pending",
+        approval_status=ImageStatus.APPROVED if approved else ImageStatus.PENDING,
         category=data.category,
         description=data.description,
         watch_for_updates=data.watch_for_updates,
@@ -119,26 +120,31 @@ async def add_image(
         entity_id=image.id,
         after=audit.snapshot(image, IMAGE_FIELDS),
     )
-    if not approved:
-        request = ApprovalRequest(
-            image_id=image.id,
-            image_name=image.display_name,
-            tag_name=None,
-            status="pending",
-            metadata_={"source": "manual", "requested_by": actor.identity},
-            requested_by=actor.identity,
+    return image
+
+
+async def change_status(
+    session: AsyncSession, image: Image, action: ImageAction, *, actor: str, request_id: int
+) -> None:
+    """Admit or refuse a pending image, as its image-level request was decided."""
+    if not allows(image.approval_status, action):
+        raise Conflict(
+            f"image {image.display_name} is {image.approval_status}; it can no longer be "
+            f"{'admitted' if action is ImageAction.ADMIT else 'refused'}",
+            code="image_not_pending",
         )
-        session.add(request)
-        await session.flush()
+    before = {"approval_status": image.approval_status}
+    image.approval_status = after(image.approval_status, action)
+    if action is ImageAction.ADMIT:
         audit.record(
             session,
-            actor=actor.identity,
-            action="approval.requested",
-            entity_type="approval_request",
-            entity_id=request.id,
-            after={"image_id": image.id, "tag_name": None},
+            actor=actor,
+            action="image.approved",
+            entity_type="image",
+            entity_id=image.id,
+            before=before,
+            after={"approval_status": image.approval_status, "approval_request_id": request_id},
         )
-    return image
 
 
 async def images_by_id(session: AsyncSession, ids: Collection[int]) -> dict[int, Image]:
@@ -194,7 +200,7 @@ async def set_monitoring(
     session: AsyncSession, image_id: int, watch: bool, actor: Principal
 ) -> Image:
     image = await get_image(session, image_id)
-    if watch and image.approval_status != "approved":
+    if watch and image.approval_status != ImageStatus.APPROVED:
         raise Conflict(
             f"image {image.display_name} is {image.approval_status}; only approved images can be "
             "monitored",
@@ -235,7 +241,7 @@ async def deployable_tags(session: AsyncSession) -> list[tuple[Image, list[Image
     rows = await session.execute(
         select(Image, ImageTag)
         .join(ImageTag, ImageTag.image_id == Image.id)
-        .where(Image.approval_status == "approved", ImageTag.is_deprecated.is_(False))
+        .where(Image.approval_status == ImageStatus.APPROVED, ImageTag.is_deprecated.is_(False))
         .order_by(Image.id, ImageTag.last_updated.desc(), ImageTag.tag, ImageTag.architecture)
     )
     grouped: dict[int, tuple[Image, list[ImageTag]]] = {}

@@ -6,10 +6,11 @@ import typer
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tagwarden.approvals import activation, service
+from tagwarden.approvals import approving, service
 from tagwarden.approvals.activation import Activation
+from tagwarden.approvals.approving import AfterApproval, DecisionResult
 from tagwarden.approvals.models import ApprovalRequest
-from tagwarden.approvals.service import DecisionResult
+from tagwarden.approvals.states import ALL, RequestStatus
 from tagwarden.cli.common import cli_principal, console, load_settings, short_digest, transact
 
 app = typer.Typer(
@@ -21,7 +22,9 @@ IDENTITY = typer.Option(None, "--as", help="identity recorded as reviewer (defau
 
 @app.command("list")
 def list_cmd(
-    status: str = typer.Option("pending", help="pending, approved, rejected or all"),
+    status: str = typer.Option(
+        RequestStatus.PENDING.value, help=f"{', '.join(RequestStatus)} or {ALL}"
+    ),
     image_id: int | None = typer.Option(None, help="only this image's requests"),
     limit: int = typer.Option(100, min=1, max=1000),
 ) -> None:
@@ -29,7 +32,7 @@ def list_cmd(
 
     async def work(session: AsyncSession) -> list[ApprovalRequest]:
         rows, _ = await service.list_requests(
-            session, status=None if status == "all" else status, image_id=image_id, limit=limit
+            session, status=None if status == ALL else status, image_id=image_id, limit=limit
         )
         return list(rows)
 
@@ -76,13 +79,13 @@ def _decide(request_id: int, approve: bool, notes: str | None, identity: str | N
     settings = load_settings()
 
     async def work(session: AsyncSession) -> DecisionResult:
-        return await service.decide(
+        return await approving.decide(
             session,
             request_id,
             approve=approve,
             notes=notes,
             actor=cli_principal(identity),
-            auto_process=settings.auto_process_approved,
+            then=AfterApproval.of(settings),
         )
 
     result = transact(work)
@@ -119,8 +122,15 @@ def reject(
 def process(request_id: int, identity: str | None = IDENTITY) -> None:
     """Activate an approved request into image_tags (seed 000's process-approved-tag.js)."""
 
+    settings = load_settings()
+
     async def work(session: AsyncSession) -> Activation:
-        return await activation.process(session, request_id, actor=cli_principal(identity))
+        return await approving.activate(
+            session,
+            request_id,
+            actor=cli_principal(identity),
+            poll_interval=settings.device_poll_interval_seconds,
+        )
 
     print_activation(transact(work))
 

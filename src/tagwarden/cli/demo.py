@@ -26,8 +26,9 @@ import typer
 import uvicorn
 from fastapi import FastAPI
 
-from tagwarden.approvals import activation
-from tagwarden.approvals import service as approvals
+from tagwarden.approvals import approving
+from tagwarden.approvals.approving import AfterApproval
+from tagwarden.approvals.states import RequestStatus
 from tagwarden.auth import service as auth
 from tagwarden.auth.service import Principal
 from tagwarden.cli.approvals import print_activation
@@ -126,30 +127,35 @@ async def prepare(settings: Settings) -> str:
 
 async def approve(settings: Settings, request_id: int) -> None:
     """Approve as `tagwarden approvals approve` does, printing the seed's lines: activated
-    there and then only when TAGWARDEN_AUTO_PROCESS_APPROVED is on (issue 10: no path ignores
+    there and then only when TAGWARDEN_AUTO_PROCESS_APPROVED is on (no path ignores
     it); otherwise the demo takes the step a person would, `tagwarden approvals process`."""
     engine = make_engine(settings.database_url)
     actor = Principal(identity=ADMIN, role="admin")
     try:
         sessionmaker = make_sessionmaker(engine)
         async with sessionmaker() as session, session.begin():
-            result = await approvals.decide(
+            result = await approving.decide(
                 session,
                 request_id,
                 approve=True,
                 notes="approved in the demo",
                 actor=actor,
-                auto_process=settings.auto_process_approved,
+                then=AfterApproval.of(settings),
             )
         console.print(f"✅ Approved approval request {request_id} as {ADMIN}")
         done = result.activation
-        if done is None and result.request.status == "approved":
+        if done is None and result.request.status == RequestStatus.APPROVED:
             console.print(
                 "auto-processing is off (TAGWARDEN_AUTO_PROCESS_APPROVED=false): "
                 f"processing it as `tagwarden approvals process {request_id}` does"
             )
             async with sessionmaker() as session, session.begin():
-                done = await activation.process(session, request_id, actor=actor)
+                done = await approving.activate(
+                    session,
+                    request_id,
+                    actor=actor,
+                    poll_interval=settings.device_poll_interval_seconds,
+                )
     finally:
         await engine.dispose()
     if done:
@@ -184,7 +190,9 @@ async def discover(
         f"monitor: {summary['images_checked']} images checked, "
         f"{summary['requests_created']} approval requests created"
     )
-    pending = _ok(await client.get("/api/v1/images/approvals", params={"status": "pending"}))
+    pending = _ok(
+        await client.get("/api/v1/images/approvals", params={"status": RequestStatus.PENDING.value})
+    )
     requests: dict[str, Any] = {}
     for item in pending["items"]:
         requests.setdefault(item["image_name"], item)

@@ -6,6 +6,7 @@ import typer
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tagwarden.approvals import service as approvals
 from tagwarden.catalogue import service
 from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.catalogue.schemas import ImageCreate
@@ -52,7 +53,7 @@ def add(
     settings = load_settings()
 
     async def work(session: AsyncSession) -> Image:
-        return await service.add_image(session, data, cli_principal(), settings)
+        return await approvals.add_image(session, data, cli_principal(), settings)
 
     image = transact(work)
     console.print(f"Added image {image.id}: {image.display_name} ({image.approval_status})")

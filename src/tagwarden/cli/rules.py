@@ -8,9 +8,11 @@ import typer
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tagwarden.approvals import policies
+from tagwarden.approvals.models import ImagePolicy
 from tagwarden.cli.common import cli_principal, console, transact
 from tagwarden.rules import service
-from tagwarden.rules.models import RULE_KINDS, ApprovalRule, ImagePolicy
+from tagwarden.rules.models import RULE_KINDS, ApprovalRule
 
 app = typer.Typer(
     help="Approval rules per image (auto-approval) and four-eyes.", no_args_is_help=True
@@ -94,8 +96,8 @@ def policy(
 
     async def work(session: AsyncSession) -> ImagePolicy:
         if required_approvals is None:
-            return await service.get_policy(session, image_id)
-        return await service.set_policy(
+            return await policies.get_policy(session, image_id)
+        return await policies.set_policy(
             session,
             image_id,
             actor=cli_principal().identity,

@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, Float, SQLColumnExpression, cast, exists, 
 from sqlalchemy import func as sql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tagwarden.approvals.models import ImagePolicy
 from tagwarden.evidence.models import DigestEvidence
 from tagwarden.evidence.schemas import (
     EvidenceOut,
@@ -17,7 +18,6 @@ from tagwarden.evidence.schemas import (
     SizePolicy,
 )
 from tagwarden.evidence.service import evidence_for_many
-from tagwarden.rules.models import ImagePolicy
 
 # What the "unsigned" filter finds: nothing verified the digest, whether no signature was found
 # or one was found and did not hold.

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tagwarden.approvals.models import ImagePolicy
 from tagwarden.audit import service as audit
 from tagwarden.db import flush_unique, insert_for, utcnow
 from tagwarden.errors import Conflict, InvalidInput, NotFound
@@ -23,7 +24,6 @@ from tagwarden.evidence.schemas import (
     SignatureStatus,
 )
 from tagwarden.evidence.signatures import LoadedKey, load_public_key
-from tagwarden.rules.models import ImagePolicy
 
 log = logging.getLogger(__name__)
 

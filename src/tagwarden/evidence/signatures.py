@@ -246,21 +246,6 @@ def signature_referrers(index: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def is_signature_tag(tag: str) -> bool:
-    """cosign's and OCI's artifact tags (``sha256-<hex>.sig/.att/.sbom``, ``sha256-<hex>``):
-    they hold signatures, attestations and referrer lists, never an image to run."""
-    head, _, suffix = tag.partition(".")
-    if suffix not in ("", "sig", "att", "sbom"):
-        return False
-    algorithm, dash, hexpart = head.partition("-")
-    return (
-        dash == "-"
-        and algorithm in ("sha256", "sha512")
-        and len(hexpart) in (64, 128)
-        and all(c in "0123456789abcdef" for c in hexpart)
-    )
-
-
 def platforms_all_signed(checks: Sequence[Verdict]) -> tuple[str, ...]:
     """Keys that signed every platform (what counts for a per-platform signed image)."""
     common: set[str] | None = None

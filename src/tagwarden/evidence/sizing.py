@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tagwarden.approvals.models import ApprovalRequest
+from tagwarden.approvals.models import ApprovalRequest, ImagePolicy
 from tagwarden.catalogue.models import Image
 from tagwarden.db import transaction, utcnow
 from tagwarden.errors import Conflict, NotFound
@@ -24,7 +24,6 @@ from tagwarden.notify.service import emit
 from tagwarden.registry.base import RegistryClient, RegistryError, RemoteTag
 from tagwarden.registry.factory import repository_path
 from tagwarden.registry.oci import OciClient, PlatformBlobs
-from tagwarden.rules.models import ImagePolicy
 
 log = logging.getLogger(__name__)
 

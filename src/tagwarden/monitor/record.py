@@ -12,9 +12,10 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tagwarden.approvals.approving import AfterApproval
 from tagwarden.approvals.models import ApprovalRequest
-from tagwarden.approvals.service import NewRequest, create_requests
-from tagwarden.audit import service as audit
+from tagwarden.approvals.service import NewRequest, create_requests, supersede
+from tagwarden.approvals.states import RequestStatus
 from tagwarden.catalogue.models import Image
 from tagwarden.db import insert_for
 from tagwarden.evidence.checker import Subject, store_with_events
@@ -25,6 +26,7 @@ from tagwarden.monitor.models import DiscoveredTag
 from tagwarden.monitor.service import MONITOR, CheckResult, Target, interval_of
 from tagwarden.notify.service import emit_many
 from tagwarden.registry.base import RemoteTag
+from tagwarden.rules.service import judge_new
 
 log = logging.getLogger("tagwarden.monitor")
 
@@ -108,17 +110,43 @@ async def record_outcomes(
     *,
     now: datetime,
     default_interval_minutes: int,
-    auto_process: bool,
+    then: AfterApproval,
 ) -> list[CheckResult]:
     """Write several checks' outcomes in the caller's one transaction; their results, in order.
 
-    ``auto_process`` is the caller's ``auto_process_approved``: a rule that approves a new
-    request activates it only when that is on.
+    ``then`` is what follows a rule's approval of a new request, from the caller's settings.
 
-    A scan's checks finish faster than one transaction each can be written (issue #3's
-    benchmark): each step here is one statement for the whole batch (the schedules, the
-    discovered tags, the request lookups and inserts), not one per image.
+    A scan's checks finish faster than one transaction each can be written (see
+    bench/monitor_scan.py): each step here is one statement for the whole batch (the
+    schedules, the discovered tags, the request lookups and inserts), not one per image.
     """
+    previous_error = await _record_schedules(session, outcomes, now, default_interval_minutes)
+    present = [o for o in outcomes if o.target.id in previous_error]
+    checked = [o for o in present if o.error is None]
+    await _record_discovered(session, checked, now)
+    candidates = [(o, c) for o in checked for c in o.plan.candidates]
+    await emit_many(session, _events(present, previous_error, candidates))
+    requested = await _request_approvals(session, candidates, now, then)
+    results = []
+    for o in outcomes:
+        result = CheckResult(o.target.id, o.target.display_name, error=o.error)
+        if o.target.id not in previous_error:
+            result.error = "image no longer exists"
+        elif o.error is None:
+            result.tags_seen = len(o.remote)
+            result.new_tags = len(o.plan.new)
+            result.changed_tags = len(o.plan.changed)
+            result.requests_created = requested.get(o.target.id, [])
+        results.append(result)
+    return results
+
+
+async def _record_schedules(
+    session: AsyncSession, outcomes: Sequence[Outcome], now: datetime, default_interval: int
+) -> dict[int, str | None]:
+    """The images' next checks and errors; returns the images that still exist, each with the
+    error it had before this check (a notification says when an image starts failing, not on
+    every failed check of a long outage)."""
     images = cast(Table, Image.__table__)
     # The schedule first, in id order: the UPDATE takes the rows' write locks (PostgreSQL) or
     # the database's (SQLite) before anything is read, so an image deleted meanwhile is simply
@@ -132,27 +160,23 @@ async def record_outcomes(
             {
                 "image_id": o.target.id,
                 "checked_at": now,
-                "next_at": now + interval_of(o.target, default_interval_minutes),
+                "next_at": now + interval_of(o.target, default_interval),
             }
             for o in sorted(outcomes, key=lambda o: o.target.id)
         ],
     )
-    # Which images still exist, and which failing ones were failing already (notify when an
-    # image starts failing, not on every failed check of a long outage).
-    previous_error = dict(
-        (
-            await session.execute(
-                select(images.c.id, images.c.last_error).where(
-                    images.c.id.in_([o.target.id for o in outcomes])
-                )
-            )
-        ).all()
+    found = await session.execute(
+        select(images.c.id, images.c.last_error).where(
+            images.c.id.in_([o.target.id for o in outcomes])
+        )
     )
-    present = [o for o in outcomes if o.target.id in previous_error]
+    previous_error: dict[int, str | None] = dict(found.all())
     errors = [
         {"image_id": o.target.id, "error": error}
-        for o in present
-        if (error := o.error[:2000] if o.error is not None else None) != previous_error[o.target.id]
+        for o in outcomes
+        if o.target.id in previous_error
+        and (error := o.error[:2000] if o.error is not None else None)
+        != previous_error[o.target.id]
     ]
     if errors:
         await session.execute(
@@ -161,16 +185,21 @@ async def record_outcomes(
             .values(last_error=bindparam("error")),
             errors,
         )
-    checked = [o for o in present if o.error is None]
-    await _record_discovered(session, checked, now)
+    return previous_error
 
+
+def _events(
+    present: Sequence[Outcome],
+    previous_error: Mapping[int, str | None],
+    candidates: Sequence[tuple[Outcome, Candidate]],
+) -> list[tuple[str, dict[str, Any]]]:
+    """The batch's notifications: images that started failing, tags re-pushed."""
     events: list[tuple[str, dict[str, Any]]] = [
         ("monitor.error", {"image_id": o.target.id, "image": o.target.display_name,
                            "error": o.error[:500]})
         for o in present
         if o.error is not None and previous_error[o.target.id] is None
     ]  # fmt: skip
-    candidates = [(o, c) for o in checked for c in o.plan.candidates]
     for o, c in candidates:
         if c.reason == "digest_changed":
             events.append(("tag.digest_changed", {
@@ -181,30 +210,37 @@ async def record_outcomes(
                 "old_digest": c.old_digest,
                 "changed_platforms": list(c.changed_platforms),
             }))  # fmt: skip
-    await emit_many(session, events)
+    return events
 
+
+async def _request_approvals(
+    session: AsyncSession,
+    candidates: Sequence[tuple[Outcome, Candidate]],
+    now: datetime,
+    then: AfterApproval,
+) -> dict[int, list[str]]:
+    """Create the candidates' requests, then let the images' rules judge them; image id → the
+    tags a request was created for."""
     wanted = await _make_way(session, candidates, now)
+    # The evidence first: the rules that judge the new requests read it.
     for o, c in wanted:
         found = o.signatures.get(c.tag.digest or "")
         if found is not None and c.tag.digest:
             subject = Subject(o.target.id, o.target.display_name, o.target.registry_host, "")
             await store_with_events(session, subject, c.tag.digest, found, tag=c.tag.name)
     grown = await _record_sizes(session, wanted, now)
-    created = await create_requests(
-        session,
-        [
-            NewRequest(
-                o.target.id,
-                o.target.display_name,
-                c.tag.name,
-                request_metadata(c, o.remote, o.known, now),
-            )
-            for o, c in wanted
-        ],
-        actor=MONITOR,
-        now=now,
-        auto_process=auto_process,
-    )
+    drafts = [
+        NewRequest(
+            o.target.id,
+            o.target.display_name,
+            c.tag.name,
+            request_metadata(c, o.remote, o.known, now),
+        )
+        for o, c in wanted
+    ]
+    created = await create_requests(session, drafts, actor=MONITOR)
+    made = [(request_id, d) for request_id, d in zip(created, drafts, strict=True) if request_id]
+    await judge_new(session, made, now=now, then=then)
     requested: dict[int, list[str]] = {}
     for (o, c), request_id in zip(wanted, created, strict=True):
         if request_id is None:
@@ -219,19 +255,7 @@ async def record_outcomes(
                 c.tag.digest or "",
                 evidence,
             )
-
-    results = []
-    for o in outcomes:
-        result = CheckResult(o.target.id, o.target.display_name, error=o.error)
-        if o.target.id not in previous_error:
-            result.error = "image no longer exists"
-        elif o.error is None:
-            result.tags_seen = len(o.remote)
-            result.new_tags = len(o.plan.new)
-            result.changed_tags = len(o.plan.changed)
-            result.requests_created = requested.get(o.target.id, [])
-        results.append(result)
-    return results
+    return requested
 
 
 async def _record_sizes(
@@ -341,37 +365,14 @@ async def _make_way(
         if any(digest == c.tag.digest for _, digest, _ in earlier):
             continue
         for request_id, digest, status in earlier:
-            if status == "pending":
-                await _supersede(session, request_id, digest, c.tag.digest, now)
+            if status == RequestStatus.PENDING:
+                await supersede(
+                    session,
+                    request_id,
+                    digest=digest,
+                    new_digest=c.tag.digest,
+                    actor=MONITOR,
+                    now=now,
+                )
         wanted.append((o, c))
     return wanted
-
-
-async def _supersede(
-    session: AsyncSession,
-    request_id: int,
-    digest: str | None,
-    new_digest: str | None,
-    now: datetime,
-) -> None:
-    superseded = await session.execute(
-        update(ApprovalRequest)
-        .where(ApprovalRequest.id == request_id, ApprovalRequest.status == "pending")
-        .values(
-            status="rejected",
-            reviewed_by=MONITOR,
-            reviewed_at=now,
-            notes=f"superseded: the tag was re-pushed as {new_digest}",
-        )
-    )
-    if getattr(superseded, "rowcount", 0) != 1:
-        return  # a person decided it a moment ago: theirs is the decision on record
-    audit.record(
-        session,
-        actor=MONITOR,
-        action="approval.superseded",
-        entity_type="approval_request",
-        entity_id=request_id,
-        before={"status": "pending", "digest": digest},
-        after={"status": "rejected", "new_digest": new_digest},
-    )

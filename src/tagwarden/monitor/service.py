@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.catalogue.models import Image, ImageTag
+from tagwarden.catalogue.states import ImageStatus
 from tagwarden.errors import Conflict, NotFound
-from tagwarden.evidence.signatures import is_signature_tag
 from tagwarden.monitor.discovery import (
     KnownTag,
     Plan,
@@ -29,6 +29,7 @@ from tagwarden.monitor.discovery import (
     plan,
 )
 from tagwarden.monitor.models import DiscoveredTag
+from tagwarden.references import is_signature_tag
 from tagwarden.registry.base import ImageNotFound, MalformedResponse, RegistryClient, RemoteTag
 
 log = logging.getLogger("tagwarden.monitor")
@@ -206,7 +207,7 @@ async def checkable_image(session: AsyncSession, image_id: int) -> Image:
     image = await session.get(Image, image_id)
     if image is None:
         raise NotFound(f"image {image_id} not found")
-    if image.approval_status != "approved":
+    if image.approval_status != ImageStatus.APPROVED:
         raise Conflict(
             f"image {image.display_name} is {image.approval_status}; only approved images are "
             "checked",

@@ -25,7 +25,9 @@ import httpx
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tagwarden.approvals.approving import AfterApproval
 from tagwarden.catalogue.models import Image
+from tagwarden.catalogue.states import ImageStatus
 from tagwarden.config import Settings
 from tagwarden.db import utcnow
 from tagwarden.evidence import service as evidence
@@ -239,7 +241,7 @@ class ImageMonitor:
                 outcomes,
                 now=self.clock(),
                 default_interval_minutes=self.settings.check_interval_minutes,
-                auto_process=self.settings.auto_process_approved,
+                then=AfterApproval.of(self.settings),
             )
         record.log_created(outcomes, results)
         for result in results:
@@ -274,7 +276,7 @@ class ImageMonitor:
         now = self.clock()
         until = now + self.lease
         query = select(Image).where(
-            Image.watch_for_updates.is_(True), Image.approval_status == "approved"
+            Image.watch_for_updates.is_(True), Image.approval_status == ImageStatus.APPROVED
         )
         if not force:
             query = query.where((Image.next_check_at.is_(None)) | (Image.next_check_at <= now))
@@ -470,7 +472,7 @@ class ImageMonitor:
         async with self.sessionmaker() as session:
             next_due = await session.scalar(
                 select(func.min(Image.next_check_at)).where(
-                    Image.watch_for_updates.is_(True), Image.approval_status == "approved"
+                    Image.watch_for_updates.is_(True), Image.approval_status == ImageStatus.APPROVED
                 )
             )
         if next_due is None:

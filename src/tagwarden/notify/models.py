@@ -25,6 +25,7 @@ EVENTS = (
     "approval.requested",
     "approval.approved",
     "approval.rejected",
+    "approval.superseded",  # a pending request closed (rejected) because its tag was re-pushed
     "tag.activated",
     "tag.digest_changed",
     "tag.unsigned",

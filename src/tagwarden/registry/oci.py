@@ -23,8 +23,8 @@ from urllib.parse import quote, urljoin
 
 import httpx
 
-from tagwarden.evidence.signatures import is_signature_tag
 from tagwarden.platforms import normalise_architecture
+from tagwarden.references import is_signature_tag
 from tagwarden.registry.allowlist import hop_refusal, origin
 from tagwarden.registry.auth import Challenge, basic_header, parse_challenges
 from tagwarden.registry.base import (

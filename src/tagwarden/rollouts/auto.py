@@ -13,7 +13,6 @@ the approval, the scan and the other tags go on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -30,34 +29,28 @@ from tagwarden.rollouts.schemas import RolloutTemplate
 
 log = logging.getLogger("tagwarden.rollouts")
 ACTOR = "auto-rollout"
-# The app's sessions carry the configured poll interval (see tagwarden.db.make_sessionmaker);
-# this is Settings' own default, for sessions made without it.
-DEFAULT_POLL_INTERVAL = 60
 
 
-async def after_activation(
+async def start(
     session: AsyncSession,
     *,
+    template: dict[str, Any],
     image_id: int,
     tag: str,
-    template: Mapping[str, Any] | None,
     approved_by: str,
     now: datetime,
+    poll_interval: int,
     request_id: int | None = None,
 ) -> Rollout | None:
-    """Start the rollout ``template`` (the image policy's stored ``rollout_template``, as the
-    caller read it) describes for ``tag``; None when there is no template or it did not start."""
-    if not template:
-        return None
-    poll_interval = int(session.info.get("device_poll_interval_seconds", DEFAULT_POLL_INTERVAL))
+    """Start the rollout ``template`` (the image's stored one) describes for the activated
+    ``tag``; None, with the reason in the audit log, when it cannot start."""
     actor = Principal(identity=f"{ACTOR} (approved by {approved_by})", role="approver")
     try:
         async with session.begin_nested():
             # Inside the savepoint too: reading the template and making the tag's request fail
             # for one tag (or one stored template), and must not fail its approval.
-            request = RolloutTemplate.model_validate(template).request_for(
-                image_id=image_id, tag=tag
-            )
+            checked = RolloutTemplate.model_validate(template)
+            request = checked.request_for(image_id=image_id, tag=tag)
             prepared = await service.prepare(session, request, now=now, poll_interval=poll_interval)
             rollout = await service.create(session, request, prepared, actor)
     except Exception as exc:

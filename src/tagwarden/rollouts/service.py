@@ -16,6 +16,7 @@ from tagwarden.audit import service as audit
 from tagwarden.auth.service import Principal
 from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.catalogue.service import find_image, get_image
+from tagwarden.catalogue.states import ImageStatus
 from tagwarden.devices.models import Device, DeviceApp
 from tagwarden.devices.service import with_labels
 from tagwarden.devices.states import FailureReason
@@ -95,7 +96,7 @@ async def _variants(session: AsyncSession, image: Image, tag: str) -> dict[str, 
         raise Conflict(
             f"tag {ref} is not approved for rollout: it is deprecated", code="tag_not_approved"
         )
-    if image.approval_status != "approved":
+    if image.approval_status != ImageStatus.APPROVED:
         raise Conflict(
             f"image {image.display_name} is {image.approval_status}", code="tag_not_approved"
         )

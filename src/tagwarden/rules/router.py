@@ -7,11 +7,13 @@ from typing import Any
 from fastapi import APIRouter, status
 from pydantic import BaseModel
 
+from tagwarden.approvals import decisions, policies
 from tagwarden.approvals.service import get_request
+from tagwarden.approvals.states import RequestAction
 from tagwarden.auth.deps import Admin, Session, Viewer
 from tagwarden.errors import error_responses
 from tagwarden.inputs import IdPath
-from tagwarden.rules import decisions, service
+from tagwarden.rules import service
 from tagwarden.rules.schemas import (
     DecisionOut,
     DecisionsOut,
@@ -31,8 +33,8 @@ async def list_decisions(request_id: IdPath, session: Session, _: Viewer) -> Dec
     return DecisionsOut(
         request_id=request.id,
         status=request.status,
-        required_approvals=await decisions.required_approvals(session, request.image_id),
-        approvals=sum(d.decision == "approve" for d in rows),
+        required_approvals=await decisions.required_approvals_of(session, request.image_id),
+        approvals=sum(d.decision == RequestAction.APPROVE for d in rows),
         decisions=[DecisionOut.of(d) for d in rows],
     )
 
@@ -65,7 +67,7 @@ async def delete_rule(image_id: IdPath, rule_id: IdPath, session: Session, who: 
 
 @router.get("/{image_id}/policy")
 async def get_policy(image_id: IdPath, session: Session, _: Viewer) -> PolicyOut:
-    return PolicyOut.of(await service.get_policy(session, image_id))
+    return PolicyOut.of(await policies.get_policy(session, image_id))
 
 
 @router.put("/{image_id}/policy")
@@ -76,15 +78,15 @@ async def set_policy(
     a signature or size check off."""
     given = body.model_fields_set
     template = body.rollout_template.model_dump() if body.rollout_template else None
-    policy = await service.set_policy(
+    policy = await policies.set_policy(
         session,
         image_id,
         actor=who.identity,
         required_approvals=body.required_approvals,
-        webhook_secret=body.webhook_secret if "webhook_secret" in given else service.UNSET,
-        rollout_template=template if "rollout_template" in given else service.UNSET,
-        signature_policy=_dumped(body.signature) if "signature" in given else service.UNSET,
-        size_policy=_dumped(body.size) if "size" in given else service.UNSET,
+        webhook_secret=body.webhook_secret if "webhook_secret" in given else policies.UNSET,
+        rollout_template=template if "rollout_template" in given else policies.UNSET,
+        signature_policy=_dumped(body.signature) if "signature" in given else policies.UNSET,
+        size_policy=_dumped(body.size) if "size" in given else policies.UNSET,
     )
     return PolicyOut.of(policy)
 

@@ -7,12 +7,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tagwarden.approvals.models import ApprovalDecision, ImagePolicy
 from tagwarden.evidence.schemas import SignaturePolicy, SizePolicy
 from tagwarden.inputs import NO_NUL, STRICT_INPUT, WHOLE, Name
-from tagwarden.rollouts.schemas import (
-    RolloutTemplate,
-)
-from tagwarden.rules.models import ApprovalDecision, ApprovalRule, ImagePolicy
+from tagwarden.rollouts.schemas import RolloutTemplate
+from tagwarden.rules.models import ApprovalRule
 
 _CLAUSE = r" *(?:>=|<=|==|!=|>|<|=)? *v?[0-9]{1,9}(?:\.[0-9]{1,9}){0,3} *"
 # What versions.VersionRange.parse takes: comma-separated clauses of an operator and a version.

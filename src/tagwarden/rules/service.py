@@ -5,26 +5,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tagwarden.approvals import approving
+from tagwarden.approvals.approving import AfterApproval
 from tagwarden.approvals.models import ApprovalRequest
+from tagwarden.approvals.service import NewRequest, get_request
+from tagwarden.approvals.states import RequestStatus
 from tagwarden.audit import service as audit
-from tagwarden.auth.service import Principal, hash_token
+from tagwarden.auth.service import Principal
 from tagwarden.catalogue.models import ImageTag
 from tagwarden.catalogue.service import get_image
 from tagwarden.db import flush_unique
 from tagwarden.errors import Conflict, DomainError, InvalidInput, NotFound, failure_reason
-from tagwarden.evidence import service as evidence
 from tagwarden.rules import policy
-from tagwarden.rules.models import RULE_KINDS, ApprovalRule, ImagePolicy, RuleHold
+from tagwarden.rules.models import RULE_KINDS, ApprovalRule, RuleHold
 
 log = logging.getLogger("tagwarden.rules")
 RULES_ACTOR = "approval-rules"  # who records a rule's failure (no one rule may be to blame)
-UNSET: Any = object()  # "leave as it is", distinct from None ("clear it")
 
 
 def rule_identity(rule: ApprovalRule) -> str:
@@ -104,74 +105,6 @@ async def delete_rule(
     return rule
 
 
-# -- the image's policy ------------------------------------------------------------------------
-
-
-async def get_policy(session: AsyncSession, image_id: int) -> ImagePolicy:
-    """The stored policy, or the defaults (unsaved) for an image without one."""
-    await get_image(session, image_id)
-    found = await session.get(ImagePolicy, image_id)
-    return found or ImagePolicy(image_id=image_id, required_approvals=1)
-
-
-async def set_policy(
-    session: AsyncSession,
-    image_id: int,
-    *,
-    actor: str,
-    required_approvals: int | None = None,
-    webhook_secret: str | None = UNSET,
-    rollout_template: dict[str, Any] | None = UNSET,
-    signature_policy: dict[str, Any] | None = UNSET,
-    size_policy: dict[str, Any] | None = UNSET,
-) -> ImagePolicy:
-    await get_image(session, image_id)
-    row = await session.get(ImagePolicy, image_id)
-    if row is None:
-        row = ImagePolicy(image_id=image_id, required_approvals=1)
-        session.add(row)
-    before = {
-        "required_approvals": row.required_approvals,
-        "webhook_secret_set": row.webhook_secret_hash is not None,
-        "rollout_template": row.rollout_template,
-        "signature": row.signature_policy,
-        "size": row.size_policy,
-    }
-    if required_approvals is not None:
-        if required_approvals < 1:
-            raise InvalidInput("required_approvals must be at least 1")
-        row.required_approvals = required_approvals
-    if webhook_secret is not UNSET:
-        if webhook_secret is not None and len(webhook_secret) < 16:
-            raise InvalidInput("webhook_secret must be at least 16 characters")
-        row.webhook_secret_hash = hash_token(webhook_secret) if webhook_secret else None
-    if rollout_template is not UNSET:
-        row.rollout_template = rollout_template
-    if signature_policy is not UNSET:
-        await evidence.check_key_names(session, (signature_policy or {}).get("keys", []))
-        row.signature_policy = signature_policy
-    if size_policy is not UNSET:
-        row.size_policy = size_policy
-    row.updated_by = actor
-    await session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        action="image.policy_updated",
-        entity_type="image",
-        entity_id=image_id,
-        before=before,
-        after={
-            "required_approvals": row.required_approvals,
-            "webhook_secret_set": row.webhook_secret_hash is not None,
-            "rollout_template": row.rollout_template,
-            "signature": row.signature_policy,
-            "size": row.size_policy,
-        },
-    )
-    return row
-
-
 # -- rules deciding requests -------------------------------------------------------------------
 
 
@@ -210,7 +143,7 @@ async def evaluate(
     request: ApprovalRequest,
     *,
     now: datetime,
-    auto_process: bool,
+    then: AfterApproval,
     rules: Sequence[ApprovalRule] | None = None,
 ) -> ApprovalRule | None:
     """Let the image's rules decide a pending tag request.
@@ -220,7 +153,7 @@ async def evaluate(
     ``rule:<name>``. Too young: a hold records when it will be, for :func:`approve_due`.
     Returns the rule that approved the request, if one did.
     """
-    if request.tag_name is None or request.status != "pending":
+    if request.tag_name is None or request.status != RequestStatus.PENDING:
         return None
     if rules is None:
         rules = await rules_for(session, request.image_id)
@@ -241,11 +174,8 @@ async def evaluate(
         log.info("rule %s holds %s:%s until %s", rule.name, request.image_name,
                  request.tag_name, due.isoformat())  # fmt: skip
         return None
-    # approvals.service imports this module; importing it back here keeps the cycle harmless.
-    from tagwarden.approvals.service import decide
-
     age_hours = (now - released).total_seconds() / 3600
-    await decide(
+    await approving.decide(
         session,
         request.id,
         approve=True,
@@ -253,7 +183,7 @@ async def evaluate(
         + (f" {rule.pattern}" if rule.pattern else "")
         + f"; released {age_hours:.1f} h ago, minimum {rule.min_age_hours} h)",
         actor=Principal(identity=rule_identity(rule), role="approver"),
-        auto_process=auto_process,
+        then=then,
         required_approvals=1,
         by_rule=True,
     )
@@ -265,7 +195,7 @@ async def evaluate_isolated(
     request: ApprovalRequest,
     *,
     now: datetime,
-    auto_process: bool,
+    then: AfterApproval,
     rules: Sequence[ApprovalRule] | None = None,
 ) -> ApprovalRule | None:
     """:func:`evaluate` in a savepoint, so that a rule failing on one tag (activation refused,
@@ -276,7 +206,7 @@ async def evaluate_isolated(
     """
     try:
         async with session.begin_nested():
-            return await evaluate(session, request, now=now, auto_process=auto_process, rules=rules)
+            return await evaluate(session, request, now=now, then=then, rules=rules)
     except Exception as exc:
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
             raise  # the database is gone: the caller's transaction is lost anyway
@@ -306,8 +236,31 @@ async def evaluate_isolated(
         return None
 
 
+async def judge_new(
+    session: AsyncSession,
+    created: Sequence[tuple[int, NewRequest]],
+    *,
+    now: datetime,
+    then: AfterApproval,
+) -> None:
+    """Let the images' rules judge requests just created from what a registry said: a rule may
+    approve one at once, or hold it until it is old enough.
+
+    One query finds the images' rules; most images have none and cost nothing more. Each
+    request is judged in its own savepoint (:func:`evaluate_isolated`): if activating fails (no
+    architecture to activate, a bug, …), that request stays pending for a person instead of
+    half-decided, its error is recorded, and the other requests and the scan go on.
+    """
+    judged = [(request_id, d) for request_id, d in created if d.judged_by_rules]
+    rules = await rules_for_images(session, {d.image_id for _, d in judged})
+    for request_id, d in judged:
+        if d.image_id in rules:
+            request = await get_request(session, request_id)
+            await evaluate_isolated(session, request, now=now, then=then, rules=rules[d.image_id])
+
+
 async def approve_due(
-    session: AsyncSession, *, now: datetime, auto_process: bool, limit: int = 100
+    session: AsyncSession, *, now: datetime, then: AfterApproval, limit: int = 100
 ) -> list[int]:
     """Approve held requests that came of age; returns their ids.
 
@@ -327,9 +280,9 @@ async def approve_due(
     for hold in holds:
         await session.execute(delete(RuleHold).where(RuleHold.request_id == hold.request_id))
         request = await session.get(ApprovalRequest, hold.request_id, populate_existing=True)
-        if request is None or request.status != "pending":
+        if request is None or request.status != RequestStatus.PENDING:
             continue
         # One request's failure spoils no other (and is recorded as that request's).
-        if await evaluate_isolated(session, request, now=now, auto_process=auto_process):
+        if await evaluate_isolated(session, request, now=now, then=then):
             approved.append(request.id)
     return approved

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tagwarden.approvals.approving import AfterApproval
 from tagwarden.config import Settings
 from tagwarden.db import utcnow
 from tagwarden.rules.service import approve_due
@@ -31,7 +32,7 @@ class RulesWorker:
     async def run_once(self) -> list[int]:
         async with self.sessionmaker() as session, session.begin():
             approved = await approve_due(
-                session, now=self.clock(), auto_process=self.settings.auto_process_approved
+                session, now=self.clock(), then=AfterApproval.of(self.settings)
             )
         if approved:
             log.info("approval rules approved %d held requests: %s", len(approved), approved)

@@ -17,7 +17,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from itsdangerous import BadSignature
 
+from tagwarden.approvals.states import RequestStatus
 from tagwarden.auth.secret import resolve_session_secret
+from tagwarden.catalogue.states import ImageStatus
 from tagwarden.errors import DomainError, error_body
 from tagwarden.web.session import (
     FLASH_COOKIE,
@@ -71,6 +73,8 @@ _env = jinja2.Environment(
     lstrip_blocks=True,
 )
 _env.filters.update(short_digest=short_digest, age=age, ts=timestamp, source=source_label)
+# The state machines' names, so that templates compare with them rather than spell them.
+_env.globals.update(ImageStatus=ImageStatus, RequestStatus=RequestStatus)
 
 
 def _pop_flash(request: Request) -> dict[str, str] | None:

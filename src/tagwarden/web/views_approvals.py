@@ -9,8 +9,20 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from tagwarden.approvals import service
+from tagwarden.approvals import approving, service
+from tagwarden.approvals.approving import AfterApproval
 from tagwarden.approvals.models import ApprovalRequest
+from tagwarden.approvals.states import (
+    ALL,
+    BOTH_DECIDED,
+    DECIDABLE,
+    DECIDED,
+    DecidedFilter,
+    RequestAction,
+    RequestStatus,
+    StatusFilter,
+    after,
+)
 from tagwarden.auth.deps import AppSettings, Session
 from tagwarden.catalogue import service as catalogue
 from tagwarden.errors import InvalidInput
@@ -66,14 +78,14 @@ async def approvals(
     user: WebUser,
     image_id: ImageFilter,
     grew_over: GrowthFilter,
-    status: Literal["pending", "approved", "rejected", "all"] = "pending",
+    status: StatusFilter = RequestStatus.PENDING.value,
     offset: Annotated[int, Query(ge=0)] = 0,
     unsigned: bool = False,
 ) -> HTMLResponse:
     grew = f"{grew_over:g}" if grew_over is not None else ""
     rows, total = await service.list_requests(
         session,
-        status=None if status == "all" else status,
+        status=None if status == ALL else status,
         image_id=image_id,
         unsigned=unsigned,
         grew_over=grew_over,
@@ -105,6 +117,8 @@ async def approvals(
             "image_id": image_id,
             "images": images,
             "can_decide": user.has("approver"),
+            "decidable": DECIDABLE,
+            "statuses": [(s, s.capitalize()) for s in (*RequestStatus, ALL)],
             "reference": _reference,
             "asked": asked,
             "requester_of": service.requester_of,
@@ -154,10 +168,10 @@ async def history(
     session: Session,
     _: WebUser,
     image_id: ImageFilter,
-    status: Literal["approved", "rejected", "decided"] = "decided",
+    status: DecidedFilter = BOTH_DECIDED,
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
 ) -> HTMLResponse:
-    wanted = ("approved", "rejected") if status == "decided" else (status,)
+    wanted = DECIDED if status == BOTH_DECIDED else (status,)
     merged, total = await service.list_requests(
         session, status=wanted, image_id=image_id, limit=PAGE_SIZE, offset=offset
     )
@@ -174,6 +188,10 @@ async def history(
             "image_id": image_id,
             "images": images,
             "reference": _reference,
+            "statuses": [
+                (BOTH_DECIDED, "Approved and rejected"),
+                *((s, s.capitalize()) for s in DECIDED),
+            ],
         },
     )
 
@@ -189,13 +207,13 @@ async def decide(
     notes: Annotated[str, Form(max_length=5000)] = "",
 ) -> RedirectResponse:
     need(user, "approver")
-    result = await service.decide(
+    result = await approving.decide(
         session,
         request_id,
         approve=decision == "approve",
         notes=notes.strip() or None,
         actor=user,
-        auto_process=settings.auto_process_approved,
+        then=AfterApproval.of(settings),
     )
     verb = "Approved" if decision == "approve" else "Rejected"
     message = f"{verb} {_reference(result.request)}"
@@ -217,17 +235,17 @@ async def bulk(
     need(user, "approver")
     if not ids:
         return redirect(request, back_url(request, "/approvals"), "Select requests first", "error")
-    items = await service.bulk_decide(
+    items = await approving.bulk_decide(
         session,
         ids[:500],
         approve=action == "approve",
         notes=notes.strip() or None,
         actor=user,
-        auto_process=settings.auto_process_approved,
+        then=AfterApproval.of(settings),
     )
     done = sum(1 for i in items if i.error is None)
     failed = [f"#{i.request_id}: {i.error.detail}" for i in items if i.error is not None]
-    verb = "approved" if action == "approve" else "rejected"
+    verb = after(RequestStatus.PENDING, RequestAction(action))
     message = f"{done} request{'s' if done != 1 else ''} {verb}"
     if failed:
         message += "; not changed: " + "; ".join(failed)

@@ -8,10 +8,12 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ValidationError
 
+from tagwarden.approvals import service as approvals
 from tagwarden.auth.deps import AppSettings, Session
 from tagwarden.catalogue import service
 from tagwarden.catalogue.models import ImageTag
 from tagwarden.catalogue.schemas import ImageCreate, ImageUpdate
+from tagwarden.catalogue.states import ImageStatus
 from tagwarden.errors import InvalidInput
 from tagwarden.monitor import service as monitor_service
 from tagwarden.monitor.worker import ImageMonitor
@@ -79,8 +81,12 @@ async def add_image(
         category=_blank_to_none(category),
         watch_for_updates=watch_for_updates,
     )
-    image = await service.add_image(session, data, user, settings)
-    note = "" if image.approval_status == "approved" else " (waiting for an admin's approval)"
+    image = await approvals.add_image(session, data, user, settings)
+    note = (
+        ""
+        if image.approval_status == ImageStatus.APPROVED
+        else " (waiting for an admin's approval)"
+    )
     return redirect(request, f"/images/{image.id}", f"Added {image.display_name}{note}")
 
 

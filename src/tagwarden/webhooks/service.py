@@ -11,13 +11,14 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tagwarden.approvals.models import ImagePolicy
 from tagwarden.audit import service as audit
 from tagwarden.auth.service import hash_token
 from tagwarden.catalogue.models import Image
+from tagwarden.catalogue.states import ImageStatus
 from tagwarden.config import Settings
 from tagwarden.notify.senders import sign
 from tagwarden.registry.factory import is_docker_hub
-from tagwarden.rules.models import ImagePolicy
 from tagwarden.webhooks.payloads import Push
 
 
@@ -112,7 +113,7 @@ async def match(session: AsyncSession, push: Push, settings: Settings) -> Match:
     if len(found) != 1:
         return Match(push, None, f"{where} is not in the catalogue")
     image = found[0]
-    if image.approval_status != "approved":
+    if image.approval_status != ImageStatus.APPROVED:
         return Match(
             push,
             None,
