@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.approvals.models import ApprovalRequest, ImagePolicy
+from tagwarden.approvals.states import RequestStatus
 from tagwarden.catalogue.models import Image
 from tagwarden.db import transaction, utcnow
 from tagwarden.errors import Conflict, NotFound
@@ -98,7 +99,7 @@ async def previous_approved(
             )
             .where(
                 ApprovalRequest.image_id == image_id,
-                ApprovalRequest.status == "approved",
+                ApprovalRequest.status == RequestStatus.APPROVED,
                 ApprovalRequest.tag_name.is_not(None),
                 ApprovalRequest.digest.is_not(None),
                 ApprovalRequest.digest != digest,
@@ -291,7 +292,7 @@ async def latest_approved_sizes(session: AsyncSession) -> list[tuple[str, str, i
             .label("rank"),
         )
         .where(
-            ApprovalRequest.status == "approved",
+            ApprovalRequest.status == RequestStatus.APPROVED,
             ApprovalRequest.tag_name.is_not(None),
             ApprovalRequest.digest.is_not(None),
         )
