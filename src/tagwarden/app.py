@@ -105,6 +105,7 @@ def create_app(
     app.state.sessionmaker = sessionmaker
     app.state.metrics = metrics
     app.state.monitor = monitor
+    app.state.registry_clients = monitor.client
     app.state.signature_checker = SignatureChecker(sessionmaker, monitor.client)
     app.state.rollout_monitor = RolloutMonitor(settings, sessionmaker)
     app.state.device_presence = Presence(

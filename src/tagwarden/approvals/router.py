@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 
 from tagwarden.approvals import approving, service
 from tagwarden.approvals.approving import AfterApproval
@@ -18,16 +18,17 @@ from tagwarden.approvals.schemas import (
     ProcessOut,
 )
 from tagwarden.approvals.states import ALL, RequestStatus, StatusFilter
-from tagwarden.auth.deps import Approver, AppSettings, Session, Viewer
+from tagwarden.auth.deps import Approver, AppSettings, Session, Sessions, Viewer
 from tagwarden.catalogue.schemas import ImageCreate, ImageOut, ImageTagOut
 from tagwarden.errors import error_responses
 from tagwarden.evidence import service as evidence
 from tagwarden.evidence import sizing
 from tagwarden.evidence.checker import refresh_request
-from tagwarden.evidence.router import checker_of
+from tagwarden.evidence.deps import Checker
 from tagwarden.evidence.schemas import EvidenceOut
 from tagwarden.inputs import IdPath, IdQuery
 from tagwarden.pagination import Page, Paging
+from tagwarden.registry.deps import RegistryClients
 
 router = APIRouter(prefix="/api/v1/images", tags=["approvals"])
 # Adding an image is the catalogue's route, answered here: anyone but an admin asks for the
@@ -72,14 +73,19 @@ async def list_requests(
 
 @router.post("/approvals", status_code=status.HTTP_201_CREATED, responses=error_responses(404, 409))
 async def create_request(
-    body: ApprovalRequestCreate, session: Session, who: Approver, http: Request
+    body: ApprovalRequestCreate,
+    session: Session,
+    who: Approver,
+    checker: Checker,
+    sessions: Sessions,
+    clients: RegistryClients,
 ) -> ApprovalRequestOut:
     # The evidence first, in its own transactions: the request's creation then holds no
     # write lock while the registry answers.
-    await checker_of(http).refresh(body.image_id, body.metadata.digest, tag=body.tag_name)
+    await checker.refresh(body.image_id, body.metadata.digest, tag=body.tag_name)
     await sizing.refresh(
-        http.app.state.sessionmaker,
-        http.app.state.monitor.client,
+        sessions,
+        clients,
         body.image_id,
         body.metadata.digest,
         only_with_policy=True,
@@ -130,12 +136,12 @@ async def _decide(
     session: Session,
     who: Approver,
     settings: AppSettings,
-    http: Request,
+    checker: Checker,
 ) -> ApprovalRequestOut:
     if approve:
         # Asked now, before the decision's transaction writes anything: the registry may
         # have changed since the request was made.
-        await refresh_request(checker_of(http), request_id)
+        await refresh_request(checker, request_id)
     result = await approving.decide(
         session,
         request_id,
@@ -154,10 +160,10 @@ async def approve(
     session: Session,
     who: Approver,
     settings: AppSettings,
-    http: Request,
+    checker: Checker,
     body: Decision | None = None,
 ) -> ApprovalRequestOut:
-    return await _decide(request_id, body, True, session, who, settings, http)
+    return await _decide(request_id, body, True, session, who, settings, checker)
 
 
 @router.post("/approvals/{request_id}/reject", responses=error_responses(409))
@@ -166,17 +172,17 @@ async def reject(
     session: Session,
     who: Approver,
     settings: AppSettings,
-    http: Request,
+    checker: Checker,
     body: Decision | None = None,
 ) -> ApprovalRequestOut:
-    return await _decide(request_id, body, False, session, who, settings, http)
+    return await _decide(request_id, body, False, session, who, settings, checker)
 
 
 @router.post("/approvals/{request_id}/process", responses=error_responses(409))
 async def process(
-    request_id: IdPath, session: Session, who: Approver, settings: AppSettings, http: Request
+    request_id: IdPath, session: Session, who: Approver, settings: AppSettings, checker: Checker
 ) -> ProcessOut:
-    await refresh_request(checker_of(http), request_id)
+    await refresh_request(checker, request_id)
     done = await approving.activate(
         session, request_id, actor=who, poll_interval=settings.device_poll_interval_seconds
     )

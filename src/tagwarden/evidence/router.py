@@ -4,25 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, status
+from fastapi import APIRouter, Path, status
 
 from tagwarden.approvals.service import get_request
-from tagwarden.auth.deps import Admin, Approver, Session, Viewer
+from tagwarden.auth.deps import Admin, Approver, Session, Sessions, Viewer
 from tagwarden.db import transaction
 from tagwarden.errors import error_responses
 from tagwarden.evidence import service, sizing
-from tagwarden.evidence.checker import SignatureChecker, refresh_request
+from tagwarden.evidence.checker import refresh_request
+from tagwarden.evidence.deps import Checker
 from tagwarden.evidence.schemas import EvidenceOut, SigningKeyIn, SigningKeyOut
 from tagwarden.inputs import IdPath
+from tagwarden.registry.deps import RegistryClients
 
 router = APIRouter(tags=["evidence"])
 
 KeyNamePath = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")]
-
-
-def checker_of(request: Request) -> SignatureChecker:
-    checker: SignatureChecker = request.app.state.signature_checker
-    return checker
 
 
 @router.get("/api/v1/signing-keys")
@@ -48,13 +45,13 @@ async def delete_key(name: KeyNamePath, session: Session, who: Admin) -> Signing
 
 
 @router.post("/api/v1/images/approvals/{request_id}/evidence", responses=error_responses(404))
-async def check_evidence(request_id: IdPath, request: Request, _: Approver) -> EvidenceOut:
+async def check_evidence(
+    request_id: IdPath, checker: Checker, sessions: Sessions, clients: RegistryClients, _: Approver
+) -> EvidenceOut:
     """Check the request's digest now (signatures, against the registered keys; sizes, from its
     platform manifests) and store the results; the answer is the digest's evidence after."""
-    await refresh_request(checker_of(request), request_id, always=True)
-    await sizing.refresh_request(
-        request.app.state.sessionmaker, request.app.state.monitor.client, request_id
-    )
-    async with transaction(request.app.state.sessionmaker) as session:
+    await refresh_request(checker, request_id, always=True)
+    await sizing.refresh_request(sessions, clients, request_id)
+    async with transaction(sessions) as session:
         found = await get_request(session, request_id)
         return await service.evidence_for(session, found.image_id, found.digest)

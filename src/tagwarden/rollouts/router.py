@@ -6,14 +6,14 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tagwarden.auth.deps import Approver, AppSettings, Now, Session, Viewer
+from tagwarden.auth.deps import Approver, AppSettings, Now, Session, Sessions, Viewer
 from tagwarden.auth.service import Principal
 from tagwarden.db import transaction
 from tagwarden.errors import error_responses
-from tagwarden.evidence.router import checker_of
+from tagwarden.evidence.deps import Checker
 from tagwarden.inputs import IdPath
 from tagwarden.pagination import Page, Paging
 from tagwarden.rollouts import service
@@ -85,15 +85,16 @@ async def create_rollout(
     who: Approver,
     settings: AppSettings,
     now: Now,
-    request: Request,
+    checker: Checker,
+    sessions: Sessions,
     response: Response,
 ) -> RolloutOut | PlanOut:
     # The signature is checked against the registry now, before anything is written (no
     # write lock is held while the registry answers); prepare's gate reads the result.
-    async with transaction(request.app.state.sessionmaker) as reading:
+    async with transaction(sessions) as reading:
         target = await service.target_of(reading, body)
     if target is not None:
-        await checker_of(request).refresh(*target, tag=body.tag)
+        await checker.refresh(*target, tag=body.tag)
     prepared = await service.prepare(
         session, body, now=now, poll_interval=settings.device_poll_interval_seconds
     )

@@ -16,7 +16,7 @@ from tagwarden.catalogue.schemas import ImageCreate, ImageUpdate
 from tagwarden.catalogue.states import ImageStatus
 from tagwarden.errors import InvalidInput
 from tagwarden.monitor import service as monitor_service
-from tagwarden.monitor.worker import ImageMonitor
+from tagwarden.monitor.deps import Monitor
 from tagwarden.web.render import WebRoute, page, redirect
 from tagwarden.web.session import PostingUser, WebUser, need
 
@@ -176,11 +176,10 @@ async def set_monitoring(
 
 @router.post("/images/{image_id}/check")
 async def check_now(
-    request: Request, image_id: int, session: Session, user: PostingUser
+    request: Request, image_id: int, session: Session, user: PostingUser, monitor: Monitor
 ) -> RedirectResponse:
     need(user, "approver")
     image = await monitor_service.checkable_image(session, image_id)
-    monitor: ImageMonitor = request.app.state.monitor
     result = await monitor.check(image)
     if result.error:
         return redirect(
