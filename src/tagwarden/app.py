@@ -19,7 +19,7 @@ from tagwarden.auth.router import router as auth_router
 from tagwarden.auth.secret import resolve_session_secret
 from tagwarden.catalogue.router import router as catalogue_router
 from tagwarden.config import Settings, get_settings
-from tagwarden.db import make_engine, make_sessionmaker, session_info
+from tagwarden.db import make_engine, make_sessionmaker
 from tagwarden.devices.index import DeviceIndex
 from tagwarden.devices.presence import Presence
 from tagwarden.devices.router import router as devices_router
@@ -56,7 +56,7 @@ def create_app(
     fake registry in-process."""
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
-    sessionmaker = make_sessionmaker(engine, info=session_info(settings))
+    sessionmaker = make_sessionmaker(engine)
     registry_http = httpx.AsyncClient(
         transport=registry_transport,
         timeout=settings.registry_timeout_seconds,

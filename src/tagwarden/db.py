@@ -25,7 +25,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
 if TYPE_CHECKING:
-    from tagwarden.config import Settings
+    pass
 
 # Stable constraint names, so migrations can refer to them on both databases.
 NAMING_CONVENTION = {
@@ -134,17 +134,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
-def make_sessionmaker(
-    engine: AsyncEngine, *, info: dict[str, Any] | None = None
-) -> async_sessionmaker[AsyncSession]:
-    """``info`` rides on every session (``session.info``): settings a use case deep in the
-    pipeline needs without every caller passing them down (the auto-rollout's poll interval)."""
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # expire_on_commit=False: results are turned into responses after the commit at the edge.
-    return async_sessionmaker(engine, expire_on_commit=False, info=info or {})
-
-
-def session_info(settings: Settings) -> dict[str, Any]:
-    return {"device_poll_interval_seconds": settings.device_poll_interval_seconds}
+    # Nothing rides on session.info: a use case gets its settings from the edge that calls it.
+    return async_sessionmaker(engine, expire_on_commit=False)
 
 
 @asynccontextmanager

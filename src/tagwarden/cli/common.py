@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.auth.service import Principal
 from tagwarden.config import Settings, describe_error, get_settings
-from tagwarden.db import make_engine, make_sessionmaker, session_info
+from tagwarden.db import make_engine, make_sessionmaker
 from tagwarden.devices.schemas import parse_labels
 from tagwarden.errors import DomainError, InvalidInput, describe_validation
 
@@ -79,7 +79,7 @@ async def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     engine = make_engine(settings.database_url)
     try:
         async with (
-            make_sessionmaker(engine, info=session_info(settings))() as session,
+            make_sessionmaker(engine)() as session,
             session.begin(),
         ):
             return await work(session)

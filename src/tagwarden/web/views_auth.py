@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
 from tagwarden.auth import throttle
+from tagwarden.auth.deps import AppSettings, Sessions
 from tagwarden.auth.service import authenticate, end_web_session, start_web_session
 from tagwarden.db import transaction
 from tagwarden.web.render import WebRoute, page, redirect
@@ -54,11 +55,13 @@ async def login_form(request: Request, next: str | None = None) -> Response:
 async def login(
     request: Request,
     token: Annotated[str, Form(max_length=200)],
+    sessions: Sessions,
+    settings: AppSettings,
     next: Annotated[str, Form()] = "/approvals",
 ) -> Response:
     await check_csrf(request)
     web = None
-    async with transaction(request.app.state.sessionmaker) as session:
+    async with transaction(sessions) as session:
         principal = await authenticate(session, token.strip())
         if principal is not None and principal.token_id is not None:
             # A fresh id on the server too: the session lives as long as this row.
@@ -67,7 +70,7 @@ async def login(
                 session,
                 web.sid,
                 principal.token_id,
-                hours=request.app.state.settings.web_session_hours,
+                hours=settings.web_session_hours,
             )
     if principal is None or web is None:
         context = {"next": _safe_next(next), "error": "That token is not valid, or it was revoked."}
@@ -88,9 +91,9 @@ async def login(
 
 
 @router.post("/logout")
-async def logout(request: Request, _: PostingUser) -> Response:
+async def logout(request: Request, _: PostingUser, sessions: Sessions) -> Response:
     # The row goes, so this cookie (and any copy of it, and its CSRF token) is refused hereafter.
-    async with transaction(request.app.state.sessionmaker) as session:
+    async with transaction(sessions) as session:
         await end_web_session(session, request.state.web_session.sid)
     response = redirect(request, "/login", "Signed out")
     clear_session(request, response)
