@@ -26,6 +26,7 @@ from tagwarden.config import Settings, get_settings
 from tagwarden.db import make_engine, make_sessionmaker
 from tagwarden.migrations import upgrade
 from tagwarden.models import Base
+from tests.factories import make_settings
 from tests.integration.real_registry import real_registry
 
 __all__ = ["real_registry"]  # a session fixture shared by the registry and monitor tests
@@ -127,15 +128,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    # Background loops off: tests drive the monitor and the rollout worker tick by tick.
-    return Settings(
-        database_url=database_url,
-        monitor_enabled=False,
-        rollout_worker_enabled=False,
-        outbox_worker_enabled=False,
-        rules_worker_enabled=False,
-        secret_key="test-secret-key-0123456789",
-    )
+    return make_settings(database_url)
 
 
 @pytest.fixture

@@ -8,6 +8,31 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.approvals.models import ApprovalRequest
+from tagwarden.catalogue.models import Image
+from tagwarden.config import Settings
+
+TEST_SECRET_KEY = "test-secret-key-0123456789"
+
+# Background loops off: tests drive the monitor, the rollout worker, the outbox and the rules
+# tick by tick, and a test that wants one running says so.
+TEST_DEFAULTS: dict[str, Any] = {
+    "monitor_enabled": False,
+    "rollout_worker_enabled": False,
+    "outbox_worker_enabled": False,
+    "rules_worker_enabled": False,
+    "secret_key": TEST_SECRET_KEY,
+}
+
+
+def make_settings(database_url: str | None = None, **overrides: Any) -> Settings:
+    """The suite's settings: the test defaults above, then the test's own values on top
+    (``secret_key=None`` gives a server without a key, as a default install runs)."""
+    values = dict(TEST_DEFAULTS)
+    if database_url is not None:
+        values["database_url"] = database_url
+    values.update(overrides)
+    return Settings(**values)
+
 
 DIGEST = "sha256:" + "abc123" * 10 + "abcd"
 SEED_METADATA = {
@@ -16,6 +41,17 @@ SEED_METADATA = {
     "last_updated": "2025-10-17T10:30:00Z",
     "source": "image_monitor",
 }
+
+
+async def add_image(
+    sessionmaker: async_sessionmaker[AsyncSession], name: str = "redis", **kwargs: Any
+) -> int:
+    """An approved image written directly, as the catalogue stores it; its id."""
+    async with sessionmaker() as session, session.begin():
+        image = Image(image_name=name, approval_status="approved", **kwargs)
+        session.add(image)
+        await session.flush()
+        return image.id
 
 
 async def add_redis(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:

@@ -26,8 +26,8 @@ import uvicorn
 
 from tagwarden.app import create_app
 from tagwarden.auth import service as auth
-from tagwarden.config import Settings
 from tagwarden.db import make_engine, make_sessionmaker
+from tests.factories import make_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRE_BROWSER = os.environ.get("TAGWARDEN_REQUIRE_BROWSER") == "1"
@@ -90,9 +90,8 @@ class LiveServer:
 
 @pytest.fixture
 def live_server(database_url: str, request: pytest.FixtureRequest) -> Iterator[LiveServer]:
-    settings = Settings(
-        database_url=database_url,
-        monitor_enabled=False,
+    settings = make_settings(
+        database_url,
         rollout_worker_enabled=True,
         rollout_tick_seconds=0.3,
         device_last_seen_flush_seconds=0.5,

@@ -31,6 +31,7 @@ from tagwarden.app import create_app
 from tagwarden.cli.demo import prepare, serving
 from tagwarden.config import Settings
 from tests.conftest import fresh_database_url
+from tests.factories import make_settings
 from tests.integration.docker_engine import DockerEngine, TestImage, docker_engine, test_images
 from tests.integration.real_registry import RealRegistry
 
@@ -85,18 +86,14 @@ def _docker_config(directory: Path, registry: RealRegistry) -> Path:
 def engine_settings(database_url: str, real_registry: RealRegistry) -> Settings:
     """The server the agents talk to: a fresh database, the rollout worker ticking fast,
     devices told to poll every second, the real registry configured."""
-    return Settings(
-        database_url=database_url,
-        monitor_enabled=False,
+    return make_settings(
+        database_url,
         rollout_worker_enabled=True,
         rollout_tick_seconds=0.3,
-        outbox_worker_enabled=False,
-        rules_worker_enabled=False,
         device_poll_interval_seconds=1,
         device_active_poll_interval_seconds=1,
         device_last_seen_flush_seconds=1.0,
         registries={real_registry.host: real_registry.credentials()},
-        secret_key="test-secret-key-0123456789",
     )
 
 

@@ -16,14 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tagwarden.audit.models import AuditEntry
 from tagwarden.config import Settings
 from tagwarden.devices.models import DeviceApp
+from tests.factories import add_image, make_settings
 from tests.integration.test_rollouts_support import (
     NEW,
     Clock,
     activate,
-    add_image,
     bearer,
     monitor_for,
-    quiet_settings,
     register,
     rollout,
 )
@@ -55,7 +54,7 @@ def contract(name: str) -> jsonschema.Draft202012Validator:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return quiet_settings(database_url).model_copy(update={"app_bind_roots": [ROOT]})
+    return make_settings(database_url, app_bind_roots=[ROOT])
 
 
 async def put(

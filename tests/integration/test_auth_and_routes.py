@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.audit.models import AuditEntry
 from tagwarden.observability import flat_routes
+from tests.factories import make_settings
 
 # Public on purpose: liveness, the API's own documentation, and the admin pages' login form.
 PUBLIC = {"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/login"}
@@ -147,10 +148,9 @@ async def test_health_of_an_unreachable_database_says_only_what_failed(
 ) -> None:
     # Anyone may call /healthz: the driver's message (host, user, path) must not reach them.
     from tagwarden.app import create_app
-    from tagwarden.config import Settings
 
     url = f"postgresql://secret-user@127.0.0.1:{unused_tcp_port}/secret-db"
-    app = create_app(Settings(database_url=url, secret_key="test-secret-key-0123456789"))
+    app = create_app(make_settings(url))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://tagwarden.test") as c:
         health = await c.get("/healthz")

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from tagwarden.audit.models import AuditEntry
 from tagwarden.cli.main import app
 from tagwarden.db import make_engine, make_sessionmaker
-from tests.integration.test_rollouts_support import add_image
+from tests.factories import add_image
 
 runner = CliRunner()
 

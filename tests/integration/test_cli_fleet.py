@@ -18,9 +18,9 @@ from tagwarden.app import create_app
 from tagwarden.auth import service as auth
 from tagwarden.cli.demo import serving
 from tagwarden.cli.main import app
-from tagwarden.config import Settings
 from tagwarden.db import make_engine, make_sessionmaker
-from tests.integration.test_rollouts_support import NEW, activate, add_image
+from tests.factories import add_image, make_settings
+from tests.integration.test_rollouts_support import NEW, activate
 
 runner = CliRunner()
 TAG = "7.2.5-alpine"
@@ -50,15 +50,14 @@ def _seed(url: str) -> str:
 def live(cli_env: str) -> Iterator[tuple[str, str]]:
     """(server URL, admin token): the rollout monitor on, ticking fast."""
     token = _seed(cli_env)
-    settings = Settings(
-        database_url=cli_env,
-        monitor_enabled=False,
+    settings = make_settings(
+        cli_env,
+        rollout_worker_enabled=True,
         rollout_tick_seconds=0.2,
         device_poll_interval_seconds=2,
         device_active_poll_interval_seconds=1,
         device_last_seen_flush_seconds=0.2,
         device_index_refresh_seconds=0.2,
-        secret_key="test-secret-key-0123456789",
     )
     with serving(create_app(settings)) as url:
         yield url, token

@@ -10,25 +10,18 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.audit.models import AuditEntry
-from tagwarden.config import Settings
 from tagwarden.devices.models import Device, DeviceApp
+from tests.factories import add_image
 from tests.integration.test_rollouts_support import (
     NEW,
     Clock,
     activate,
-    add_image,
     bearer,
     monitor_for,
-    quiet_settings,
     register,
     report,
     rollout,
 )
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return quiet_settings(database_url)
 
 
 @pytest.mark.parametrize(("given", "stored"), [("x86_64", "amd64"), ("x86-64", "amd64")])

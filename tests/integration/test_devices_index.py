@@ -17,13 +17,14 @@ from tagwarden.config import Settings
 from tagwarden.devices import index as device_index
 from tagwarden.devices import service
 from tagwarden.devices.models import Device
-from tests.integration.test_rollouts_support import bearer, quiet_settings, register
+from tests.factories import make_settings
+from tests.integration.test_rollouts_support import bearer, register
 
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     # A long interval: the background loop loads once at start-up, then the tests refresh.
-    return quiet_settings(database_url).model_copy(update={"device_index_refresh_seconds": 60.0})
+    return make_settings(database_url, device_index_refresh_seconds=60.0)
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from tagwarden.notify.models import NotificationChannel, NotificationEvent
 from tagwarden.registry.transport import RegistryState
 from tagwarden.testing.clock import FakeClock
 from tagwarden.testing.fake_registry import FakeRegistry
+from tests.factories import add_image, make_settings
 
 HUB = "http://hub.fake"
 
@@ -64,9 +65,8 @@ async def world(
 ) -> AsyncIterator[World]:
     clock = FakeClock()
     fake = FakeRegistry(clock=clock)
-    configured = Settings(
-        database_url=settings.database_url,
-        monitor_enabled=False,
+    configured = make_settings(
+        settings.database_url,
         dockerhub_api_url=HUB,
         registries={"ghcr.fake": RegistryCredentials(url="http://ghcr.fake")},
     )
@@ -351,11 +351,8 @@ async def test_the_monitor_starts_with_the_server_and_runs_at_once(
 ) -> None:
     fake = FakeRegistry()
     fake.add_repository("library/redis", 3)
-    async with sessionmaker() as session, session.begin():
-        session.add(Image(image_name="redis", approval_status="approved", watch_for_updates=True))
-    configured = Settings(
-        database_url=settings.database_url, monitor_enabled=True, dockerhub_api_url=HUB
-    )
+    await add_image(sessionmaker, "redis", watch_for_updates=True)
+    configured = make_settings(settings.database_url, monitor_enabled=True, dockerhub_api_url=HUB)
     app = create_app(configured, registry_transport=fake.transport())
     async with app.router.lifespan_context(app):
         for _ in range(200):  # until the first run has committed its request and finished

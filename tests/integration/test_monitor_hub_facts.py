@@ -21,6 +21,7 @@ from tagwarden.testing.clock import FakeClock
 from tagwarden.testing.fake_hub import FAKE_PUSHER
 from tagwarden.testing.fake_model import TagRecord
 from tagwarden.testing.fake_registry import FakeRegistry
+from tests.factories import make_settings
 from tests.integration.test_monitor import World as MonitorWorld
 
 # One in-memory fake answers both (no socket is opened): the Hub API, and Docker Hub's registry.
@@ -61,9 +62,8 @@ async def world(
 ) -> AsyncIterator[World]:
     clock = FakeClock()
     fake = FakeRegistry(clock=clock)
-    configured = Settings(
-        database_url=settings.database_url,
-        monitor_enabled=False,
+    configured = make_settings(
+        settings.database_url,
         dockerhub_api_url=HUB,
         dockerhub_registry_url=HUB_REGISTRY,
         registries={"127.0.0.1:4012": RegistryCredentials(url=OCI)},

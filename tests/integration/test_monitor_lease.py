@@ -26,6 +26,7 @@ from tagwarden.monitor.worker import ImageMonitor
 from tagwarden.registry.transport import RegistryState
 from tagwarden.testing.clock import FakeClock
 from tagwarden.testing.fake_registry import FakeRegistry
+from tests.factories import make_settings
 
 HUB = "http://127.0.0.1:9"  # never dialled: the fake registry answers in-process
 INTERVAL = timedelta(minutes=60)
@@ -93,12 +94,8 @@ async def make_world(
 ) -> AsyncIterator[World]:
     fake = FakeRegistry(clock=FakeClock())
     gate = Gate(fake.transport())
-    configured = Settings(
-        database_url=settings.database_url,
-        monitor_enabled=False,
-        rollout_worker_enabled=False,
-        outbox_worker_enabled=False,
-        rules_worker_enabled=False,
+    configured = make_settings(
+        settings.database_url,
         dockerhub_api_url=HUB,
         monitor_lease_seconds=lease,
         check_interval_minutes=int(INTERVAL.total_seconds() // 60),

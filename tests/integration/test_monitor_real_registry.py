@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.app import create_app
 from tagwarden.approvals.models import ApprovalRequest
-from tagwarden.catalogue.models import Image
 from tagwarden.config import Settings
+from tests.factories import add_image, make_settings
 from tests.integration.real_registry import RealRegistry
 
 pytestmark = pytest.mark.registry
@@ -31,20 +31,15 @@ async def test_the_monitor_discovers_a_multiarch_index_pushed_to_a_real_registry
     newest = real_registry.push_multiarch(
         repository, "1.1.0", created=datetime(2025, 10, 17, 10, 30, tzinfo=UTC)
     )
-    async with sessionmaker() as session, session.begin():
-        session.add(
-            Image(
-                image_name=name,
-                namespace=namespace,
-                registry_host=real_registry.host,
-                approval_status="approved",
-                watch_for_updates=True,
-            )
-        )
-    configured = Settings(
-        database_url=settings.database_url,
-        monitor_enabled=False,
-        registries={real_registry.host: real_registry.credentials()},
+    await add_image(
+        sessionmaker,
+        name,
+        namespace=namespace,
+        registry_host=real_registry.host,
+        watch_for_updates=True,
+    )
+    configured = make_settings(
+        settings.database_url, registries={real_registry.host: real_registry.credentials()}
     )
     app = create_app(configured)
     async with app.router.lifespan_context(app):

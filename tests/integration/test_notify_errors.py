@@ -22,6 +22,7 @@ from tagwarden.db import make_engine, make_sessionmaker
 from tagwarden.notify import senders, service
 from tagwarden.notify.models import NotificationDelivery
 from tagwarden.notify.worker import OutboxWorker
+from tests.factories import make_settings
 
 MARKER = "internal-secret-7f3a"  # what an internal service behind the receiver would reveal
 STANDARD = "500 Internal Server Error"
@@ -166,7 +167,9 @@ async def test_an_smtp_refusal_is_told_by_its_code_not_the_servers_words(
 ) -> None:
     smtp = RefusingSmtp(step)
     port = await smtp.start()
-    settings = Settings(smtp_host="127.0.0.1", smtp_port=port, smtp_from="tagwarden@example.com")
+    settings = make_settings(
+        smtp_host="127.0.0.1", smtp_port=port, smtp_from="tagwarden@example.com"
+    )
     try:
         async with httpx.AsyncClient() as http:
             error = await senders.send_test(
@@ -200,7 +203,7 @@ async def test_a_receiver_that_breaks_http_is_not_quoted() -> None:
                 channel_name="chat",
                 requested_by="t",
                 http=http,
-                settings=Settings(),
+                settings=make_settings(),
             )
     finally:
         server.close()

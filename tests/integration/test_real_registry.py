@@ -17,6 +17,7 @@ from tagwarden.registry import (
     Transport,
     client_for,
 )
+from tests.factories import make_settings
 from tests.integration import real_registry as module
 from tests.integration.real_registry import RealRegistry, real_registry  # noqa: F401 - fixture
 
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.registry
 
 
 def settings_for(registry: RealRegistry) -> Settings:
-    return Settings(registries={registry.host: registry.credentials()}, registry_max_retries=1)
+    return make_settings(registries={registry.host: registry.credentials()}, registry_max_retries=1)
 
 
 async def test_multiarch_index_is_discovered_and_resolved(

@@ -36,6 +36,7 @@ from tagwarden.registry.auth import basic_header
 from tagwarden.registry.transport import RegistryState
 from tagwarden.testing.clock import FakeClock
 from tagwarden.testing.fake_registry import FakeRegistry
+from tests.factories import add_image, make_settings
 from tests.integration.test_web import login
 
 SETTING = "TAGWARDEN_ALLOWED_REGISTRIES"
@@ -162,13 +163,8 @@ async def running(
     transport: httpx.AsyncBaseTransport | None = None,
     **overrides: Any,
 ) -> AsyncIterator[App]:
-    configured = Settings(
-        database_url=settings.database_url,
-        monitor_enabled=False,
-        rollout_worker_enabled=False,
-        outbox_worker_enabled=False,
-        rules_worker_enabled=False,
-        secret_key="test-secret-key-0123456789",
+    configured = make_settings(
+        settings.database_url,
         registry_max_retries=0,
         registry_timeout_seconds=5.0,
         **overrides,
@@ -247,17 +243,13 @@ async def test_an_image_already_stored_on_a_host_not_allowed_is_never_contacted(
     internal: Loopback,
 ) -> None:
     # An image from before the allow-list (or a setting since narrowed): written directly.
-    async with sessionmaker() as session, session.begin():
-        image = Image(
-            image_name="app",
-            namespace="acme",
-            registry_host=internal.host,
-            approval_status="approved",
-            watch_for_updates=True,
-        )
-        session.add(image)
-        await session.flush()
-        image_id = image.id
+    image_id = await add_image(
+        sessionmaker,
+        "app",
+        namespace="acme",
+        registry_host=internal.host,
+        watch_for_updates=True,
+    )
     async with running(settings, tokens, sessionmaker) as a:
         result = await a.check(image_id)
         assert SETTING in (result["error"] or "")

@@ -11,11 +11,11 @@ import pytest
 
 from tagwarden.apps import service as apps_service
 from tagwarden.rollouts import service as rollouts
+from tests.factories import add_image
 from tests.integration.test_rollouts_support import (
     NEW,
     Clock,
     activate,
-    add_image,
     bearer,
     monitor_for,
     register,

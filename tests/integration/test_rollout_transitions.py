@@ -18,7 +18,6 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.audit.models import AuditEntry
-from tagwarden.config import Settings
 from tagwarden.db import utcnow
 from tagwarden.devices.models import Device, DeviceApp
 from tagwarden.devices.states import AppHealth, AppStatus
@@ -34,11 +33,10 @@ from tagwarden.rollouts.states import (
     allowed_from,
     next_status,
 )
+from tests.factories import add_image
 from tests.integration.test_rollouts_support import (
     NEW,
     activate,
-    add_image,
-    quiet_settings,
     register,
     rollout,
 )
@@ -47,11 +45,6 @@ from tests.integration.test_rollouts_support import (
 STARTS = [(s, s is not RolloutStatus.PENDING) for s in RolloutStatus] + [
     (RolloutStatus.PAUSED, False)
 ]
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return quiet_settings(database_url)
 
 
 async def _force(

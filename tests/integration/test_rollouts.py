@@ -11,17 +11,15 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.audit.models import AuditEntry
-from tagwarden.config import Settings
 from tagwarden.rollouts.worker import RolloutMonitor
+from tests.factories import add_image
 from tests.integration.test_rollouts_support import (
     ARM64_PLATFORM,
     NEW,
     OLD,
     Clock,
     activate,
-    add_image,
     monitor_for,
-    quiet_settings,
     register,
     report,
     rollout,
@@ -29,11 +27,6 @@ from tests.integration.test_rollouts_support import (
     states,
     target_of,
 )
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return quiet_settings(database_url)
 
 
 @pytest.fixture

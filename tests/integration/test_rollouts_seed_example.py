@@ -6,18 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tagwarden.config import Settings
 from tagwarden.devices.simulator import FleetSimulator
 from tests.factories import DIGEST, add_redis, seed_request
-from tests.integration.test_rollouts_support import Clock, monitor_for, quiet_settings
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return quiet_settings(database_url)
+from tests.integration.test_rollouts_support import Clock, monitor_for
 
 
 async def test_seed_example_canary_to_two_devices_with_the_simulator(

@@ -11,24 +11,13 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.auth.deps import get_clock
-from tagwarden.catalogue.models import Image, ImageTag
-from tagwarden.config import Settings
+from tagwarden.catalogue.models import ImageTag
 from tagwarden.db import utcnow
 from tagwarden.rollouts.worker import RolloutMonitor
 
 NEW = "sha256:" + "a1" * 32
 OLD = "sha256:" + "0b" * 32
 ARM64_PLATFORM = "sha256:" + "c3" * 32
-
-
-def quiet_settings(database_url: str) -> Settings:
-    """The suite's settings, with the rollout loop off: tests tick the monitor themselves."""
-    return Settings(
-        database_url=database_url,
-        monitor_enabled=False,
-        rollout_worker_enabled=False,
-        secret_key="test-secret-key-0123456789",
-    )
 
 
 @dataclass
@@ -40,16 +29,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
-
-
-async def add_image(
-    sessionmaker: async_sessionmaker[AsyncSession], name: str = "redis", **kwargs: Any
-) -> int:
-    async with sessionmaker() as session, session.begin():
-        image = Image(image_name=name, approval_status="approved", **kwargs)
-        session.add(image)
-        await session.flush()
-        return image.id
 
 
 async def activate(

@@ -27,7 +27,7 @@ from tagwarden.testing.clock import FakeClock
 from tagwarden.testing.fake_registry import FakeRegistry
 from tagwarden.web.headers import CONTENT_SECURITY_POLICY
 from tagwarden.web.session import COOKIE
-from tests.factories import add_redis, seed_request
+from tests.factories import add_redis, make_settings, seed_request
 from tests.integration.test_web import csrf_of, login, pending_count
 
 OLD_PUBLIC_KEY = "dev-insecure-secret-key-change-me"
@@ -35,14 +35,7 @@ OLD_PUBLIC_KEY = "dev-insecure-secret-key-change-me"
 
 def unkeyed(database_url: str, **extra: Any) -> Settings:
     """The suite's settings without TAGWARDEN_SECRET_KEY (as a default install runs)."""
-    return Settings(
-        database_url=database_url,
-        monitor_enabled=False,
-        rollout_worker_enabled=False,
-        outbox_worker_enabled=False,
-        rules_worker_enabled=False,
-        **extra,
-    )
+    return make_settings(database_url, **{"secret_key": None, **extra})
 
 
 @asynccontextmanager

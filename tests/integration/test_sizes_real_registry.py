@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from tagwarden.config import Settings
 from tagwarden.evidence import sizes
 from tagwarden.registry import OciClient, RegistryState, client_for
+from tests.factories import make_settings
 from tests.integration.real_registry import RealRegistry, layer_blob, real_registry  # noqa: F401
 
 pytestmark = pytest.mark.registry
@@ -33,7 +33,7 @@ async def test_sizes_of_a_pushed_image_are_its_manifests_sums_and_shared_layers_
     new = real_registry.push_multiarch(
         "acme/sized", "1.1", created=datetime(2026, 2, 1, tzinfo=UTC), shared_layers=(base,)
     )
-    settings = Settings(
+    settings = make_settings(
         registries={real_registry.host: real_registry.credentials()}, registry_max_retries=1
     )
     async with httpx.AsyncClient() as http:

@@ -5,27 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tagwarden.config import Settings
+from tests.factories import add_image
 from tests.integration.test_rollouts_support import (
     NEW,
     OLD,
     Clock,
     activate,
-    add_image,
     monitor_for,
-    quiet_settings,
     register,
     report,
 )
 from tests.integration.test_web import login
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return quiet_settings(database_url)
 
 
 async def test_the_create_form_offers_only_approved_non_deprecated_tags(

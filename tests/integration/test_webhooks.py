@@ -22,6 +22,7 @@ from tagwarden.config import RegistryCredentials, Settings
 from tagwarden.testing.clock import FakeClock
 from tagwarden.testing.fake_registry import FakeRegistry
 from tagwarden.webhooks.service import valid_signature
+from tests.factories import make_settings
 
 HUB = "http://hub.fake"
 SECRET = "hub-secret-0123456789abcdef"
@@ -96,11 +97,8 @@ async def world(
     settings: Settings, tokens: Any, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[World]:
     fake = FakeRegistry(clock=FakeClock())
-    configured = Settings(
-        database_url=settings.database_url,
-        monitor_enabled=False,
-        outbox_worker_enabled=False,
-        rules_worker_enabled=False,
+    configured = make_settings(
+        settings.database_url,
         dockerhub_api_url=HUB,
         webhook_secret=SecretStr(SECRET),
         github_webhook_secret=SecretStr(GITHUB_SECRET),

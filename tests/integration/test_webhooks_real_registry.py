@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.app import create_app
 from tagwarden.approvals.models import ApprovalRequest
-from tagwarden.catalogue.models import Image
 from tagwarden.config import Settings
+from tests.factories import add_image, make_settings
 from tests.integration.real_registry import _free_port, require_registry, start_registry
 
 pytestmark = pytest.mark.registry
@@ -65,21 +65,15 @@ async def test_a_push_to_a_real_registry_produces_an_approval_request_through_it
         ]
     }
     with start_registry(tmp_path, notifications=notifications) as registry:
-        async with sessionmaker() as session, session.begin():
-            session.add(
-                Image(
-                    image_name="app",
-                    namespace="fleet",
-                    registry_host=registry.host,
-                    approval_status="approved",
-                    watch_for_updates=False,
-                )
-            )
-        configured = Settings(
-            database_url=settings.database_url,
-            monitor_enabled=False,
-            outbox_worker_enabled=False,
-            rules_worker_enabled=False,
+        await add_image(
+            sessionmaker,
+            "app",
+            namespace="fleet",
+            registry_host=registry.host,
+            watch_for_updates=False,
+        )
+        configured = make_settings(
+            settings.database_url,
             webhook_secret=SecretStr(SECRET),
             registries={registry.host: registry.credentials()},
         )

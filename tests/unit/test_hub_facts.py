@@ -21,6 +21,7 @@ from tagwarden.registry.manifests import DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MA
 from tagwarden.registry.transport import RegistryState
 from tagwarden.testing import RegistryHarness, registry_harness
 from tagwarden.testing.fake_hub import FAKE_PUSHER
+from tests.factories import make_settings
 
 
 def _realworld() -> Path | None:
@@ -148,7 +149,7 @@ async def test_the_rust_entries_are_named_by_one_registry_head_each_with_a_beare
             return httpx.Response(200, headers={"Docker-Content-Digest": digest})
         return httpx.Response(404)
 
-    settings = Settings(
+    settings = make_settings(
         dockerhub_api_url="http://127.0.0.1:4010",
         dockerhub_registry_url="http://127.0.0.1:4011",
     )

@@ -19,12 +19,12 @@ from pydantic import TypeAdapter
 from tagwarden.app import create_app
 from tagwarden.approvals import metadata
 from tagwarden.approvals.schemas import ApprovalRequestCreate
-from tagwarden.config import Settings
 from tagwarden.inputs import INT32_MAX
 from tagwarden.notify import service as notify
 from tagwarden.notify.schemas import ChannelCreate
 from tagwarden.rollouts.schemas import RolloutCreate
 from tagwarden.rules.schemas import PolicyUpdate
+from tests.factories import make_settings
 
 EXAMPLES = 200
 
@@ -32,7 +32,7 @@ EXAMPLES = 200
 @pytest.fixture(scope="module")
 def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('doc')}/doc.db"
-    return create_app(Settings(database_url=url)).openapi()
+    return create_app(make_settings(url)).openapi()
 
 
 def _bodies(document: dict[str, Any], method: str, path: str) -> list[Any]:

@@ -11,9 +11,9 @@ from fastapi.routing import iter_route_contexts
 from tagwarden.app import create_app
 from tagwarden.approvals.schemas import BulkDecision
 from tagwarden.auth.deps import Admin, Approver, Viewer
-from tagwarden.config import Settings
 from tagwarden.openapi import _calls  # the same dependency walk the document uses
 from tagwarden.rules.schemas import RuleCreate
+from tests.factories import make_settings
 
 ERROR = {"$ref": "#/components/schemas/ErrorBody"}
 
@@ -21,7 +21,7 @@ ERROR = {"$ref": "#/components/schemas/ErrorBody"}
 @pytest.fixture(scope="module")
 def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('doc')}/doc.db"
-    return create_app(Settings(database_url=url)).openapi()
+    return create_app(make_settings(url)).openapi()
 
 
 def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -74,7 +74,7 @@ def test_role_gated_operations_document_403(document: dict[str, Any]) -> None:
 
 def _role_gated_operation_ids(document: dict[str, Any]) -> set[str]:
     """Operation ids of the routes that depend on Approver or Admin, read from the app."""
-    app = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:"))
+    app = create_app(make_settings("sqlite+aiosqlite:///:memory:"))
     checks = {a.__metadata__[0].dependency for a in (Approver, Admin)}
     assert Viewer.__metadata__[0].dependency not in checks
     gated = set()
@@ -101,7 +101,7 @@ def test_operations_with_a_body_document_400_413_and_422(document: dict[str, Any
 
 def test_a_boolean_is_not_an_integer(tmp_path: Any) -> None:
     """pydantic's lax mode took `true` for min_age_hours (and for ids in a bulk decision)."""
-    app = create_app(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db"))
+    app = create_app(make_settings(f"sqlite+aiosqlite:///{tmp_path}/x.db"))
     body = app.openapi()["components"]["schemas"]
     assert body["RuleCreate"]["properties"]["min_age_hours"]["type"] == "integer"
     with pytest.raises(ValueError, match="valid integer"):
@@ -124,8 +124,8 @@ def test_device_key_operations_document_403(document: dict[str, Any]) -> None:
 
 def test_the_public_document_names_no_configured_registry(tmp_path: Any) -> None:
     # /openapi.json needs no token: the hosts an operator allowed stay out of it.
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/doc.db",
+    settings = make_settings(
+        f"sqlite+aiosqlite:///{tmp_path}/doc.db",
         registries={"127.0.0.1:5998": {"url": "http://127.0.0.1:5998"}},
         allowed_registries=["127.0.0.1:5999"],
     )

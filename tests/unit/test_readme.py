@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
 from tagwarden.app import create_app
-from tagwarden.config import Settings
+from tests.factories import make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -23,14 +23,7 @@ PATH_IN_CELL = re.compile(r"`(/[^`]*)`")
 def app_without_lifespan() -> FastAPI:
     """The app as served, its routes and document, without starting it (no database)."""
     return create_app(
-        Settings(
-            database_url="sqlite+aiosqlite:///:memory:",
-            monitor_enabled=False,
-            rollout_worker_enabled=False,
-            outbox_worker_enabled=False,
-            rules_worker_enabled=False,
-            secret_key="readme-test-secret-0123456789",
-        )
+        make_settings("sqlite+aiosqlite:///:memory:", secret_key="readme-test-secret-0123456789")
     )
 
 

@@ -23,6 +23,7 @@ from tagwarden.registry.allowlist import (
     trusted_netlocs,
 )
 from tagwarden.registry.transport import MAX_REDIRECTS, unexpected
+from tests.factories import make_settings
 
 # -- the allow-list ----------------------------------------------------------------------------
 
@@ -39,7 +40,7 @@ def test_built_in_hosts_and_docker_hub_aliases_are_allowed() -> None:
 
 
 def test_configured_and_listed_hosts_are_allowed() -> None:
-    settings = Settings(
+    settings = make_settings(
         registries={"127.0.0.1:5000": RegistryCredentials(url="http://127.0.0.1:5000")},
         allowed_registries=["Registry.Example:5443"],
     )
@@ -57,7 +58,7 @@ def test_the_refusal_names_the_setting() -> None:
 
 
 def test_trusted_netlocs_are_the_configured_names_and_urls() -> None:
-    settings = Settings(
+    settings = make_settings(
         dockerhub_api_url="http://127.0.0.1:4010",
         dockerhub_registry_url="http://127.0.0.1:4011",
         registries={"ghcr.io": RegistryCredentials(url="http://127.0.0.1:5000/")},

@@ -18,6 +18,7 @@ from tagwarden.registry import (
     repository_path,
 )
 from tagwarden.testing import FakeClock, FakeRegistry
+from tests.factories import make_settings
 
 
 def settings(**overrides: object) -> Settings:
@@ -33,7 +34,7 @@ def settings(**overrides: object) -> Settings:
         "registry_timeout_seconds": 3.0,
     }
     values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+    return make_settings(**values)
 
 
 @pytest.fixture
