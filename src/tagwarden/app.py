@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tagwarden import __version__
 from tagwarden.approvals.router import images_router
@@ -66,6 +67,33 @@ def create_app(
     metrics = Metrics()
     monitor = ImageMonitor(settings, sessionmaker, registry_http, on_result=metrics.record_check)
 
+    app = FastAPI(
+        title="tagwarden",
+        version=__version__,
+        description="Discovers new container image tags, gates them behind approval, and rolls "
+        "approved tags out to devices.",
+        lifespan=_lifespan(settings, engine, registry_http, monitor),
+    )
+    _install_state(app, settings, engine, sessionmaker, metrics, monitor)
+    metrics.watch_budgets(monitor.budgets)
+    # Added first, so it runs inside the metrics: a refused body is still counted.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(SecurityHeaders)
+    install_error_handlers(app)
+    install_openapi(app)
+    _include_routers(app)
+    return app
+
+
+def _lifespan(
+    settings: Settings,
+    engine: AsyncEngine,
+    registry_http: httpx.AsyncClient,
+    monitor: ImageMonitor,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start-up and shut-down: the background workers, and the clients they share."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Read (or generate and store) the session key before the first page needs it.
@@ -93,13 +121,18 @@ def create_app(
             await app.state.outbox.aclose()
             await engine.dispose()
 
-    app = FastAPI(
-        title="tagwarden",
-        version=__version__,
-        description="Discovers new container image tags, gates them behind approval, and rolls "
-        "approved tags out to devices.",
-        lifespan=lifespan,
-    )
+    return lifespan
+
+
+def _install_state(
+    app: FastAPI,
+    settings: Settings,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    metrics: Metrics,
+    monitor: ImageMonitor,
+) -> None:
+    """The app's shared parts: settings, database, metrics and the background workers."""
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker
@@ -116,14 +149,10 @@ def create_app(
     )
     app.state.outbox = OutboxWorker(settings, sessionmaker)
     app.state.rules_worker = RulesWorker(settings, sessionmaker)
-    metrics.watch_budgets(monitor.budgets)
-    # Added first, so it runs inside the metrics: a refused body is still counted.
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(SecurityHeaders)
-    install_error_handlers(app)
-    install_openapi(app)
 
+
+def _include_routers(app: FastAPI) -> None:
+    """Every part's routes; the order matters where paths overlap."""
     app.include_router(ops_router)
     app.include_router(auth_router)
     app.include_router(audit_router)
@@ -134,7 +163,6 @@ def create_app(
     # Before the catalogue's own routes, where its POST /api/v1/images always stood.
     app.include_router(images_router)
     app.include_router(catalogue_router)
-    # Routers of later parts (monitor, devices, rollouts, webhooks, web UI) are included below.
     app.include_router(devices_router)
     app.include_router(rollouts_router)
     app.include_router(apps_router)
@@ -144,4 +172,3 @@ def create_app(
     # The admin pages and their local assets: no request leaves the server.
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return app

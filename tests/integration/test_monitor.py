@@ -18,7 +18,7 @@ from tagwarden.app import create_app
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.catalogue.models import Image
 from tagwarden.config import RegistryCredentials, Settings
-from tagwarden.monitor import record, service, worker
+from tagwarden.monitor import record, scan, service
 from tagwarden.monitor.models import DiscoveredTag
 from tagwarden.monitor.worker import ImageMonitor
 from tagwarden.notify.models import NotificationChannel, NotificationEvent
@@ -467,8 +467,8 @@ async def test_a_scan_larger_than_a_chunk_and_a_batch_checks_each_image_once_in_
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Small stages, so a short scan crosses several known-tag chunks and write batches.
-    monkeypatch.setattr(worker, "KNOWN_CHUNK", 3)
-    monkeypatch.setattr(worker, "WRITE_BATCH", 2)
+    monkeypatch.setattr(scan, "KNOWN_CHUNK", 3)
+    monkeypatch.setattr(scan, "WRITE_BATCH", 2)
     batches: list[int] = []
     write = record.record_outcomes
 
@@ -616,8 +616,8 @@ async def test_a_scan_goes_on_past_a_check_that_cannot_be_written_or_read(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Batches of one (checks that finish apart, as with a real registry's latency) included.
-    monkeypatch.setattr(worker, "WRITE_BATCH", 1)
-    monkeypatch.setattr(worker, "KNOWN_CHUNK", 2)
+    monkeypatch.setattr(scan, "WRITE_BATCH", 1)
+    monkeypatch.setattr(scan, "KNOWN_CHUNK", 2)
     ids = []
     for i in range(6):
         world.fake.add_repository(f"library/img{i}", 3)

@@ -19,7 +19,7 @@ from tagwarden.registry.manifests import OCI_INDEX, OCI_MANIFEST
 from tagwarden.registry.transport import RegistryState
 from tagwarden.testing.clock import FakeClock
 from tagwarden.testing.fake_hub import FAKE_PUSHER
-from tagwarden.testing.fake_model import TagRecord
+from tagwarden.testing.fake_records import TagRecord
 from tagwarden.testing.fake_registry import FakeRegistry
 from tests.factories import make_settings
 from tests.integration.test_monitor import World as MonitorWorld

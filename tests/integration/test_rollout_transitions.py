@@ -21,7 +21,7 @@ from tagwarden.audit.models import AuditEntry
 from tagwarden.db import utcnow
 from tagwarden.devices.models import Device, DeviceApp
 from tagwarden.devices.states import AppHealth, AppStatus
-from tagwarden.rollouts import engine
+from tagwarden.rollouts import batches, engine
 from tagwarden.rollouts.models import Rollout, RolloutDevice
 from tagwarden.rollouts.states import (
     ACTIVE,
@@ -205,7 +205,7 @@ async def _roll_back(session: AsyncSession, rollout: Rollout) -> None:
 
 
 async def _advance(session: AsyncSession, rollout: Rollout) -> None:
-    await engine.advance(session, rollout, utcnow() + timedelta(seconds=2))
+    await batches.advance(session, rollout, utcnow() + timedelta(seconds=2))
 
 
 # Each device action, the engine step that takes it, and the report that leads there. A

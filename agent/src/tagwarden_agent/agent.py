@@ -258,17 +258,8 @@ class Agent:
             self._failed(app, digest, "other", str(exc), main)
             return
         reference = f"{name}@{digest}"
-        if not self.engine.has_image(name, digest):
-            self.report(app, {"image": image, "digest": digest, "status": "downloading"})
-            try:
-                self.engine.pull(name, digest)
-            except EngineFailure as exc:
-                self.engine.remove_image(name, digest)
-                self._failed(app, digest, exc.reason, exc.message, main)
-                return
-            if reference not in memory.pulled:
-                memory.pulled.append(reference)
-                self.save()
+        if not self._pull(app, image, name, digest, main):
+            return
         if self.options.lock_file.exists():
             self._held = True
             self.report(
@@ -303,20 +294,7 @@ class Agent:
                 else EngineFailure(failure_reason(exc, "other"), str(exc))
             )
             log.warning("%s: %s failed (%s): %s", app, digest, failure.reason, failure.message)
-            if new is not None:
-                _remove(new)
-            else:
-                leftover = self._find(main_name)
-                if leftover is not None:
-                    _remove(leftover)
-            previous = self._find(main_name + PREVIOUS_SUFFIX)
-            restored = self._restore(previous, main_name) if previous is not None else None
-            memory.switching_to = None
-            memory.previous_id = None
-            self.save()
-            self.engine.remove_image(name, digest)  # none of the failed digest is left
-            if reference in memory.pulled:
-                memory.pulled.remove(reference)
+            restored = self._switch_back(memory, main_name, new, name, digest)
             self._failed(app, digest, failure.reason, failure.message, restored)
             return
         crash_point("healthy")
@@ -327,6 +305,51 @@ class Agent:
         log.info("%s: running %s, healthy", app, digest)
         self.report(app, self._running_report(new))
         self.prune(app, memory)
+
+    def _pull(self, app: str, image: str, name: str, digest: str, main: Container | None) -> bool:
+        """Download the digest unless it is here; False (and reported) when that failed."""
+        memory = self.state.app(app)
+        reference = f"{name}@{digest}"
+        if self.engine.has_image(name, digest):
+            return True
+        self.report(app, {"image": image, "digest": digest, "status": "downloading"})
+        try:
+            self.engine.pull(name, digest)
+        except EngineFailure as exc:
+            self.engine.remove_image(name, digest)
+            self._failed(app, digest, exc.reason, exc.message, main)
+            return False
+        if reference not in memory.pulled:
+            memory.pulled.append(reference)
+            self.save()
+        return True
+
+    def _switch_back(
+        self,
+        memory: state_file.AppMemory,
+        main_name: str,
+        new: Container | None,
+        name: str,
+        digest: str,
+    ) -> Container | None:
+        """Undo a switch that failed: remove the new container (or what is left of it), start
+        the previous one again and forget the failed digest; returns what runs now."""
+        if new is not None:
+            _remove(new)
+        else:
+            leftover = self._find(main_name)
+            if leftover is not None:
+                _remove(leftover)
+        previous = self._find(main_name + PREVIOUS_SUFFIX)
+        restored = self._restore(previous, main_name) if previous is not None else None
+        memory.switching_to = None
+        memory.previous_id = None
+        self.save()
+        self.engine.remove_image(name, digest)  # none of the failed digest is left
+        reference = f"{name}@{digest}"
+        if reference in memory.pulled:
+            memory.pulled.remove(reference)
+        return restored
 
     def _failed(
         self, app: str, digest: str, reason: str, message: str, running: Container | None

@@ -11,11 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import socket
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,15 +20,7 @@ from typing import Any
 
 import httpx
 import typer
-import uvicorn
-from fastapi import FastAPI
 
-from tagwarden.approvals import approving
-from tagwarden.approvals.approving import AfterApproval
-from tagwarden.approvals.states import RequestStatus
-from tagwarden.auth import service as auth
-from tagwarden.auth.service import Principal
-from tagwarden.cli.approvals import print_activation
 from tagwarden.cli.common import console, err_console, short_digest
 from tagwarden.cli.demo_real import (
     AGENTS,
@@ -43,165 +32,23 @@ from tagwarden.cli.demo_real import (
     choose_mode,
     local_registry,
 )
+from tagwarden.cli.demo_steps import (
+    DEMO_IMAGES,
+    approve,
+    demo_settings,
+    discover,
+    follow,
+    ok,
+    prepare,
+    serving,
+)
 from tagwarden.config import Settings
-from tagwarden.db import make_engine, make_sessionmaker
 from tagwarden.devices.simulator import FleetSimulator
-from tagwarden.migrations import upgrade
-from tagwarden.rollouts.states import ADVANCING, RolloutStatus
+from tagwarden.rollouts.states import RolloutStatus
 from tagwarden.testing.fake_registry import FakeRegistry
 from tagwarden.testing.fake_server import DEMO_OCI_HOST, running, seed_demo
 
-ADMIN = "demo-admin@example.com"
-# (registry, namespace, image name) as seed_demo fills the fake registry.
-DEMO_IMAGES = (
-    ("docker.io", "library", "redis"),
-    ("docker.io", "library", "nginx"),
-    ("docker.io", "grafana", "grafana"),
-    (DEMO_OCI_HOST, "org", "app"),
-)
 ROLLED_OUT = "redis"
-# Where a followed rollout stops moving by itself: finished, or paused for a person.
-SETTLED = tuple(s for s in RolloutStatus if s not in ADVANCING)
-ROLLOUT_DEADLINE_SECONDS = 120.0
-
-
-@contextmanager
-def serving(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve ``app`` (lifespan and workers included) in a thread for the block; yields its URL.
-
-    ``port=0`` picks a free port; binding here, not in uvicorn, is what makes that race-free.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    bound = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            sock.close()
-            raise RuntimeError("the tagwarden server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://{host}:{bound}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-
-
-def demo_settings(database: Path, registry_url: str, **overrides: Any) -> Settings:
-    """Short intervals, so a rollout's canary, bake and batches take seconds, not minutes."""
-    values: dict[str, Any] = {
-        "database_url": f"sqlite+aiosqlite:///{database}",
-        "dockerhub_api_url": registry_url,
-        "dockerhub_registry_url": registry_url,
-        "registries": {DEMO_OCI_HOST: {"url": registry_url}},
-        "monitor_enabled": True,
-        "rollout_worker_enabled": True,
-        "rollout_tick_seconds": 0.5,
-        "device_poll_interval_seconds": 5,
-        "device_active_poll_interval_seconds": 1,
-        "device_last_seen_flush_seconds": 1.0,
-        "log_level": "WARNING",
-    }
-    return Settings(**(values | overrides))
-
-
-async def prepare(settings: Settings) -> str:
-    """Migrate the fresh database and create the admin token the demo (and you) use."""
-    engine = make_engine(settings.database_url)
-    try:
-        await upgrade(engine)
-        async with make_sessionmaker(engine)() as session, session.begin():
-            _, raw = await auth.create_token(
-                session, name="demo", role="admin", identity=ADMIN, actor="demo"
-            )
-    finally:
-        await engine.dispose()
-    return raw
-
-
-async def approve(settings: Settings, request_id: int) -> None:
-    """Approve as `tagwarden approvals approve` does, printing the seed's lines: activated
-    there and then only when TAGWARDEN_AUTO_PROCESS_APPROVED is on (no path ignores
-    it); otherwise the demo takes the step a person would, `tagwarden approvals process`."""
-    engine = make_engine(settings.database_url)
-    actor = Principal(identity=ADMIN, role="admin")
-    try:
-        sessionmaker = make_sessionmaker(engine)
-        async with sessionmaker() as session, session.begin():
-            result = await approving.decide(
-                session,
-                request_id,
-                approve=True,
-                notes="approved in the demo",
-                actor=actor,
-                then=AfterApproval.of(settings),
-            )
-        console.print(f"✅ Approved approval request {request_id} as {ADMIN}")
-        done = result.activation
-        if done is None and result.request.status == RequestStatus.APPROVED:
-            console.print(
-                "auto-processing is off (TAGWARDEN_AUTO_PROCESS_APPROVED=false): "
-                f"processing it as `tagwarden approvals process {request_id}` does"
-            )
-            async with sessionmaker() as session, session.begin():
-                done = await approving.activate(
-                    session,
-                    request_id,
-                    actor=actor,
-                    poll_interval=settings.device_poll_interval_seconds,
-                )
-    finally:
-        await engine.dispose()
-    if done:
-        print_activation(done)
-
-
-def _ok(response: httpx.Response) -> Any:
-    if response.is_error:
-        raise RuntimeError(f"{response.request.method} {response.request.url.path}: "
-                           f"{response.status_code} {response.text}")  # fmt: skip
-    return response.json()
-
-
-async def discover(
-    client: httpx.AsyncClient, images: tuple[tuple[str, str, str], ...] = DEMO_IMAGES
-) -> dict[str, Any]:
-    """Add the images with monitoring on, run the monitor; the pending request per image."""
-    console.rule("1. discovery")
-    for registry, namespace, name in images:
-        body = {
-            "image_name": name,
-            "namespace": namespace,
-            "registry": registry,
-            "watch_for_updates": True,
-            # A moving tag is never what a fleet should pin: only versions become requests.
-            "tag_exclude": "^latest$",
-        }
-        image = _ok(await client.post("/api/v1/images", json=body))
-        console.print(f"➕ image {image['id']}: {registry}/{namespace}/{name}, monitored")
-    summary = _ok(await client.post("/api/v1/images/monitor/trigger"))
-    console.print(
-        f"monitor: {summary['images_checked']} images checked, "
-        f"{summary['requests_created']} approval requests created"
-    )
-    pending = _ok(
-        await client.get("/api/v1/images/approvals", params={"status": RequestStatus.PENDING.value})
-    )
-    requests: dict[str, Any] = {}
-    for item in pending["items"]:
-        requests.setdefault(item["image_name"], item)
-        meta = item["metadata"]
-        console.print(
-            f"   pending #{item['id']}: {item['image_name']}:{item['tag_name']} "
-            f"{short_digest(item['digest'])} ({', '.join(meta.get('architectures', []))})"
-        )
-    return requests
 
 
 async def roll_out(
@@ -222,38 +69,12 @@ async def roll_out(
         "strategy": "canary",
         "options": options | {"bake_seconds": 2, "health_timeout": 60, "max_failures": "25%"},
     }
-    rollout = _ok(await client.post("/api/v1/rollouts", json=body))
+    rollout = ok(await client.post("/api/v1/rollouts", json=body))
     console.print(
         f"🚀 rollout {rollout['id']}: {rollout['reference']}, canary of 2, "
         f"then batches of {options['batch_size']} ({rollout['batch_count']} batches)"
     )
     return await follow(client, fleet, rollout["id"])
-
-
-async def follow(
-    client: httpx.AsyncClient, fleet: FleetSimulator | None, rollout_id: int
-) -> dict[str, Any]:
-    """Let the fleet poll and report while the rollout monitor advances; print each change.
-    Real agents (``fleet`` None) poll on their own."""
-    started, last = time.monotonic(), ""
-    while True:
-        if fleet is not None:
-            await fleet.poll_all()
-        rollout: dict[str, Any] = _ok(await client.get(f"/api/v1/rollouts/{rollout_id}"))
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(rollout["counts"].items()) if v)
-        line = (
-            f"   {time.monotonic() - started:5.1f}s  {rollout['status']:<10} batch "
-            f"{rollout['current_batch'] or 0}/{rollout['batch_count']}  {counts}"
-        )
-        if line.split("s  ", 1)[1] != last:
-            console.print(line)
-            last = line.split("s  ", 1)[1]
-        if rollout["status"] in SETTLED:
-            return rollout
-        if time.monotonic() - started > ROLLOUT_DEADLINE_SECONDS:
-            console.print("the rollout did not settle in time; see the admin pages")
-            return rollout
-        await asyncio.sleep(0.4)
 
 
 async def walkthrough(
@@ -313,14 +134,14 @@ async def walkthrough_real(
         await approve(settings, request["id"])
         console.rule("3. rollout")
         config = {"network_mode": "none", "restart": "no"}  # loopback only: no networks
-        _ok(await client.put(f"/api/v1/apps/{REAL_APP}",
+        ok(await client.put(f"/api/v1/apps/{REAL_APP}",
                              json={"image_id": request["image_id"], "config": config}))  # fmt: skip
         suffix = secrets.token_hex(3)  # several demos may share one engine
         keys: dict[str, str] = {}
         for n in range(1, AGENTS + 1):
             uuid = f"demo-{suffix}-{n}"
             device = {"uuid": uuid, "architecture": "amd64", "labels": {}}
-            keys[uuid] = _ok(await client.post("/api/v1/devices", json=device))["device_key"]
+            keys[uuid] = ok(await client.post("/api/v1/devices", json=device))["device_key"]
         fleet.start(url, keys)
         console.print(
             f"📟 started {AGENTS} tagwarden-agent loops ({', '.join(keys)}) on the engine"
@@ -336,7 +157,7 @@ async def walkthrough_real(
             "options": {"canary_count": 1, "batch_size": 1, "bake_seconds": 2,
                         "health_timeout": 60},
         }  # fmt: skip
-        rollout = _ok(await client.post("/api/v1/rollouts", json=body))
+        rollout = ok(await client.post("/api/v1/rollouts", json=body))
         console.print(f"🚀 rollout {rollout['id']}: {rollout['reference']}, canary of 1, "
                       f"then batches of 1 ({rollout['batch_count']} batches)")  # fmt: skip
         rollout = await follow(client, None, rollout["id"])

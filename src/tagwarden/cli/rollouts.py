@@ -16,7 +16,7 @@ from tagwarden.cli.common import (
     transact,
 )
 from tagwarden.db import utcnow
-from tagwarden.rollouts import service
+from tagwarden.rollouts import actions, service
 from tagwarden.rollouts.models import Rollout
 from tagwarden.rollouts.schemas import RolloutCreate
 from tagwarden.rollouts.states import PAST, RolloutAction
@@ -125,7 +125,7 @@ def _operation(action: RolloutAction) -> None:
 
     def command(rollout_id: int = typer.Argument(..., help="the rollout's id")) -> None:
         async def work(session: AsyncSession) -> Rollout:
-            return await service.act(session, rollout_id, action, cli_principal(), utcnow())
+            return await actions.act(session, rollout_id, action, cli_principal(), utcnow())
 
         rollout = transact(work)
         console.print(f"Rollout {rollout.id} {PAST[action]}: now {rollout.status}")

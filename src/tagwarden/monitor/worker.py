@@ -36,6 +36,7 @@ from tagwarden.evidence.collect import check_signature
 from tagwarden.evidence.schemas import SignatureEvidence
 from tagwarden.monitor import record, service
 from tagwarden.monitor.discovery import KnownTag, Plan
+from tagwarden.monitor.scan import Scan
 from tagwarden.patterns import PatternError
 from tagwarden.registry.base import ImageNotFound, RegistryClient, RegistryError, RemoteTag
 from tagwarden.registry.factory import base_url, client_for, is_docker_hub, repository_path
@@ -43,8 +44,6 @@ from tagwarden.registry.transport import RegistryState, host_of
 
 log = logging.getLogger("tagwarden.monitor")
 IDLE_POLL = timedelta(seconds=60)  # how often an idle monitor looks for newly due images
-KNOWN_CHUNK = 64  # images whose known tags one query reads, ahead of their checks
-WRITE_BATCH = 64  # most checks written in one transaction
 
 
 @dataclass
@@ -302,7 +301,7 @@ class ImageMonitor:
                 claimed.append(service.Target.of(image))
         return claimed, deferred, until
 
-    async def _renew(self, held: dict[int, datetime]) -> None:
+    async def renew_leases(self, held: dict[int, datetime]) -> None:
         """Extend the lease of the claimed images whose check is not written yet.
 
         Only where ``next_check_at`` still holds this scan's lease: a written check (its next
@@ -355,92 +354,9 @@ class ImageMonitor:
     async def check_many(
         self, targets: Sequence[service.Target], *, leased_until: datetime | None = None
     ) -> list[service.CheckResult]:
-        """Check the targets, in three stages joined by queues so that none waits on another:
-
-        * one loader reads what was seen of the images, ``KNOWN_CHUNK`` images per query;
-        * ``monitor_concurrency`` observers ask the registry, with no transaction open;
-        * one writer writes whatever checks have finished, as a batch in one transaction.
-
-        Targets claimed with a lease ending ``leased_until`` have it renewed meanwhile.
-        """
-        targets = list({t.id: t for t in targets}.values())  # each image once
-        if not targets:
-            return []
-        held = {t.id: leased_until for t in targets} if leased_until else {}
-        observers = min(self.settings.monitor_concurrency, len(targets))
-        ready: asyncio.Queue[tuple[service.Target, dict[str, KnownTag]] | None]
-        ready = asyncio.Queue(maxsize=KNOWN_CHUNK)
-        finished: asyncio.Queue[record.Outcome | None] = asyncio.Queue()
-        results: dict[int, service.CheckResult] = {}
-
-        async def load() -> None:
-            for start in range(0, len(targets), KNOWN_CHUNK):
-                chunk = targets[start : start + KNOWN_CHUNK]
-                try:
-                    async with self.sessionmaker() as session:
-                        known = await service.load_known(session, [t.id for t in chunk])
-                except Exception as exc:  # these images are not checked, the others still are
-                    log.exception("[ImageMonitor] Reading the known tags of %d images failed",
-                                  len(chunk))  # fmt: skip
-                    for target in chunk:
-                        # Viewers read last_error: the type only, never a driver's text (which
-                        # may quote SQL and its values); the log above has the traceback.
-                        error = f"reading the known tags failed ({type(exc).__name__})"
-                        await finished.put(record.Outcome(target, error=error))
-                    continue
-                for target in chunk:
-                    await ready.put((target, known.get(target.id, {})))
-            for _ in range(observers):
-                await ready.put(None)
-
-        async def observe() -> None:
-            while (item := await ready.get()) is not None:
-                target, known = item
-                try:
-                    outcome = await self.observe(target, known)
-                except Exception as exc:  # one bad image never stops the scan
-                    log.exception(
-                        "[ImageMonitor] Unexpected error checking %s", target.display_name
-                    )
-                    # The type only: the message may hold what a registry sent (the log has it).
-                    outcome = record.Outcome(
-                        target, error=f"unexpected error: {type(exc).__name__}"
-                    )
-                await finished.put(outcome)
-
-        async def write() -> None:
-            done = False
-            while not done:
-                batch = [await finished.get()]
-                while not finished.empty() and len(batch) < WRITE_BATCH:
-                    batch.append(finished.get_nowait())
-                done = batch[-1] is None
-                outcomes = [o for o in batch if o is not None]
-                if outcomes:
-                    results.update((r.image_id, r) for r in await self.write(outcomes))
-                    for outcome in outcomes:
-                        held.pop(outcome.target.id, None)
-
-        async def renew() -> None:
-            while held:
-                await asyncio.sleep(self.settings.monitor_lease_seconds / 3)
-                try:
-                    await self._renew(held)
-                except Exception:  # the next renewal may succeed; the lease is not gone yet
-                    log.warning("[ImageMonitor] Renewing the lease of %d images failed",
-                                len(held), exc_info=True)  # fmt: skip
-
-        # No stage raises (each turns a failure into the image's error result); the group still
-        # cancels the others if one ever did, rather than leaving them waiting on a queue.
-        async with asyncio.TaskGroup() as group:
-            renewer = group.create_task(renew())
-            group.create_task(load())
-            writer = group.create_task(write())
-            await asyncio.gather(*(group.create_task(observe()) for _ in range(observers)))
-            await finished.put(None)
-            await writer
-            renewer.cancel()
-        return [results[t.id] for t in targets]
+        """Check the targets in one pipelined scan (see :class:`monitor.scan.Scan`); targets
+        claimed with a lease ending ``leased_until`` have it renewed meanwhile."""
+        return await Scan(self, targets, leased_until).run()
 
     # -- the loop -----------------------------------------------------------------------------
     async def run_forever(self) -> None:

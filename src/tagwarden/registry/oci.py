@@ -25,8 +25,9 @@ import httpx
 
 from tagwarden.platforms import normalise_architecture
 from tagwarden.references import is_signature_tag
-from tagwarden.registry.allowlist import hop_refusal, origin
-from tagwarden.registry.auth import Challenge, basic_header, parse_challenges
+from tagwarden.registry import tokens
+from tagwarden.registry.allowlist import origin
+from tagwarden.registry.auth import parse_challenges
 from tagwarden.registry.base import (
     AuthenticationFailed,
     ImageNotFound,
@@ -63,9 +64,6 @@ from tagwarden.registry.transport import (
 from tagwarden.remote import reason
 
 log = logging.getLogger(__name__)
-
-# Token endpoints may omit expires_in; the token spec says to assume 60 seconds then.
-DEFAULT_TOKEN_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,7 +355,9 @@ class OciClient:
         shown = f"{method} {shown_url(url)}"
         for retry in (False, True):
             headers = {"Accept": accept} if accept else {}
-            authorization = await self._authorization(scope)
+            authorization = await tokens.authorization(
+                self.transport, self.base_url, scope, self.username, self.password
+            )
             if authorization:
                 headers["Authorization"] = authorization
             response = await self.transport.send(method, url, headers=headers, is_pull=is_pull)
@@ -367,7 +367,7 @@ class OciClient:
                 )
             if response.status_code != 401:
                 return response
-            challenge = _preferred(parse_challenges(response.headers))
+            challenge = tokens.preferred(parse_challenges(response.headers))
             if retry or challenge is None:
                 raise AuthenticationFailed(
                     f"{shown}: {reason(401)} (credentials for "
@@ -377,78 +377,8 @@ class OciClient:
                 )
             state = self.transport.state
             state.tokens.remember_challenge(self.base_url, challenge)
-            state.tokens.drop(self._token_key(challenge, scope))
+            state.tokens.drop(tokens.key(challenge, scope, self.username))
         raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _authorization(self, scope: str) -> str | None:
-        challenge = self.transport.state.tokens.challenge_for(self.base_url)
-        if challenge is None:
-            return None  # nothing asked for yet: try anonymously, as public registries allow
-        if challenge.scheme == "basic":
-            if not (self.username and self.password):
-                raise AuthenticationFailed(
-                    f"{self.base_url} wants Basic credentials; none are configured"
-                )
-            return basic_header(self.username, self.password)
-        state = self.transport.state
-        key = self._token_key(challenge, scope)
-        # One fetch per token even when many HEADs find it missing at once.
-        async with state.tokens.lock(key):
-            token = state.tokens.get(key, state.clock.now())
-            if token is None:
-                token, expires_at = await self._fetch_token(challenge, scope)
-                state.tokens.put(key, token, expires_at=expires_at)
-        return f"Bearer {token}"
-
-    def _token_key(self, challenge: Challenge, scope: str) -> tuple[str, ...]:
-        return (
-            challenge.realm or "",
-            challenge.params.get("service", ""),
-            scope,
-            self.username or "",
-        )
-
-    async def _fetch_token(self, challenge: Challenge, scope: str) -> tuple[str, float]:
-        if not challenge.realm:
-            raise AuthenticationFailed(f"{self.base_url}: Bearer challenge without a realm")
-        realm = urljoin(self.base_url + "/", challenge.realm)
-        # The realm is the registry's word: it must pass the rules a redirect would, or the
-        # credentials below would go wherever a hostile registry asks.
-        refused = hop_refusal(self.base_url, realm, self.transport.trusted)
-        if refused is not None:
-            raise AuthenticationFailed(f"{self.base_url}: token realm refused ({refused})")
-        params = {"scope": scope}
-        if "service" in challenge.params:
-            params["service"] = challenge.params["service"]
-        headers = {}
-        if self.username and self.password:
-            headers["Authorization"] = basic_header(self.username, self.password)
-        response = await self.transport.send("GET", realm, params=params, headers=headers)
-        if response.status_code in (401, 403):
-            raise AuthenticationFailed(
-                f"{self.base_url}: the token endpoint refused: {reason(response.status_code)}",
-                url=realm,
-                status=response.status_code,
-            )
-        if response.status_code != 200:
-            raise unexpected(response)
-        body = json_object(response)
-        # Docker Hub once sent only "token", others only "access_token": accept either.
-        token = body.get("token") or body.get("access_token")
-        if not isinstance(token, str) or not token:
-            raise MalformedResponse(f"{self.base_url}: no token from the token endpoint", url=realm)
-        lifetime = body.get("expires_in")
-        seconds = float(lifetime) if isinstance(lifetime, int | float) else DEFAULT_TOKEN_SECONDS
-        return token, self.transport.state.clock.now() + seconds
 
     def _repo_url(self, repository: str) -> str:
         return f"{self.base_url}/v2/{quote(repository.strip('/'), safe='/')}"
-
-
-def _preferred(challenges: list[Challenge]) -> Challenge | None:
-    # Quay offers Basic and Bearer together; the token flow is the one that scopes access.
-    for scheme in ("bearer", "basic"):
-        for challenge in challenges:
-            if challenge.scheme == scheme:
-                return challenge
-    return None

@@ -20,12 +20,11 @@ from tagwarden.devices.models import Device, DeviceApp
 from tagwarden.devices.states import FailureReason
 from tagwarden.notify.service import emit
 from tagwarden.platforms import normalise_architecture
-from tagwarden.rollouts import gates, planner
+from tagwarden.rollouts import planner
 from tagwarden.rollouts.models import Rollout, RolloutDevice
 from tagwarden.rollouts.states import (
     DEVICE_TRANSITIONS,
     FINISHED,
-    IN_FLIGHT,
     TOUCHED,
     DeviceAction,
     DeviceState,
@@ -34,7 +33,6 @@ from tagwarden.rollouts.states import (
     RolloutAction,
     RolloutStatus,
     Transition,
-    device_action,
     next_status,
 )
 
@@ -129,7 +127,7 @@ async def set_status(
         )
 
 
-def _device_state(
+def device_state(
     entries: list[dict[str, Any]],
     rollout: Rollout,
     row: RolloutDevice,
@@ -161,7 +159,7 @@ def _device_state(
         row.finished_at = now
 
 
-async def _rows(
+async def rows_of(
     session: AsyncSession,
     rollout: Rollout,
     *,
@@ -179,7 +177,7 @@ async def _rows(
     return [(r, d) for r, d in (await session.execute(query)).all()]
 
 
-async def _apps(
+async def apps_of(
     session: AsyncSession, app_name: str, device_ids: list[int]
 ) -> dict[int, DeviceApp]:
     if not device_ids:
@@ -204,8 +202,8 @@ async def schedule_batch(
 ) -> None:
     """Give one batch the new target; keep each device's previous target for a rollback."""
     await lock_images(session, [rollout.image_id])  # against a concurrent app definition change
-    rows = await _rows(session, rollout, batch=batch, states=(DeviceState.PENDING,))
-    apps = await _apps(session, rollout.app_name, [d.id for _, d in rows])
+    rows = await rows_of(session, rollout, batch=batch, states=(DeviceState.PENDING,))
+    apps = await apps_of(session, rollout.app_name, [d.id for _, d in rows])
     timeout = timedelta(seconds=options_of(rollout).health_timeout)
     entries: list[dict[str, Any]] = []
     for row, device in rows:
@@ -229,7 +227,7 @@ async def schedule_batch(
             now=now,
         )
         row.scheduled_at, row.deadline_at = now, now + timeout
-        _device_state(
+        device_state(
             entries, rollout, row, device.uuid, DeviceAction.SCHEDULE, actor=MONITOR, now=now
         )
     await audit.record_many(session, entries)
@@ -243,96 +241,6 @@ async def schedule_batch(
         entity_id=rollout.id,
         after={"batch": batch, "devices": [d.uuid for _, d in rows]},
     )
-
-
-async def advance(session: AsyncSession, rollout: Rollout, now: datetime) -> None:
-    """One step of one rollout: judge the current batch, then pause, roll back, move or finish."""
-    if rollout.status == RolloutStatus.PENDING:
-        rollout.started_at = now
-        await set_status(session, rollout, MonitorStep.START, actor=MONITOR)
-        await schedule_batch(session, rollout, 1, now)
-        return
-    if rollout.status != RolloutStatus.RUNNING or rollout.current_batch is None:
-        return
-    options = options_of(rollout)
-    arch_variants = await variants(session, rollout.image_id, rollout.tag)
-    in_flight = await _rows(session, rollout, batch=rollout.current_batch, states=IN_FLIGHT)
-    apps = await _apps(session, rollout.app_name, [d.id for _, d in in_flight])
-    finished: list[int] = []
-    entries: list[dict[str, Any]] = []
-    for row, device in in_flight:
-        app = apps.get(device.id)
-        variant = arch_variants.get(normalise_architecture(device.architecture))
-        report = gates.Report(
-            status=app.status if app else None,
-            health=app.health if app else None,
-            digest=app.current_digest if app else None,
-            reason=app.reason if app else None,
-            reported_at=app.reported_at if app else None,
-        )
-        verdict = gates.assess(
-            state=row.state,
-            report=report,
-            accepted_digests=variant.accepted if variant else frozenset({rollout.digest}),
-            scheduled_at=row.scheduled_at or now,
-            deadline_at=row.deadline_at or now,
-            healthy_since=row.healthy_since,
-            bake_seconds=options.bake_seconds,
-            now=now,
-        )
-        row.healthy_since = verdict.healthy_since
-        if verdict.state != row.state:
-            if verdict.state == DeviceState.FAILED:
-                row.failure_reason = verdict.failure_reason
-                row.message = app.message if app else None
-            _device_state(
-                entries,
-                rollout,
-                row,
-                device.uuid,
-                device_action(row.state, verdict.state),
-                actor=MONITOR,
-                now=now,
-                reason=verdict.failure_reason,
-            )
-            if verdict.state in (DeviceState.SUCCEEDED, DeviceState.FAILED):
-                finished.append(device.id)
-    await audit.record_many(session, entries)
-    await devices.bump(session, finished, fast=False)
-    await session.flush()
-
-    failed = sum((await failure_counts(session, rollout.id)).values())
-    targeted = await session.scalar(
-        select(func.count()).where(
-            RolloutDevice.rollout_id == rollout.id, RolloutDevice.batch.is_not(None)
-        )
-    )
-    allowance = planner.failure_allowance(options.max_failures, int(targeted or 0))
-    if failed - rollout.failures_at_resume > allowance:
-        reason = f"{failed} device(s) failed; the rollout allows {allowance}"
-        if options.on_failure == "rollback":
-            await rollback(session, rollout, now, actor=MONITOR, reason=reason)
-        else:
-            await set_status(session, rollout, RolloutAction.PAUSE, actor=MONITOR, reason=reason)
-        return
-    if any(row.state in IN_FLIGHT for row, _ in in_flight):
-        return
-    if rollout.current_batch < rollout.batch_count:
-        await schedule_batch(session, rollout, rollout.current_batch + 1, now)
-        return
-    succeeded = await session.scalar(
-        select(func.count()).where(
-            RolloutDevice.rollout_id == rollout.id, RolloutDevice.state == DeviceState.SUCCEEDED
-        )
-    )
-    rollout.finished_at = now
-    await deactivate(session, rollout)
-    if not succeeded and failed:
-        await set_status(
-            session, rollout, MonitorStep.FAIL, actor=MONITOR, reason="no device succeeded"
-        )
-    else:
-        await set_status(session, rollout, MonitorStep.COMPLETE, actor=MONITOR)
 
 
 async def deactivate(session: AsyncSession, rollout: Rollout) -> None:
@@ -349,9 +257,9 @@ async def skip_pending(
     session: AsyncSession, rollout: Rollout, reason: str, now: datetime, *, actor: str
 ) -> None:
     entries: list[dict[str, Any]] = []
-    for row, device in await _rows(session, rollout, states=(DeviceState.PENDING,)):
+    for row, device in await rows_of(session, rollout, states=(DeviceState.PENDING,)):
         row.skip_reason = reason
-        _device_state(entries, rollout, row, device.uuid, DeviceAction.SKIP, actor=actor, now=now)
+        device_state(entries, rollout, row, device.uuid, DeviceAction.SKIP, actor=actor, now=now)
     await audit.record_many(session, entries)
 
 
@@ -364,10 +272,10 @@ async def rollback(
     """
     restored: list[int] = []
     entries: list[dict[str, Any]] = []
-    rows = await _rows(session, rollout, states=TOUCHED)
+    rows = await rows_of(session, rollout, states=TOUCHED)
     # The images the devices leave and go back to, as schedule_batch does for the one.
     await lock_images(session, [rollout.image_id, *(r.previous_image_id for r, _ in rows)])
-    apps = await _apps(session, rollout.app_name, [d.id for _, d in rows])
+    apps = await apps_of(session, rollout.app_name, [d.id for _, d in rows])
     for row, device in rows:
         app = apps.get(device.id)
         if app is not None and app.rollout_id == rollout.id:
@@ -384,7 +292,7 @@ async def rollback(
                 now=now,
             )
             restored.append(device.id)
-        _device_state(
+        device_state(
             entries,
             rollout,
             row,

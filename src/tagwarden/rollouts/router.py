@@ -16,7 +16,7 @@ from tagwarden.errors import error_responses
 from tagwarden.evidence.deps import Checker
 from tagwarden.inputs import IdPath
 from tagwarden.pagination import Page, Paging
-from tagwarden.rollouts import service
+from tagwarden.rollouts import actions, service
 from tagwarden.rollouts.models import Rollout
 from tagwarden.rollouts.schemas import (
     BatchOut,
@@ -142,7 +142,7 @@ async def get_rollout(rollout_id: IdPath, session: Session, _: Viewer) -> Rollou
 async def _act(
     action: RolloutAction, rollout_id: int, session: AsyncSession, who: Principal, now: datetime
 ) -> RolloutOut:
-    rollout = await service.act(session, rollout_id, action, who, now)
+    rollout = await actions.act(session, rollout_id, action, who, now)
     return await _summary(session, rollout)
 
 

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tagwarden import references
-from tagwarden.devices.schemas import APP_PATTERN, UUID_PATTERN, DeviceUuid, Labels, check_labels
+from tagwarden.devices.schemas import APP_PATTERN, DeviceUuid, Labels, check_labels
 from tagwarden.inputs import INT32_MAX, NO_NUL, STRICT_INPUT, WHOLE, Id, leave_out
 from tagwarden.rollouts import planner
 from tagwarden.rollouts.models import Rollout
 
-_PERCENT = re.compile(r"^\d{1,3}(\.\d+)?%$")
-# What _max_failures takes as a string: up to 100%, said in the document.
+# A failure allowance as a string: a percentage up to 100%, said in the document too.
 PERCENT_PATTERN = r"^(100(\.0+)?|[0-9]{1,2}(\.[0-9]+)?)%$"
 
 # The rules a body's validators apply across fields, in JSON Schema too, so that a body the
@@ -78,17 +76,6 @@ class RolloutOptions(BaseModel):
     ) = Field(default=0, description="a count, or a percentage: '10%'")
     on_failure: Literal["pause", "rollback"] = "pause"
 
-    @field_validator("max_failures")
-    @classmethod
-    def _max_failures(cls, value: int | str) -> int | str:
-        if isinstance(value, int):
-            if value < 0:
-                raise ValueError("must be 0 or more")
-            return value
-        if not _PERCENT.match(value.strip()) or float(value.strip()[:-1]) > 100:
-            raise ValueError("must be a count (e.g. 2) or a percentage (e.g. '10%')")
-        return value.strip()
-
     @model_validator(mode="after")
     def _one_canary_size(self) -> RolloutOptions:
         if self.canary_percent is not None and self.canary_count is not None:
@@ -138,14 +125,6 @@ class RolloutCreate(BaseModel):
         error = references.tag_error(value)
         if error:
             raise ValueError(error)
-        return value
-
-    @field_validator("devices")
-    @classmethod
-    def _uuids(cls, value: list[str] | None) -> list[str] | None:
-        for uuid in value or []:
-            if not re.match(UUID_PATTERN, uuid):
-                raise ValueError(f"{uuid!r} is not a device uuid")
         return value
 
     @field_validator("selector")

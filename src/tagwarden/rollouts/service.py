@@ -1,11 +1,12 @@
-"""Rollout use cases: create (or dry-run), list, show, pause, resume, abort, roll back."""
+"""Rollout use cases: create (or dry-run), list and show; the operator's actions are in
+``actions``."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -30,12 +31,8 @@ from tagwarden.rollouts import engine, planner
 from tagwarden.rollouts.models import Rollout, RolloutDevice
 from tagwarden.rollouts.schemas import RolloutCreate
 from tagwarden.rollouts.states import (
-    IN_FLIGHT,
-    PAST,
     DeviceState,
-    RolloutAction,
     RolloutStatus,
-    allowed_from,
 )
 
 
@@ -350,81 +347,3 @@ def failure_reasons(rows: Iterable[tuple[RolloutDevice, str]]) -> dict[str, int]
     """Failed devices by reason, from the rows ``device_rows`` read (no query of its own)."""
     failed = (row for row, _ in rows if row.state == DeviceState.FAILED)
     return dict(Counter(row.failure_reason or FailureReason.OTHER for row in failed))
-
-
-def _require(rollout: Rollout, action: RolloutAction) -> None:
-    """409 ``invalid_state`` for an action the rollout's status does not allow."""
-    allowed = allowed_from(action)
-    if rollout.status not in allowed:
-        raise Conflict(
-            f"rollout {rollout.id} is {rollout.status}; only a {' or '.join(allowed)} rollout "
-            f"can be {PAST[action]}",
-            code="invalid_state",
-        )
-
-
-async def pause(session: AsyncSession, rollout_id: int, actor: Principal, now: datetime) -> Rollout:
-    rollout = await get_rollout(session, rollout_id, lock=True)
-    _require(rollout, RolloutAction.PAUSE)
-    await engine.set_status(
-        session, rollout, RolloutAction.PAUSE, actor=actor.identity, reason="paused by operator"
-    )
-    return rollout
-
-
-async def resume(
-    session: AsyncSession, rollout_id: int, actor: Principal, now: datetime
-) -> Rollout:
-    rollout = await get_rollout(session, rollout_id, lock=True)
-    _require(rollout, RolloutAction.RESUME)
-    # Failures so far are accepted by whoever resumes; devices in flight get a fresh deadline.
-    rollout.failures_at_resume = sum((await engine.failure_counts(session, rollout.id)).values())
-    timeout = timedelta(seconds=engine.options_of(rollout).health_timeout)
-    for row, _ in await device_rows(session, rollout.id):
-        if row.state in IN_FLIGHT:
-            row.deadline_at = now + timeout
-    await engine.set_status(
-        session, rollout, RolloutAction.RESUME, actor=actor.identity, reason="resumed"
-    )
-    return rollout
-
-
-async def abort(session: AsyncSession, rollout_id: int, actor: Principal, now: datetime) -> Rollout:
-    """Stop: no further device is targeted; devices already updated keep the new target."""
-    rollout = await get_rollout(session, rollout_id, lock=True)
-    _require(rollout, RolloutAction.ABORT)
-    await engine.skip_pending(session, rollout, RolloutStatus.ABORTED, now, actor=actor.identity)
-    rollout.finished_at = now
-    await engine.deactivate(session, rollout)
-    await engine.set_status(
-        session, rollout, RolloutAction.ABORT, actor=actor.identity, reason="aborted by operator"
-    )
-    return rollout
-
-
-async def rollback(
-    session: AsyncSession, rollout_id: int, actor: Principal, now: datetime
-) -> Rollout:
-    rollout = await get_rollout(session, rollout_id, lock=True)
-    _require(rollout, RolloutAction.ROLLBACK)
-    await engine.rollback(
-        session, rollout, now, actor=actor.identity, reason="rolled back by operator"
-    )
-    return rollout
-
-
-Operation = Callable[[AsyncSession, int, Principal, datetime], Awaitable[Rollout]]
-# An operator's action, whichever edge it comes from: the API, the rollout page, the CLI.
-OPERATIONS: dict[RolloutAction, Operation] = {
-    RolloutAction.PAUSE: pause,
-    RolloutAction.RESUME: resume,
-    RolloutAction.ABORT: abort,
-    RolloutAction.ROLLBACK: rollback,
-}
-
-
-async def act(
-    session: AsyncSession, rollout_id: int, action: RolloutAction, actor: Principal, now: datetime
-) -> Rollout:
-    """Take an operator's action on a rollout (409 ``invalid_state`` where its status refuses)."""
-    return await OPERATIONS[action](session, rollout_id, actor, now)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.config import Settings
 from tagwarden.db import Clock, utcnow
-from tagwarden.rollouts import engine
+from tagwarden.rollouts import batches, engine
 from tagwarden.rollouts.models import Rollout
 from tagwarden.rollouts.states import ADVANCING
 from tagwarden.workers import Ticker
@@ -56,7 +56,7 @@ class RolloutMonitor:
             if rollout.status not in ADVANCING:
                 return rollout.id
             started = time.perf_counter()
-            await engine.advance(session, rollout, self.clock())
+            await batches.advance(session, rollout, self.clock())
             log.debug(
                 "advanced rollout %d (%s, batch %s) in %.1f ms",
                 rollout.id,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tagwarden.testing.fake_model import FakeRepository, TagRecord, rfc3339
+from tagwarden.testing.fake_records import FakeRepository, TagRecord, rfc3339
 
 if TYPE_CHECKING:
     from tagwarden.testing.fake_registry import FakeRegistry, Route

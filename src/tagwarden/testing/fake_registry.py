@@ -29,10 +29,8 @@ from tagwarden.registry.clock import Clock, SystemClock
 from tagwarden.testing import fake_hub, fake_oci
 from tagwarden.testing.fake_auth import FakeAuth, OciAuth
 from tagwarden.testing.fake_faults import Faults, RequestRecord, RequestStats, RetryStyle
-from tagwarden.testing.fake_model import (
-    FakeRepository,
-    RegistryModel,
-)
+from tagwarden.testing.fake_model import RegistryModel
+from tagwarden.testing.fake_records import FakeRepository
 
 Handler = Callable[["FakeRegistry", Request, "Route", "str | None"], Awaitable[Response]]
 TagListStyle = Literal["distribution", "all", "quay"]

@@ -15,7 +15,7 @@ from tagwarden.catalogue import service as catalogue
 from tagwarden.devices import service as devices
 from tagwarden.devices.schemas import parse_labels
 from tagwarden.errors import InvalidInput
-from tagwarden.rollouts import service
+from tagwarden.rollouts import actions, service
 from tagwarden.rollouts.models import Rollout
 from tagwarden.rollouts.schemas import RolloutCreate
 from tagwarden.rollouts.states import (
@@ -252,5 +252,5 @@ async def act(
     now: Now,
 ) -> RedirectResponse:
     need(user, "approver")
-    rollout = await service.act(session, rollout_id, action, user, now)
+    rollout = await actions.act(session, rollout_id, action, user, now)
     return redirect(request, f"/rollouts/{rollout_id}", f"Rollout #{rollout.id}: {rollout.status}")
