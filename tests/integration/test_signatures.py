@@ -26,6 +26,7 @@ from tagwarden.notify.models import NotificationEvent
 from tagwarden.registry.transport import RegistryState
 from tagwarden.testing.clock import FakeClock
 from tagwarden.testing.fake_registry import FakeRegistry
+from tests.factories import make_settings
 from tests.signing import (
     EMPTY_CONFIG,
     OCI_INDEX,
@@ -35,7 +36,7 @@ from tests.signing import (
     signature_manifest,
 )
 
-HOST = "oci.fake"
+HOST = "127.0.0.1:5999"  # served in-process by the fake registry's transport; never dialled
 REPO = "team/app"
 REFERENCE = f"{HOST}/{REPO}"
 
@@ -124,14 +125,8 @@ async def world(
     clock = FakeClock()
     fake = FakeRegistry(clock=clock)
     fake.add_repository(REPO, 0, platforms=["linux/amd64"])
-    configured = Settings(
-        database_url=settings.database_url,
-        monitor_enabled=False,
-        outbox_worker_enabled=False,
-        rules_worker_enabled=False,
-        rollout_worker_enabled=False,
-        registries={HOST: RegistryCredentials(url=f"http://{HOST}")},
-        secret_key="test-secret-key-0123456789",
+    configured = make_settings(
+        settings.database_url, registries={HOST: RegistryCredentials(url=f"http://{HOST}")}
     )
     app = create_app(configured, registry_transport=fake.transport())
     monitor: ImageMonitor = app.state.monitor

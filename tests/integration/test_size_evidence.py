@@ -18,6 +18,7 @@ from tagwarden.catalogue.models import Image
 from tagwarden.config import Settings
 from tagwarden.devices.models import Device, DeviceApp
 from tagwarden.notify.models import NotificationChannel, NotificationEvent
+from tests.factories import make_settings
 from tests.integration.real_registry import RealRegistry, layer_blob
 
 pytestmark = pytest.mark.registry
@@ -25,13 +26,8 @@ pytestmark = pytest.mark.registry
 
 @pytest.fixture
 def settings(database_url: str, real_registry: RealRegistry) -> Settings:
-    return Settings(
-        database_url=database_url,
-        monitor_enabled=False,
-        rollout_worker_enabled=False,
-        outbox_worker_enabled=False,
-        rules_worker_enabled=False,
-        secret_key="test-secret-key-0123456789",
+    return make_settings(
+        database_url,
         registries={real_registry.host: real_registry.credentials()},
         registry_max_retries=1,
     )
