@@ -11,6 +11,7 @@ from tagwarden.monitor.models import DiscoveredTag
 from tagwarden.notify.models import NotificationChannel, NotificationDelivery, NotificationEvent
 from tagwarden.rollouts.models import Rollout, RolloutDevice
 from tagwarden.rules.models import ApprovalRule, RuleHold
+from tagwarden.vulnerabilities.models import Sbom
 
 __all__ = [
     "ApiToken",
@@ -33,5 +34,6 @@ __all__ = [
     "Rollout",
     "RolloutDevice",
     "RuleHold",
+    "Sbom",
     "SigningKey",
 ]

@@ -1,0 +1,23 @@
+"""How an SBOM of one platform digest was obtained; the evidence's ``vulnerabilities.status``
+derives from it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class SbomStatus(StrEnum):
+    # The image carried its own SBOM (an in-toto attestation in its index, or a referrer).
+    FOUND = "found"
+    # Syft catalogued the image from the registry.
+    GENERATED = "generated"
+    # Neither: no attestation, and Syft is disabled or found no package database.
+    NO_SBOM = "no_sbom"
+    # Syft failed, timed out or was refused by the registry; retried on the next check.
+    ERROR = "error"
+
+
+class SbomSource(StrEnum):
+    ATTESTATION = "attestation"
+    REFERRER = "referrer"
+    SYFT = "syft"
