@@ -1,9 +1,9 @@
 """Every table, imported in one place for Alembic and for tests."""
 
-from tagwarden.approvals.models import ApprovalDecision, ApprovalRequest, ImagePolicy
+from tagwarden.approvals.models import ApprovalDecision, ApprovalRequest
 from tagwarden.audit.models import AuditEntry
 from tagwarden.auth.models import ApiToken
-from tagwarden.catalogue.models import Image, ImageTag
+from tagwarden.catalogue.models import Image, ImagePolicy, ImageTag
 from tagwarden.db import Base
 from tagwarden.devices.models import App, Device, DeviceApp
 from tagwarden.evidence.models import DigestEvidence, SigningKey

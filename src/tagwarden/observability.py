@@ -16,8 +16,8 @@ from sqlalchemy import text
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tagwarden.approvals.history import latest_approved_sizes
 from tagwarden.auth.deps import Session, Viewer
-from tagwarden.evidence.sizing import latest_approved_sizes
 
 log = logging.getLogger(__name__)
 

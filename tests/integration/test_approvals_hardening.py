@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
 from tagwarden.app import create_app
-from tagwarden.approvals.models import ApprovalRequest, ImagePolicy
+from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.audit.models import AuditEntry
-from tagwarden.catalogue.models import Image, ImageTag
+from tagwarden.catalogue.models import Image, ImagePolicy, ImageTag
 from tagwarden.cli.main import app as cli
 from tagwarden.config import Settings
 from tagwarden.db import make_engine, make_sessionmaker

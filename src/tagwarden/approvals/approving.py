@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.approvals import activation, decisions
 from tagwarden.approvals.activation import Activation
-from tagwarden.approvals.models import ApprovalRequest, ImagePolicy
+from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.approvals.states import RequestStatus
 from tagwarden.auth.service import Principal
+from tagwarden.catalogue.models import ImagePolicy
 from tagwarden.config import Settings
 from tagwarden.db import utcnow
 from tagwarden.errors import DomainError

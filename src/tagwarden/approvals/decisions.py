@@ -11,12 +11,13 @@ from typing import Any, cast
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tagwarden.approvals.models import ApprovalDecision, ApprovalRequest, ImagePolicy
+from tagwarden.approvals.models import ApprovalDecision, ApprovalRequest
 from tagwarden.approvals.service import event_payload, requester_of
 from tagwarden.approvals.states import RequestAction, RequestStatus, after
 from tagwarden.audit import service as audit
 from tagwarden.auth.service import Principal
 from tagwarden.catalogue import service as catalogue
+from tagwarden.catalogue.models import ImagePolicy
 from tagwarden.catalogue.states import ImageAction
 from tagwarden.db import insert_for, utcnow
 from tagwarden.errors import Conflict, Forbidden, NotFound

@@ -1,5 +1,6 @@
 """Approval requests (a tag, or an image, waiting for a decision), each approver's decision
-on one, and the image's approval policy (how many distinct approvers it needs)."""
+on one, and the four-eyes tables; the image's policy (catalogue.models.ImagePolicy) says how many
+distinct approvers a request needs."""
 
 from __future__ import annotations
 
@@ -74,28 +75,6 @@ Index(
     postgresql_using="gin",
     info={"postgresql_only": True},
 )
-
-
-class ImagePolicy(Base):
-    """Per-image settings of the approval flow; an image without a row gets the defaults."""
-
-    __tablename__ = "image_policies"
-    __table_args__ = (CheckConstraint("required_approvals >= 1", name="required_approvals"),)
-
-    image_id: Mapped[int] = mapped_column(
-        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
-    )
-    required_approvals: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    # SHA-256 of the image's own Docker Hub webhook secret; the path secret is hashed and
-    # compared in constant time, so the secret itself is never stored.
-    webhook_secret_hash: Mapped[str | None] = mapped_column(String(64))
-    # {"strategy": …, "selector": {…}, "options": {…}}: started when a tag is activated.
-    rollout_template: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    # evidence.schemas.SignaturePolicy and SizePolicy as JSON; null is mode "off".
-    signature_policy: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    size_policy: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-    updated_by: Mapped[str | None] = mapped_column(String(255))
 
 
 class ApprovalDecision(Base):

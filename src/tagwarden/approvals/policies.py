@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tagwarden.approvals.models import ImagePolicy
 from tagwarden.audit import service as audit
 from tagwarden.auth.service import hash_token
+from tagwarden.catalogue.models import ImagePolicy
 from tagwarden.catalogue.service import get_image
 from tagwarden.errors import InvalidInput
 from tagwarden.evidence import service as evidence

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from tagwarden.approvals import approving, service
+from tagwarden.approvals import approving, checks, service
 from tagwarden.approvals.approving import AfterApproval
 from tagwarden.approvals.schemas import (
     ApprovalRequestCreate,
@@ -20,10 +20,9 @@ from tagwarden.approvals.schemas import (
 from tagwarden.approvals.states import ALL, RequestStatus, StatusFilter
 from tagwarden.auth.deps import Approver, AppSettings, Session, Sessions, Viewer
 from tagwarden.catalogue.schemas import ImageCreate, ImageOut, ImageTagOut
+from tagwarden.db import transaction
 from tagwarden.errors import error_responses
 from tagwarden.evidence import service as evidence
-from tagwarden.evidence import sizing
-from tagwarden.evidence.checker import refresh_request
 from tagwarden.evidence.deps import Checker
 from tagwarden.evidence.schemas import EvidenceOut
 from tagwarden.inputs import IdPath, IdQuery
@@ -83,7 +82,7 @@ async def create_request(
     # The evidence first, in its own transactions: the request's creation then holds no
     # write lock while the registry answers.
     await checker.refresh(body.image_id, body.metadata.digest, tag=body.tag_name)
-    await sizing.refresh(
+    await checks.refresh_sizes(
         sessions,
         clients,
         body.image_id,
@@ -141,7 +140,7 @@ async def _decide(
     if approve:
         # Asked now, before the decision's transaction writes anything: the registry may
         # have changed since the request was made.
-        await refresh_request(checker, request_id)
+        await checks.refresh_signatures(checker, request_id)
     result = await approving.decide(
         session,
         request_id,
@@ -182,7 +181,7 @@ async def reject(
 async def process(
     request_id: IdPath, session: Session, who: Approver, settings: AppSettings, checker: Checker
 ) -> ProcessOut:
-    await refresh_request(checker, request_id)
+    await checks.refresh_signatures(checker, request_id)
     done = await approving.activate(
         session, request_id, actor=who, poll_interval=settings.device_poll_interval_seconds
     )
@@ -198,3 +197,16 @@ async def process(
         created=done.created,
         already_processed=done.already_processed,
     )
+
+
+@router.post("/approvals/{request_id}/evidence", tags=["evidence"], responses=error_responses(404))
+async def check_evidence(
+    request_id: IdPath, checker: Checker, sessions: Sessions, clients: RegistryClients, _: Approver
+) -> EvidenceOut:
+    """Check the request's digest now (signatures, against the registered keys; sizes, from its
+    platform manifests) and store the results; the answer is the digest's evidence after."""
+    await checks.refresh_signatures(checker, request_id, always=True)
+    await checks.refresh_request_sizes(sessions, clients, request_id)
+    async with transaction(sessions) as session:
+        found = await service.get_request(session, request_id)
+        return await evidence.evidence_for(session, found.image_id, found.digest)

@@ -1,4 +1,6 @@
-"""The catalogue: approved base images (``images``) and deployable tags (``image_tags``)."""
+"""The catalogue: approved base images (``images``), deployable tags (``image_tags``), and each
+image's policy (``image_policies``: approvers, rollout template, webhook secret, evidence
+policies), which approvals, rules, evidence and webhooks all read."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
@@ -96,3 +99,25 @@ class ImageTag(Base):
 
 # Seed 000: "efficient queries for show me latest tags".
 Index("ix_image_tags_last_updated_desc", ImageTag.last_updated.desc())
+
+
+class ImagePolicy(Base):
+    """Per-image settings of the approval flow; an image without a row gets the defaults."""
+
+    __tablename__ = "image_policies"
+    __table_args__ = (CheckConstraint("required_approvals >= 1", name="required_approvals"),)
+
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    required_approvals: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # SHA-256 of the image's own Docker Hub webhook secret; the path secret is hashed and
+    # compared in constant time, so the secret itself is never stored.
+    webhook_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    # {"strategy": …, "selector": {…}, "options": {…}}: started when a tag is activated.
+    rollout_template: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # evidence.schemas.SignaturePolicy and SizePolicy as JSON; null is mode "off".
+    signature_policy: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    size_policy: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(255))

@@ -9,7 +9,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.approvals import policies
-from tagwarden.approvals.models import ImagePolicy
+from tagwarden.catalogue.models import ImagePolicy
 from tagwarden.cli.common import cli_principal, console, transact
 from tagwarden.rules import service
 from tagwarden.rules.models import RULE_KINDS, ApprovalRule

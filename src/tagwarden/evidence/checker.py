@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.catalogue.models import Image
 from tagwarden.db import transaction, utcnow
 from tagwarden.errors import NotFound
@@ -107,18 +106,3 @@ class SignatureChecker:
             if await session.get(Image, image_id) is not None:
                 await store_with_events(session, subject, digest, evidence, tag=tag)
         return evidence
-
-
-async def refresh_request(
-    checker: SignatureChecker, request_id: int, *, always: bool = False
-) -> SignatureEvidence | None:
-    """``refresh`` for an approval request's digest (a tag request; an image-level one has
-    none). Reads the request in its own short transaction."""
-    async with transaction(checker.sessionmaker) as session:
-        request = await session.get(ApprovalRequest, request_id)
-        if request is None:
-            raise NotFound(f"approval request {request_id} not found")
-        image_id, digest, tag = request.image_id, request.digest, request.tag_name
-    if tag is None:
-        return None
-    return await checker.refresh(image_id, digest, tag=tag, always=always)

@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, Float, SQLColumnExpression, cast, exists, 
 from sqlalchemy import func as sql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tagwarden.approvals.models import ImagePolicy
+from tagwarden.catalogue.models import ImagePolicy
 from tagwarden.evidence.models import DigestEvidence
 from tagwarden.evidence.schemas import (
     EvidenceOut,

@@ -1,4 +1,4 @@
-"""Signing keys, and checking a request's evidence on demand."""
+"""Signing keys (a request's evidence is checked on demand by approvals' router)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
-from tagwarden.approvals.service import get_request
-from tagwarden.auth.deps import Admin, Approver, Session, Sessions, Viewer
-from tagwarden.db import transaction
+from tagwarden.auth.deps import Admin, Session, Viewer
 from tagwarden.errors import error_responses
-from tagwarden.evidence import service, sizing
-from tagwarden.evidence.checker import refresh_request
-from tagwarden.evidence.deps import Checker
-from tagwarden.evidence.schemas import EvidenceOut, SigningKeyIn, SigningKeyOut
-from tagwarden.inputs import IdPath
-from tagwarden.registry.deps import RegistryClients
+from tagwarden.evidence import service
+from tagwarden.evidence.schemas import SigningKeyIn, SigningKeyOut
 
 router = APIRouter(tags=["evidence"])
 
@@ -42,16 +36,3 @@ async def add_key(body: SigningKeyIn, session: Session, who: Admin) -> SigningKe
 @router.delete("/api/v1/signing-keys/{name}", responses=error_responses(404))
 async def delete_key(name: KeyNamePath, session: Session, who: Admin) -> SigningKeyOut:
     return SigningKeyOut.model_validate(await service.delete_key(session, name, actor=who.identity))
-
-
-@router.post("/api/v1/images/approvals/{request_id}/evidence", responses=error_responses(404))
-async def check_evidence(
-    request_id: IdPath, checker: Checker, sessions: Sessions, clients: RegistryClients, _: Approver
-) -> EvidenceOut:
-    """Check the request's digest now (signatures, against the registered keys; sizes, from its
-    platform manifests) and store the results; the answer is the digest's evidence after."""
-    await refresh_request(checker, request_id, always=True)
-    await sizing.refresh_request(sessions, clients, request_id)
-    async with transaction(sessions) as session:
-        found = await get_request(session, request_id)
-        return await service.evidence_for(session, found.image_id, found.digest)

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tagwarden.approvals.models import ImagePolicy
 from tagwarden.audit import service as audit
+from tagwarden.catalogue.models import ImagePolicy
 from tagwarden.db import flush_unique, insert_for, utcnow
 from tagwarden.errors import Conflict, InvalidInput, NotFound
 from tagwarden.evidence.models import DigestEvidence, SigningKey

@@ -4,26 +4,22 @@ store them against the image's previous approved tag (in the caller's transactio
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from tagwarden.approvals.models import ApprovalRequest, ImagePolicy
-from tagwarden.approvals.states import RequestStatus
-from tagwarden.catalogue.models import Image
-from tagwarden.db import transaction, utcnow
-from tagwarden.errors import Conflict, NotFound
+from tagwarden.catalogue.models import ImagePolicy
+from tagwarden.errors import Conflict
 from tagwarden.evidence import sizes
 from tagwarden.evidence.models import DigestEvidence
 from tagwarden.evidence.schemas import PolicyMode, SizePolicy
 from tagwarden.evidence.service import store_size
 from tagwarden.notify.service import emit
 from tagwarden.registry.base import RegistryClient, RegistryError, RemoteTag
-from tagwarden.registry.factory import repository_path
 from tagwarden.registry.oci import OciClient, PlatformBlobs
 
 log = logging.getLogger(__name__)
@@ -85,90 +81,20 @@ async def read_sizes(
         return SizeFacts(hub_sizes=said)
 
 
-async def previous_approved(
-    session: AsyncSession, image_id: int, digest: str
+async def previous_sizes(
+    session: AsyncSession, image_id: int, previous: tuple[str, str] | None
 ) -> sizes.Previous | None:
-    """The image's most recently approved tag with another digest, and its size evidence."""
-    row = (
-        await session.execute(
-            select(ApprovalRequest.tag_name, ApprovalRequest.digest, DigestEvidence.size)
-            .outerjoin(
-                DigestEvidence,
-                (DigestEvidence.image_id == ApprovalRequest.image_id)
-                & (DigestEvidence.digest == ApprovalRequest.digest),
-            )
-            .where(
-                ApprovalRequest.image_id == image_id,
-                ApprovalRequest.status == RequestStatus.APPROVED,
-                ApprovalRequest.tag_name.is_not(None),
-                ApprovalRequest.digest.is_not(None),
-                ApprovalRequest.digest != digest,
-            )
-            .order_by(ApprovalRequest.reviewed_at.desc(), ApprovalRequest.id.desc())
-            .limit(1)
+    """The size evidence of the image's previous approved (tag, digest), as the comparison
+    reads it; which tag that is, approvals knows (approvals.history.previous_approved)."""
+    if previous is None:
+        return None
+    tag, digest = previous
+    evidence = await session.scalar(
+        select(DigestEvidence.size).where(
+            DigestEvidence.image_id == image_id, DigestEvidence.digest == digest
         )
-    ).first()
-    if row is None:
-        return None
-    tag, previous_digest, evidence = row
-    return sizes.previous_from(str(tag), str(previous_digest), evidence)
-
-
-async def refresh(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    client_for_host: Callable[[str], RegistryClient],
-    image_id: int,
-    digest: str | None,
-    *,
-    said: Mapping[str, int] | None = None,
-    only_with_policy: bool = False,
-) -> dict[str, Any] | None:
-    """Read a digest's sizes from its registry now and store them; the evidence stored.
-
-    The image is read in one short transaction, the registry asked with none open, and the
-    result stored in another, so no write lock waits on the registry. ``said``: sizes a
-    listing or a request's metadata gave (Docker Hub's). ``only_with_policy``: ask nothing
-    unless the image has a size policy on (a request a person creates).
-    """
-    if digest is None:
-        return None
-    async with transaction(sessionmaker) as session:
-        image = await session.get(Image, image_id)
-        if image is None:
-            raise NotFound(f"image {image_id} not found")
-        if only_with_policy and (await size_policy(session, image_id)).mode == PolicyMode.OFF:
-            return None
-        host = image.registry_host
-        repository = repository_path(image.namespace, image.image_name, host)
-        name = image.display_name
-    try:
-        client = client_for_host(host)
-    except RegistryError as exc:  # a host no longer allowed: what the listing said stands
-        log.warning("sizes of %s: %s", name, exc)
-        facts = SizeFacts(hub_sizes=dict(said or {}))
-    else:
-        facts = await read_sizes(client, repository, digest, dict(said or {}))
-    async with transaction(sessionmaker) as session:
-        if await session.get(Image, image_id) is None:
-            return None
-        return await record_sizes(session, image_id, digest, facts, now=utcnow())
-
-
-async def refresh_request(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    client_for_host: Callable[[str], RegistryClient],
-    request_id: int,
-) -> dict[str, Any] | None:
-    """:func:`refresh` for an approval request's digest (a tag request; not an image-level one)."""
-    async with transaction(sessionmaker) as session:
-        request = await session.get(ApprovalRequest, request_id)
-        if request is None:
-            raise NotFound(f"approval request {request_id} not found")
-        image_id, digest, tag = request.image_id, request.digest, request.tag_name
-        said = hub_sizes(request.metadata_)
-    if tag is None:
-        return None
-    return await refresh(sessionmaker, client_for_host, image_id, digest, said=said)
+    )
+    return sizes.previous_from(tag, digest, evidence)
 
 
 async def size_policy(session: AsyncSession, image_id: int) -> SizePolicy:
@@ -184,17 +110,18 @@ async def record_sizes(
     digest: str,
     facts: SizeFacts,
     *,
+    previous: tuple[str, str] | None,
     now: datetime,
 ) -> dict[str, Any] | None:
-    """Store the digest's size evidence (an upsert) against the previous approved tag; None
-    (and nothing stored) when the registry said no size at all."""
+    """Store the digest's size evidence (an upsert) against the previous approved (tag,
+    digest); None (and nothing stored) when the registry said no size at all."""
     if not facts.known:
         return None
     evidence = sizes.size_evidence(
         {arch: p.blobs for arch, p in facts.platforms.items()},
         hub_sizes=facts.hub_sizes,
         manifests={arch: p.digest for arch, p in facts.platforms.items()},
-        previous=await previous_approved(session, image_id, digest),
+        previous=await previous_sizes(session, image_id, previous),
         checked_at=now,
     )
     await store_size(session, image_id, digest, evidence)
@@ -276,39 +203,3 @@ async def image_size_evidence(
         )
     )
     return {str(d): s for d, s in rows.all()}
-
-
-async def latest_approved_sizes(session: AsyncSession) -> list[tuple[str, str, int]]:
-    """(image, architecture, compressed bytes) of each image's most recently approved tag."""
-    newest = (
-        select(
-            ApprovalRequest.image_id,
-            ApprovalRequest.digest,
-            func.row_number()
-            .over(
-                partition_by=ApprovalRequest.image_id,
-                order_by=(ApprovalRequest.reviewed_at.desc(), ApprovalRequest.id.desc()),
-            )
-            .label("rank"),
-        )
-        .where(
-            ApprovalRequest.status == RequestStatus.APPROVED,
-            ApprovalRequest.tag_name.is_not(None),
-            ApprovalRequest.digest.is_not(None),
-        )
-        .subquery()
-    )
-    rows = await session.execute(
-        select(Image, DigestEvidence.size)
-        .join(newest, newest.c.image_id == Image.id)
-        .join(
-            DigestEvidence,
-            (DigestEvidence.image_id == Image.id) & (DigestEvidence.digest == newest.c.digest),
-        )
-        .where(newest.c.rank == 1)
-    )
-    found: list[tuple[str, str, int]] = []
-    for image, evidence in rows.all():
-        for arch, size in sorted(sizes.sizes_of(evidence).items()):
-            found.append((image.display_name, arch, size))
-    return found

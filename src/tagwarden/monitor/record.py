@@ -13,6 +13,7 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.approvals.approving import AfterApproval
+from tagwarden.approvals.history import previous_approved
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.approvals.service import NewRequest, create_requests, supersede
 from tagwarden.approvals.states import RequestStatus
@@ -268,7 +269,10 @@ async def _record_sizes(
         facts = o.sizes.get(c.tag.digest or "")
         if facts is None or c.tag.digest is None or (o.target.id, c.tag.digest) in stored:
             continue
-        evidence = await record_sizes(session, o.target.id, c.tag.digest, facts, now=now)
+        previous = await previous_approved(session, o.target.id, c.tag.digest)
+        evidence = await record_sizes(
+            session, o.target.id, c.tag.digest, facts, previous=previous, now=now
+        )
         if evidence is not None:
             stored[(o.target.id, c.tag.digest)] = evidence
     return stored

@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tagwarden.approvals.models import ApprovalDecision, ImagePolicy
+from tagwarden.approvals.models import ApprovalDecision
+from tagwarden.catalogue.models import ImagePolicy
 from tagwarden.evidence.schemas import SignaturePolicy, SizePolicy
 from tagwarden.inputs import NO_NUL, STRICT_INPUT, WHOLE, Name
 from tagwarden.rollouts.schemas import RolloutTemplate

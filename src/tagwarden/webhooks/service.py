@@ -11,10 +11,9 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tagwarden.approvals.models import ImagePolicy
 from tagwarden.audit import service as audit
 from tagwarden.auth.service import hash_token
-from tagwarden.catalogue.models import Image
+from tagwarden.catalogue.models import Image, ImagePolicy
 from tagwarden.catalogue.states import ImageStatus
 from tagwarden.config import Settings
 from tagwarden.notify.senders import sign
