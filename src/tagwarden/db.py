@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import JSON, CheckConstraint, DateTime, MetaData, String, event
 from sqlalchemy.dialects.postgresql import JSONB
@@ -103,12 +103,6 @@ class StateType(TypeDecorator[E]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class Clock(Protocol):
-    """The time a use case acts at: ``utcnow`` in service; tests hand in a clock they move."""
-
-    def __call__(self) -> datetime: ...
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

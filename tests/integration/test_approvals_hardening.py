@@ -9,7 +9,6 @@ import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -32,8 +31,7 @@ from tagwarden.rules import policy
 from tagwarden.rules.worker import RulesWorker
 from tagwarden.testing.clock import FakeClock
 from tagwarden.testing.fake_registry import FakeRegistry
-from tests.factories import add_redis, seed_request
-from tests.integration.test_rollouts_support import register
+from tests.factories import add_redis, register, seed_request
 from tests.integration.test_web import login
 from tests.integration.test_webhooks import dockerhub_payload
 
@@ -111,11 +109,8 @@ async def make_world(
         )
         app = create_app(configured, registry_transport=fake.transport())
 
-        def now() -> datetime:
-            return datetime.fromtimestamp(clock.now(), UTC)
-
-        app.state.monitor.clock = now
-        app.state.rules_worker.clock = now
+        app.state.monitor.clock = clock
+        app.state.rules_worker.clock = clock
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tw")

@@ -16,12 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tagwarden.audit.models import AuditEntry
 from tagwarden.config import Settings
 from tagwarden.devices.models import DeviceApp
-from tests.factories import add_image, make_settings
-from tests.integration.test_rollouts_support import (
+from tagwarden.testing.clock import FakeClock
+from tests.factories import (
     NEW,
-    Clock,
     activate,
+    add_image,
     bearer,
+    make_settings,
     monitor_for,
     register,
     rollout,
@@ -225,7 +226,7 @@ async def _rolled_out(
     image_id = await add_image(sessionmaker, **image)
     await activate(sessionmaker, image_id, "7.2.5-alpine", NEW)
     await rollout(client, tokens.headers("approver"), devices=[uuid], strategy="all-at-once")
-    await monitor_for(app, Clock()).tick()
+    await monitor_for(app, FakeClock.at_wall_time()).tick()
     return image_id, key
 
 
@@ -317,7 +318,7 @@ async def test_an_image_on_another_registry_keeps_its_host_in_the_state(
         devices=["d1"],
         strategy="all-at-once",
     )
-    await monitor_for(app, Clock()).tick()
+    await monitor_for(app, FakeClock.at_wall_time()).tick()
     body = (await client.get("/api/v1/device/d1/state", headers=bearer(key))).json()
     contract("device-state").validate(body)
     assert body["apps"]["app"]["image"] == f"127.0.0.1:5000/demo/app:1.0@{NEW}"

@@ -12,8 +12,7 @@ from tagwarden.audit.models import AuditEntry
 from tagwarden.catalogue.models import ImageTag
 from tagwarden.notify.models import NotificationEvent
 from tagwarden.rollouts.models import Rollout, RolloutDevice
-from tests.factories import add_redis, seed_request
-from tests.integration.test_rollouts_support import register
+from tests.factories import add_redis, register, seed_request
 
 
 async def _template(

@@ -19,8 +19,7 @@ from tagwarden.auth import service as auth
 from tagwarden.cli.demo import serving
 from tagwarden.cli.main import app
 from tagwarden.db import make_engine, make_sessionmaker
-from tests.factories import add_image, make_settings
-from tests.integration.test_rollouts_support import NEW, activate
+from tests.factories import NEW, activate, add_image, make_settings
 
 runner = CliRunner()
 TAG = "7.2.5-alpine"

@@ -11,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.audit.models import AuditEntry
 from tagwarden.devices.models import Device, DeviceApp
-from tests.factories import add_image
-from tests.integration.test_rollouts_support import (
+from tagwarden.testing.clock import FakeClock
+from tests.factories import (
     NEW,
-    Clock,
     activate,
+    add_image,
     bearer,
     monitor_for,
     register,
@@ -120,7 +120,7 @@ async def test_state_has_an_etag_and_a_conditional_poll_gets_304_until_the_targe
     image_id = await add_image(sessionmaker)
     await activate(sessionmaker, image_id, "7.2.5-alpine", NEW)
     await rollout(client, tokens.headers("approver"), devices=["d1"], strategy="all-at-once")
-    await monitor_for(app, Clock()).tick()
+    await monitor_for(app, FakeClock.at_wall_time()).tick()
 
     changed = await client.get(
         "/api/v1/device/d1/state", headers=bearer(key) | {"If-None-Match": etag}

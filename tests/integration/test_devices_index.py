@@ -17,8 +17,7 @@ from tagwarden.config import Settings
 from tagwarden.devices import index as device_index
 from tagwarden.devices import service
 from tagwarden.devices.models import Device
-from tests.factories import make_settings
-from tests.integration.test_rollouts_support import bearer, register
+from tests.factories import bearer, make_settings, register
 
 
 @pytest.fixture

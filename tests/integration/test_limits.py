@@ -20,8 +20,7 @@ from pydantic import SecretStr
 from tagwarden.app import create_app
 from tagwarden.config import Settings
 from tagwarden.limits import json_depth
-from tests.factories import add_redis
-from tests.integration.test_rollouts_support import bearer, register
+from tests.factories import add_redis, bearer, register
 
 MIB = 1024 * 1024
 CHUNK = 64 * 1024

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.app import create_app
 from tagwarden.catalogue.models import Image
+from tagwarden.clock import utc
 from tagwarden.config import Settings
 from tagwarden.db import utcnow
 from tagwarden.monitor.worker import ImageMonitor
@@ -30,19 +31,6 @@ from tests.factories import make_settings
 
 HUB = "http://127.0.0.1:9"  # never dialled: the fake registry answers in-process
 INTERVAL = timedelta(minutes=60)
-
-
-class Clock:
-    """The monitor's clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
 
 
 class Gate(httpx.AsyncBaseTransport):
@@ -67,7 +55,7 @@ class Gate(httpx.AsyncBaseTransport):
 class World:
     fake: FakeRegistry
     gate: Gate
-    clock: Clock
+    clock: FakeClock
     monitor: ImageMonitor
     client: httpx.AsyncClient
     sessionmaker: async_sessionmaker[AsyncSession]
@@ -101,7 +89,7 @@ async def make_world(
         check_interval_minutes=int(INTERVAL.total_seconds() // 60),
     )
     app = create_app(configured, registry_transport=gate)
-    clock = Clock()
+    clock = FakeClock.at_wall_time()
     monitor: ImageMonitor = app.state.monitor
     monitor.clock = clock
     monitor.state = RegistryState(clock=fake.clock)
@@ -121,7 +109,7 @@ async def make_world(
             )
             assert response.status_code == 201, response.text
             world.ids.append(int(response.json()["id"]))
-        clock.now = utcnow()  # added images are due from the moment they were added
+        clock.set(utcnow())  # added images are due from the moment they were added
         yield world
 
 
@@ -139,7 +127,7 @@ async def test_images_claimed_by_a_scan_that_never_wrote_are_due_again_after_the
     # The crash: a replica claims every due image and dies before writing any check.
     claimed, _ = await world.monitor.claim()
     assert sorted(t.id for t in claimed) == world.ids
-    started = world.clock.now
+    started = utc(world.clock)
 
     # Before the lease runs out nobody checks them again (no double check)…
     world.clock.advance(timedelta(seconds=59))
@@ -201,7 +189,7 @@ async def test_a_check_still_running_keeps_its_lease_and_is_not_claimed_twice(
         # Time passes well beyond lease and interval while the registry hangs.
         world.clock.advance(INTERVAL * 2)
         for _ in range(1000):  # until a renewal has run at the new time
-            if all(n is not None and n > world.clock.now for n in await world.next_checks()):
+            if all(n is not None and n > utc(world.clock) for n in await world.next_checks()):
                 break
             await asyncio.sleep(0.02)
         assert await world.replica().claim() == ([], 0)
@@ -213,4 +201,4 @@ async def test_a_check_still_running_keeps_its_lease_and_is_not_claimed_twice(
     # The renewals stopped with the scan: what stays is each check's next time.
     for _ in range(3):
         await asyncio.sleep(0.15)
-        assert await world.next_checks() == [world.clock.now + INTERVAL] * 4
+        assert await world.next_checks() == [utc(world.clock) + INTERVAL] * 4

@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
 from email.message import Message as MailMessage
 from typing import Any
 
@@ -20,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tagwarden.approvals import activation
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.config import Settings
-from tagwarden.db import utcnow
 from tagwarden.errors import InvalidInput
 from tagwarden.notify import service
 from tagwarden.notify.models import NotificationDelivery, NotificationEvent
 from tagwarden.notify.worker import OutboxWorker
+from tagwarden.testing.clock import OffsetClock
 from tests.factories import add_redis, seed_request
 
 RECEIVER = "http://receiver.test/hook"  # only ever answered by an in-process MockTransport
@@ -33,24 +32,11 @@ RECEIVER = "http://receiver.test/hook"  # only ever answered by an in-process Mo
 UNREACHABLE = "http://127.0.0.1:9/hook"
 
 
-class Clock:
-    """Real time plus an offset the test moves, so rows written with utcnow() line up."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return utcnow() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += timedelta(seconds=seconds)
-
-
 def worker(
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
     handler: Callable[[httpx.Request], Any],
-    clock: Clock,
+    clock: OffsetClock,
     **overrides: Any,
 ) -> OutboxWorker:
     configured = settings.model_copy(update={"outbox_backoff_seconds": 10.0, **overrides})
@@ -96,7 +82,7 @@ async def test_a_receiver_that_fails_twice_then_succeeds_gets_the_event_once_per
         accepted.append(request.headers["X-Tagwarden-Idempotency-Key"])
         return httpx.Response(204)
 
-    clock = Clock()
+    clock = OffsetClock()
     outbox = worker(settings, sessionmaker, receiver, clock)
     assert await outbox.run_once() == 1  # attempt 1: 503
     assert await outbox.run_once() == 0  # backing off
@@ -133,7 +119,7 @@ async def test_a_restart_in_mid_delivery_loses_nothing(
         await asyncio.sleep(3600)
         raise AssertionError("unreachable")
 
-    clock = Clock()
+    clock = OffsetClock()
     first = worker(settings, sessionmaker, hangs, clock)
     tick = asyncio.create_task(first.run_once())
     await asyncio.wait_for(started.wait(), timeout=10)
@@ -295,7 +281,7 @@ async def test_an_email_channel_delivers_to_an_smtp_server(
         settings,
         sessionmaker,
         lambda r: httpx.Response(500),
-        Clock(),
+        OffsetClock(),
         smtp_host="127.0.0.1",
         smtp_port=port,
         smtp_from="tagwarden@example.com",
@@ -317,7 +303,7 @@ async def test_a_delivery_that_keeps_failing_ends_as_failed_with_its_error(
 ) -> None:
     await add_channel(sessionmaker, "slack", {"url": RECEIVER}, ["*"])
     await emit_one(sessionmaker)
-    clock = Clock()
+    clock = OffsetClock()
     outbox = worker(
         settings,
         sessionmaker,
@@ -361,7 +347,7 @@ async def test_a_channel_that_breaks_its_sender_fails_alone_and_the_batch_is_rec
         received.append(request.headers["X-Tagwarden-Idempotency-Key"])
         return httpx.Response(200)
 
-    outbox = worker(settings, sessionmaker, handler, Clock())
+    outbox = worker(settings, sessionmaker, handler, OffsetClock())
     assert await outbox.run_once() == 2
     assert await outbox.run_once() == 0  # nothing due again: both outcomes were recorded
 

@@ -11,11 +11,11 @@ import pytest
 
 from tagwarden.apps import service as apps_service
 from tagwarden.rollouts import service as rollouts
-from tests.factories import add_image
-from tests.integration.test_rollouts_support import (
+from tagwarden.testing.clock import FakeClock
+from tests.factories import (
     NEW,
-    Clock,
     activate,
+    add_image,
     bearer,
     monitor_for,
     register,
@@ -106,7 +106,7 @@ async def test_an_app_change_racing_a_rollouts_assignment_reaches_the_device(
                    headers=tokens.headers("admin"))
     )  # fmt: skip
     await entered.wait()
-    tick = asyncio.create_task(monitor_for(app, Clock()).tick())
+    tick = asyncio.create_task(monitor_for(app, FakeClock.at_wall_time()).tick())
     await asyncio.sleep(0.5)  # the assignment has committed, or waits for the change's lock
     between = await client.get("/api/v1/device/edge-0/state", headers=device)
     assert between.status_code == 200

@@ -33,10 +33,10 @@ from tagwarden.rollouts.states import (
     allowed_from,
     next_status,
 )
-from tests.factories import add_image
-from tests.integration.test_rollouts_support import (
+from tests.factories import (
     NEW,
     activate,
+    add_image,
     register,
     rollout,
 )

@@ -12,13 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.audit.models import AuditEntry
 from tagwarden.rollouts.worker import RolloutMonitor
-from tests.factories import add_image
-from tests.integration.test_rollouts_support import (
+from tagwarden.testing.clock import FakeClock
+from tests.factories import (
     ARM64_PLATFORM,
     NEW,
     OLD,
-    Clock,
     activate,
+    add_image,
     monitor_for,
     register,
     report,
@@ -142,7 +142,7 @@ async def test_a_device_whose_architecture_the_tag_lacks_is_skipped_with_a_reaso
 async def test_a_dry_run_creates_nothing_and_matches_the_real_rollout(
     client: httpx.AsyncClient, tokens: Any, fleet: dict[str, str], app: Any
 ) -> None:
-    clock = Clock()
+    clock = FakeClock.at_wall_time()
     monitor = monitor_for(app, clock)
     # d3 already runs the target: it is skipped as already on target.
     await report(client, "d3", fleet["d3"], digest=NEW)
@@ -172,7 +172,7 @@ async def test_a_dry_run_creates_nothing_and_matches_the_real_rollout(
 async def test_seed_canary_succeeds_only_on_healthy_running_target_digest_after_bake(
     client: httpx.AsyncClient, tokens: Any, fleet: dict[str, str], app: Any
 ) -> None:
-    clock = Clock()
+    clock = FakeClock.at_wall_time()
     monitor = monitor_for(app, clock)
     viewer = tokens.headers("viewer")
     created = await rollout(
@@ -223,7 +223,7 @@ async def test_a_canary_failure_pauses_the_rollout_and_targets_no_further_batch(
     app: Any,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    clock = Clock()
+    clock = FakeClock.at_wall_time()
     monitor = monitor_for(app, clock)
     created = await rollout(client, tokens.headers("approver"), devices=["d1", "d2", "d3"])
     await monitor.tick()
@@ -254,7 +254,7 @@ async def test_a_canary_failure_pauses_the_rollout_and_targets_no_further_batch(
 async def test_a_silent_device_times_out(
     client: httpx.AsyncClient, tokens: Any, fleet: dict[str, str], app: Any
 ) -> None:
-    clock = Clock()
+    clock = FakeClock.at_wall_time()
     monitor = monitor_for(app, clock)
     created = await rollout(
         client,
@@ -278,7 +278,7 @@ async def test_a_silent_device_times_out(
 async def test_crossing_the_threshold_with_on_failure_rollback_restores_previous_images(
     client: httpx.AsyncClient, tokens: Any, fleet: dict[str, str], app: Any
 ) -> None:
-    clock = Clock()
+    clock = FakeClock.at_wall_time()
     monitor = monitor_for(app, clock)
     approver = tokens.headers("approver")
     # First everyone runs 7.2.4-alpine.
@@ -338,7 +338,7 @@ async def test_crossing_the_threshold_with_on_failure_rollback_restores_previous
 async def test_manual_rollback_and_abort(
     client: httpx.AsyncClient, tokens: Any, fleet: dict[str, str], app: Any
 ) -> None:
-    clock = Clock()
+    clock = FakeClock.at_wall_time()
     monitor = monitor_for(app, clock)
     approver = tokens.headers("approver")
     created = await rollout(client, approver, devices=["d1", "d2", "d3"])
@@ -385,7 +385,7 @@ async def test_two_rollout_workers_never_advance_the_same_batch_twice(
     app: Any,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    clock = Clock()
+    clock = FakeClock.at_wall_time()
     monitor_for(app, clock)
     rollouts = [
         await rollout(

@@ -9,8 +9,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.devices.simulator import FleetSimulator
-from tests.factories import DIGEST, add_redis, seed_request
-from tests.integration.test_rollouts_support import Clock, monitor_for
+from tagwarden.testing.clock import FakeClock
+from tests.factories import DIGEST, add_redis, monitor_for, seed_request
 
 
 async def test_seed_example_canary_to_two_devices_with_the_simulator(
@@ -48,7 +48,7 @@ async def test_seed_example_canary_to_two_devices_with_the_simulator(
     assert created.status_code == 201, created.text
     rollout_id = created.json()["id"]
 
-    clock = Clock()
+    clock = FakeClock.at_wall_time()
     monitor = monitor_for(app, clock)
     for _ in range(10):
         await monitor.tick()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -20,6 +19,7 @@ from tagwarden.monitor.worker import ImageMonitor
 from tagwarden.rules.worker import RulesWorker
 from tagwarden.testing.clock import FakeClock
 from tagwarden.testing.fake_registry import FakeRegistry
+from tests.factories import make_settings
 
 HUB = "http://hub.fake"
 HOUR = 3600
@@ -51,22 +51,13 @@ async def world(
 ) -> AsyncIterator[World]:
     clock = FakeClock()
     fake = FakeRegistry(clock=clock)
-    configured = Settings(
-        database_url=settings.database_url,
-        monitor_enabled=False,
-        outbox_worker_enabled=False,
-        rules_worker_enabled=False,
-        dockerhub_api_url=HUB,
-    )
+    configured = make_settings(settings.database_url, dockerhub_api_url=HUB)
     app = create_app(configured, registry_transport=fake.transport())
 
-    def now() -> datetime:
-        return datetime.fromtimestamp(clock.now(), UTC)
-
     monitor: ImageMonitor = app.state.monitor
-    monitor.clock = now
+    monitor.clock = clock
     rules: RulesWorker = app.state.rules_worker
-    rules.clock = now
+    rules.clock = clock
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tw") as client,

@@ -20,6 +20,7 @@ from tagwarden.catalogue.models import Image
 from tagwarden.config import Settings
 from tagwarden.evidence.signatures import signature_tag
 from tagwarden.monitor.models import DiscoveredTag
+from tests.factories import make_settings
 from tests.integration.real_registry import RealRegistry
 from tests.signing import (
     EMPTY_CONFIG,
@@ -64,11 +65,8 @@ async def scan(
                 watch_for_updates=True,
             )
         )
-    configured = Settings(
-        database_url=settings.database_url,
-        monitor_enabled=False,
-        registries={registry.host: registry.credentials()},
-        secret_key="test-secret-key-0123456789",
+    configured = make_settings(
+        settings.database_url, registries={registry.host: registry.credentials()}
     )
     app = create_app(configured)
     async with (

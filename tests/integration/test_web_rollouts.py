@@ -7,12 +7,12 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.factories import add_image
-from tests.integration.test_rollouts_support import (
+from tagwarden.testing.clock import FakeClock
+from tests.factories import (
     NEW,
     OLD,
-    Clock,
     activate,
+    add_image,
     monitor_for,
     register,
     report,
@@ -37,7 +37,7 @@ async def test_the_create_form_offers_only_approved_non_deprecated_tags(
 async def test_a_canary_rollout_from_the_form_progresses_and_can_be_paused(
     client: httpx.AsyncClient, tokens: Any, sessionmaker: async_sessionmaker[AsyncSession], app: Any
 ) -> None:
-    clock = Clock()
+    clock = FakeClock.at_wall_time()
     monitor = monitor_for(app, clock)
     image_id = await add_image(sessionmaker)
     await activate(sessionmaker, image_id, "7.2.5-alpine", NEW)

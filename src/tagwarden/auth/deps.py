@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.auth import throttle
 from tagwarden.auth.service import Principal, authenticate
+from tagwarden.clock import SYSTEM_CLOCK, Clock, utc
 from tagwarden.config import Settings
-from tagwarden.db import Clock, transaction, utcnow
+from tagwarden.db import transaction
 from tagwarden.errors import Forbidden, Unauthorized
 
 
@@ -80,11 +81,11 @@ AppSettings = Annotated[Settings, Depends(get_settings_dep)]
 # Coroutines, not plain functions, which FastAPI would run in a worker thread per request.
 async def get_clock() -> Clock:
     """The use cases' clock; tests override this dependency with one they move by hand."""
-    return utcnow
+    return SYSTEM_CLOCK
 
 
 async def _now(clock: Annotated[Clock, Depends(get_clock)]) -> datetime:
-    return clock()
+    return utc(clock)
 
 
 # The moment a request acts at: the same clock as the rollout monitor's when a test sets one.

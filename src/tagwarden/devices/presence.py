@@ -7,13 +7,12 @@ planner only needs last-seen to within a few poll intervals, so a few seconds' d
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import Table, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tagwarden.db import utcnow
+from tagwarden.clock import SYSTEM_CLOCK, Clock, utc
 from tagwarden.devices.models import Device
 from tagwarden.workers import Ticker
 
@@ -26,7 +25,7 @@ class Presence:
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
         flush_seconds: float = 5.0,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.flush_seconds = flush_seconds
@@ -34,7 +33,7 @@ class Presence:
         self._pending: dict[int, datetime] = {}
 
     def seen(self, device_id: int) -> None:
-        self._pending[device_id] = self.clock()
+        self._pending[device_id] = utc(self.clock)
 
     @property
     def pending(self) -> int:

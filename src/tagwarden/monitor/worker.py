@@ -28,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tagwarden.approvals.approving import AfterApproval
 from tagwarden.catalogue.models import Image
 from tagwarden.catalogue.states import ImageStatus
+from tagwarden.clock import SYSTEM_CLOCK, Clock, utc
 from tagwarden.config import Settings
-from tagwarden.db import utcnow
 from tagwarden.evidence import service as evidence
 from tagwarden.evidence import sizing
 from tagwarden.evidence.collect import check_signature
@@ -84,7 +84,7 @@ class ImageMonitor:
         http: httpx.AsyncClient,
         *,
         state: RegistryState | None = None,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock = SYSTEM_CLOCK,
         on_result: Callable[[service.CheckResult], None] | None = None,
     ) -> None:
         self.settings = settings
@@ -238,7 +238,7 @@ class ImageMonitor:
             results = await record.record_outcomes(
                 session,
                 outcomes,
-                now=self.clock(),
+                now=utc(self.clock),
                 default_interval_minutes=self.settings.check_interval_minutes,
                 then=AfterApproval.of(self.settings),
             )
@@ -272,7 +272,7 @@ class ImageMonitor:
         self, *, force: bool, limit: int
     ) -> tuple[list[service.Target], int, datetime]:
         """``claim``, and the lease's end: the value its images' ``next_check_at`` now holds."""
-        now = self.clock()
+        now = utc(self.clock)
         until = now + self.lease
         query = select(Image).where(
             Image.watch_for_updates.is_(True), Image.approval_status == ImageStatus.APPROVED
@@ -308,7 +308,7 @@ class ImageMonitor:
         time) or another replica's claim (after an expired lease) is never overwritten. ``held``
         keeps the images still leased, each with its lease's new end.
         """
-        until = self.clock() + self.lease
+        until = utc(self.clock) + self.lease
         images = cast(Table, Image.__table__)
         by_lease: dict[datetime, list[int]] = {}
         for image_id, lease_end in held.items():
@@ -338,14 +338,14 @@ class ImageMonitor:
         """One scan: claim the due images (all when ``force``), check them, keep the summary
         (unless ``publish`` is off: the loop keeps it once it knows the next run's time).
         ``on_claimed`` hears how many were claimed (the CLI's progress bar)."""
-        summary = RunSummary(started_at=self.clock())
+        summary = RunSummary(started_at=utc(self.clock))
         log.info("[ImageMonitor] Checking for new image tags...")
         targets, summary.deferred_for_budget, until = await self._claim(force=force, limit=1000)
         log.info("[ImageMonitor] Monitoring %d images", len(targets))
         if on_claimed:
             on_claimed(len(targets))
         summary.results = await self.check_many(targets, leased_until=until)
-        summary.finished_at = self.clock()
+        summary.finished_at = utc(self.clock)
         if publish:
             self.last_run = summary
         log.info("[ImageMonitor] Check complete")
@@ -371,7 +371,7 @@ class ImageMonitor:
                 except Exception:  # the loop outlives a failed scan (database down, say)
                     log.exception("[ImageMonitor] Scan failed; retrying at the next tick")
                 wait = await self._until_next_due()
-                self.next_run_at = self.clock() + wait
+                self.next_run_at = utc(self.clock) + wait
                 # Published together, so status() never shows a finished run with no next one.
                 if summary is not None:
                     self.last_run = summary
@@ -393,12 +393,12 @@ class ImageMonitor:
             )
         if next_due is None:
             return IDLE_POLL
-        return max(timedelta(seconds=1), min(IDLE_POLL, next_due - self.clock()))
+        return max(timedelta(seconds=1), min(IDLE_POLL, next_due - utc(self.clock)))
 
     def status(self) -> dict[str, Any]:
         """The seed's shape (running, checkIntervalMinutes, nextCheckIn in ms), and more."""
         next_in = (
-            max(0, int((self.next_run_at - self.clock()).total_seconds() * 1000))
+            max(0, int((self.next_run_at - utc(self.clock)).total_seconds() * 1000))
             if self.next_run_at
             else 0
         )

@@ -12,16 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tagwarden.clock import SYSTEM_CLOCK, Clock, utc
 from tagwarden.config import Settings
-from tagwarden.db import utcnow
 from tagwarden.notify.models import NotificationChannel, NotificationDelivery, NotificationEvent
 from tagwarden.notify.senders import DeliveryFailed, Message, send
 from tagwarden.workers import Ticker
@@ -54,7 +53,7 @@ class OutboxWorker:
         sessionmaker: async_sessionmaker[AsyncSession],
         http: httpx.AsyncClient | None = None,
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
@@ -70,7 +69,7 @@ class OutboxWorker:
         return timedelta(seconds=delay * random.uniform(0.8, 1.0))  # noqa: S311 - not crypto
 
     async def claim(self, limit: int = BATCH) -> list[Claimed]:
-        now = self.clock()
+        now = utc(self.clock)
         lease = now + timedelta(seconds=self.settings.outbox_lease_seconds)
         D = NotificationDelivery  # noqa: N806 - a table alias keeps the queries readable
         claimed: list[tuple[int, int]] = []
@@ -147,7 +146,7 @@ class OutboxWorker:
         return Outcome(item.delivery_id, item.attempt, None)
 
     async def record(self, outcomes: list[Outcome]) -> None:
-        now = self.clock()
+        now = utc(self.clock)
         D = NotificationDelivery  # noqa: N806
         async with self.sessionmaker() as session, session.begin():
             for outcome in outcomes:

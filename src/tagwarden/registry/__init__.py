@@ -13,7 +13,6 @@ from tagwarden.registry.base import (
     RegistryUnavailable,
     RemoteTag,
 )
-from tagwarden.registry.clock import Clock, SystemClock
 from tagwarden.registry.dockerhub import DockerHubClient
 from tagwarden.registry.factory import client_for, is_docker_hub, repository_path, shared_state
 from tagwarden.registry.oci import OciClient
@@ -21,7 +20,6 @@ from tagwarden.registry.transport import RegistryState, Transport
 
 __all__ = [
     "AuthenticationFailed",
-    "Clock",
     "DockerHubClient",
     "HostNotAllowed",
     "ImageNotFound",
@@ -34,7 +32,6 @@ __all__ = [
     "RegistryState",
     "RegistryUnavailable",
     "RemoteTag",
-    "SystemClock",
     "Transport",
     "client_for",
     "is_docker_hub",

@@ -21,8 +21,8 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
+from tagwarden.clock import Clock
 from tagwarden.registry.base import RateLimited
-from tagwarden.registry.clock import Clock
 
 # Below this share of the limit we start spacing requests out over the time left.
 LOW_BUDGET_FRACTION = 0.1

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
+from tagwarden.clock import Clock, SystemClock
 from tagwarden.registry.allowlist import hop_refusal, origin
 from tagwarden.registry.auth import TokenCache
 from tagwarden.registry.base import (
@@ -22,7 +23,6 @@ from tagwarden.registry.base import (
     RegistryError,
     RegistryUnavailable,
 )
-from tagwarden.registry.clock import Clock, SystemClock
 from tagwarden.registry.ratelimit import RateLimits, full_jitter, parse_retry_at
 from tagwarden.remote import reason
 

@@ -14,8 +14,8 @@ import time
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tagwarden.clock import SYSTEM_CLOCK, Clock, utc
 from tagwarden.config import Settings
-from tagwarden.db import Clock, utcnow
 from tagwarden.rollouts import batches, engine
 from tagwarden.rollouts.models import Rollout
 from tagwarden.rollouts.states import ADVANCING
@@ -30,7 +30,7 @@ class RolloutMonitor:
         settings: Settings,
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
-        clock: Clock = utcnow,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
@@ -56,7 +56,7 @@ class RolloutMonitor:
             if rollout.status not in ADVANCING:
                 return rollout.id
             started = time.perf_counter()
-            await batches.advance(session, rollout, self.clock())
+            await batches.advance(session, rollout, utc(self.clock))
             log.debug(
                 "advanced rollout %d (%s, batch %s) in %.1f ms",
                 rollout.id,

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.approvals.approving import AfterApproval
+from tagwarden.clock import SYSTEM_CLOCK, Clock, utc
 from tagwarden.config import Settings
-from tagwarden.db import utcnow
 from tagwarden.rules.service import approve_due
 from tagwarden.workers import Ticker
 
@@ -23,7 +21,7 @@ class RulesWorker:
         settings: Settings,
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
@@ -32,7 +30,7 @@ class RulesWorker:
     async def run_once(self) -> list[int]:
         async with self.sessionmaker() as session, session.begin():
             approved = await approve_due(
-                session, now=self.clock(), then=AfterApproval.of(self.settings)
+                session, now=utc(self.clock), then=AfterApproval.of(self.settings)
             )
         if approved:
             log.info("approval rules approved %d held requests: %s", len(approved), approved)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import datetime, timedelta
 
 # 2025-10-09: a fixed, plausible "now" keeps generated dates and headers reproducible.
 DEFAULT_START = 1_760_000_000.0
@@ -28,9 +30,35 @@ class FakeClock:
         self._now += seconds
         await asyncio.sleep(0)
 
-    def advance(self, seconds: float) -> None:
-        self._now += seconds
+    @classmethod
+    def at_wall_time(cls) -> FakeClock:
+        """Starting now: rows other code stamps with the real time line up with its moments."""
+        return cls(time.time())
+
+    def advance(self, by: float | timedelta) -> None:
+        self._now += by.total_seconds() if isinstance(by, timedelta) else by
+
+    def set(self, moment: datetime) -> None:
+        self._now = moment.timestamp()
 
     @property
     def slept(self) -> float:
         return sum(self.sleeps)
+
+
+class OffsetClock:
+    """Real time plus an offset the test moves: time still passes, so rows other code stamps
+    with the real time a moment later never lie in this clock's future."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    async def sleep(self, seconds: float) -> None:
+        self.offset += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds

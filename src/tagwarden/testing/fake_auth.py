@@ -10,7 +10,7 @@ from typing import Literal
 
 from starlette.requests import Request
 
-from tagwarden.registry.clock import Clock
+from tagwarden.clock import Clock
 
 HUB_TOKEN_SECONDS = 600  # Hub sign-in tokens are "valid 10 minutes"
 OCI_TOKEN_SECONDS = 300

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tagwarden.registry.clock import Clock
+from tagwarden.clock import Clock
 from tagwarden.registry.manifests import (
     CREATED_ANNOTATION,
     DOCKER_CONFIG,

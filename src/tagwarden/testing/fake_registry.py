@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from tagwarden.registry.clock import Clock, SystemClock
+from tagwarden.clock import Clock, SystemClock
 from tagwarden.testing import fake_hub, fake_oci
 from tagwarden.testing.fake_auth import FakeAuth, OciAuth
 from tagwarden.testing.fake_faults import Faults, RequestRecord, RequestStats, RetryStyle
