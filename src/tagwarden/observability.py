@@ -6,9 +6,9 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
@@ -17,7 +17,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tagwarden.approvals.history import latest_approved_sizes
-from tagwarden.auth.deps import Session, Viewer
+from tagwarden.auth.deps import Engine, Session, Viewer
 
 log = logging.getLogger(__name__)
 
@@ -164,10 +164,18 @@ class MetricsMiddleware:
 router = APIRouter(tags=["operations"])
 
 
+async def _metrics(request: Request) -> Metrics:
+    app_metrics: Metrics = request.app.state.metrics
+    return app_metrics
+
+
+AppMetrics = Annotated[Metrics, Depends(_metrics)]
+
+
 @router.get("/healthz")
-async def healthz(request: Request) -> JSONResponse:
+async def healthz(engine: Engine) -> JSONResponse:
     try:
-        async with request.app.state.engine.connect() as conn:
+        async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:
         # Anyone may call /healthz: the error's type only; its text (host, user, SQL) is logged.
@@ -180,8 +188,7 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(request: Request, session: Session, _: Viewer) -> Response:
-    app_metrics: Metrics = request.app.state.metrics
+async def metrics(app_metrics: AppMetrics, session: Session, _: Viewer) -> Response:
     app_metrics.refresh()
     # Read at scrape time, like the budgets: one query over each image's newest approved tag.
     app_metrics.set_image_sizes(await latest_approved_sizes(session))

@@ -16,6 +16,9 @@ from tagwarden.catalogue import states as images
 from tagwarden.catalogue.models import Image
 from tagwarden.catalogue.states import ImageAction, ImageStatus
 from tagwarden.migrations import MIGRATIONS_DIR
+from tagwarden.notify import states as deliveries
+from tagwarden.notify.models import NotificationDelivery
+from tagwarden.notify.states import DeliveryOutcome, DeliveryStatus
 
 
 def _migration() -> ModuleType:
@@ -77,3 +80,20 @@ def test_the_tables_are_the_documented_machines() -> None:
         (ImageStatus.PENDING, ImageAction.ADMIT): ImageStatus.APPROVED,
         (ImageStatus.PENDING, ImageAction.REFUSE): ImageStatus.REJECTED,
     }
+
+
+def test_a_delivery_leaves_pending_only_as_delivered_or_failed() -> None:
+    # Every (status, outcome) pair: only a pending delivery moves, and a retry keeps it pending.
+    for status in DeliveryStatus:
+        for outcome in DeliveryOutcome:
+            moved = deliveries.TRANSITIONS.get((status, outcome))
+            if status is not DeliveryStatus.PENDING:
+                assert moved is None, (status, outcome)
+    assert dict(deliveries.TRANSITIONS) == {
+        (DeliveryStatus.PENDING, DeliveryOutcome.SENT): DeliveryStatus.DELIVERED,
+        (DeliveryStatus.PENDING, DeliveryOutcome.RETRY): DeliveryStatus.PENDING,
+        (DeliveryStatus.PENDING, DeliveryOutcome.GIVE_UP): DeliveryStatus.FAILED,
+    }
+    assert _check_of(NotificationDelivery, "status") == (
+        "status IN ('pending', 'delivered', 'failed')"
+    )

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tagwarden.auth import throttle
 from tagwarden.auth.service import Principal, authenticate
@@ -90,3 +90,13 @@ async def _now(clock: Annotated[Clock, Depends(get_clock)]) -> datetime:
 
 # The moment a request acts at: the same clock as the rollout monitor's when a test sets one.
 Now = Annotated[datetime, Depends(_now)]
+
+
+async def _engine(request: Request) -> AsyncEngine:
+    # A bare connection, not a session, where no transaction is wanted (the device poll, the
+    # health check): nothing to begin or end.
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+Engine = Annotated[AsyncEngine, Depends(_engine)]

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from sqlalchemy.ext.asyncio import AsyncEngine
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from tagwarden.auth.deps import Admin, AppSettings, Now, Session, Viewer
+from tagwarden.auth.deps import Admin, AppSettings, Engine, Now, Session, Viewer
 from tagwarden.devices import service
 from tagwarden.devices.auth import DeviceKey, counting_failures
-from tagwarden.devices.index import DeviceIndex
-from tagwarden.devices.presence import Presence
+from tagwarden.devices.deps import Index, Seen
 from tagwarden.devices.schemas import (
     LABEL_FILTER_PATTERN,
     DeviceCreate,
@@ -69,29 +67,6 @@ async def get_device(uuid: str, session: Session, _: Viewer) -> DeviceOut:
 @router.delete("/devices/{uuid}")
 async def delete_device(uuid: str, session: Session, who: Admin) -> DeviceOut:
     return DeviceOut.of(await service.delete_device(session, uuid, who))
-
-
-# Coroutines: FastAPI runs a plain function in a worker thread, a cost on the hot poll path.
-async def _presence(request: Request) -> Presence:
-    presence: Presence = request.app.state.device_presence
-    return presence
-
-
-async def _device_index(request: Request) -> DeviceIndex:
-    device_index: DeviceIndex = request.app.state.device_index
-    return device_index
-
-
-async def _engine(request: Request) -> AsyncEngine:
-    # The poll reads with a bare connection, not a session: no transaction to begin or end.
-    engine: AsyncEngine = request.app.state.engine
-    return engine
-
-
-# The app's device-API parts, made once by create_app and shared by every request.
-Seen = Annotated[Presence, Depends(_presence)]
-Index = Annotated[DeviceIndex, Depends(_device_index)]
-Engine = Annotated[AsyncEngine, Depends(_engine)]
 
 
 @router.get(

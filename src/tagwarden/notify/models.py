@@ -18,7 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tagwarden.db import Base, JSONType, UTCDateTime, utcnow
+from tagwarden.db import Base, JSONType, UTCDateTime, one_of, utcnow
+from tagwarden.notify.states import DeliveryStatus
 
 CHANNEL_KINDS = ("slack", "discord", "webhook", "email")
 EVENTS = (
@@ -38,7 +39,6 @@ EVENTS = (
     "rollout.rolled_back",
     "monitor.error",
 )
-DELIVERY_STATUSES = ("pending", "delivered", "failed")
 
 
 class NotificationChannel(Base):
@@ -78,7 +78,7 @@ class NotificationDelivery(Base):
     __tablename__ = "notification_deliveries"
     __table_args__ = (
         UniqueConstraint("event_id", "channel_id"),
-        CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+        one_of("status", DeliveryStatus),
         Index("ix_notification_deliveries_due", "status", "next_attempt_at"),
     )
 
@@ -89,7 +89,7 @@ class NotificationDelivery(Base):
     channel_id: Mapped[int] = mapped_column(
         ForeignKey("notification_channels.id", ondelete="CASCADE"), index=True
     )
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Also the lease: a claimed delivery is pushed forward by the lease, so a worker that dies
     # mid-delivery leaves it due again instead of lost.

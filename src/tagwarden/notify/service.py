@@ -22,6 +22,7 @@ from tagwarden.notify.models import (
     NotificationDelivery,
     NotificationEvent,
 )
+from tagwarden.notify.states import DeliveryStatus
 from tagwarden.redact import redact_url
 
 ALL_EVENTS = "*"
@@ -90,7 +91,7 @@ async def emit_many(
         NotificationDelivery(
             event_id=row.id,
             channel_id=cid,
-            status="pending",
+            status=DeliveryStatus.PENDING,
             attempts=0,
             next_attempt_at=row.created_at,
         )
@@ -238,7 +239,7 @@ async def outbox_counts(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(
         select(NotificationDelivery.status, func.count()).group_by(NotificationDelivery.status)
     )
-    counts = {"pending": 0, "delivered": 0, "failed": 0}
+    counts = {str(status): 0 for status in DeliveryStatus}
     counts.update({status: int(n) for status, n in rows.all()})
     return counts
 

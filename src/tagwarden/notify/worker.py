@@ -23,6 +23,7 @@ from tagwarden.clock import SYSTEM_CLOCK, Clock, utc
 from tagwarden.config import Settings
 from tagwarden.notify.models import NotificationChannel, NotificationDelivery, NotificationEvent
 from tagwarden.notify.senders import DeliveryFailed, Message, send
+from tagwarden.notify.states import SENDABLE, TRANSITIONS, DeliveryOutcome
 from tagwarden.workers import Ticker
 
 log = logging.getLogger("tagwarden.notify")
@@ -77,7 +78,7 @@ class OutboxWorker:
             due = (
                 await session.execute(
                     select(D.id, D.next_attempt_at, D.attempts)
-                    .where(D.status == "pending", D.next_attempt_at <= now)
+                    .where(D.status == SENDABLE, D.next_attempt_at <= now)
                     .order_by(D.next_attempt_at, D.id)
                     .limit(limit)
                     .with_for_update(skip_locked=True)
@@ -88,7 +89,7 @@ class OutboxWorker:
                 # read the same row changes nothing and moves on.
                 done = await session.execute(
                     update(D)
-                    .where(D.id == delivery_id, D.status == "pending", D.next_attempt_at == seen)
+                    .where(D.id == delivery_id, D.status == SENDABLE, D.next_attempt_at == seen)
                     .values(next_attempt_at=lease, attempts=D.attempts + 1)
                 )
                 if getattr(done, "rowcount", 0) == 1:
@@ -145,19 +146,28 @@ class OutboxWorker:
             return Outcome(item.delivery_id, item.attempt, str(exc)[:2000])
         return Outcome(item.delivery_id, item.attempt, None)
 
+    def _step(self, outcome: Outcome) -> DeliveryOutcome:
+        if outcome.error is None:
+            return DeliveryOutcome.SENT
+        if outcome.attempt >= self.settings.outbox_max_attempts:
+            return DeliveryOutcome.GIVE_UP
+        return DeliveryOutcome.RETRY
+
     async def record(self, outcomes: list[Outcome]) -> None:
         now = utc(self.clock)
         D = NotificationDelivery  # noqa: N806
         async with self.sessionmaker() as session, session.begin():
             for outcome in outcomes:
-                if outcome.error is None:
+                step = self._step(outcome)
+                after = TRANSITIONS[(SENDABLE, step)]
+                if step is DeliveryOutcome.SENT:
                     values: dict[str, object] = {
-                        "status": "delivered",
+                        "status": after,
                         "delivered_at": now,
                         "last_error": None,
                     }
-                elif outcome.attempt >= self.settings.outbox_max_attempts:
-                    values = {"status": "failed", "last_error": outcome.error}
+                elif step is DeliveryOutcome.GIVE_UP:
+                    values = {"status": after, "last_error": outcome.error}
                 else:
                     values = {
                         "next_attempt_at": now + self.backoff(outcome.attempt),
@@ -165,7 +175,7 @@ class OutboxWorker:
                     }
                 await session.execute(
                     update(D)
-                    .where(D.id == outcome.delivery_id, D.status == "pending")
+                    .where(D.id == outcome.delivery_id, D.status == SENDABLE)
                     .values(values)
                 )
 
