@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,8 @@ class Ticker:
     that reports more work (returns a truthy value) is followed at once when ``eager``. With
     ``fixed_rate`` the wait is what is left of ``seconds`` after the tick, so ticks start every
     ``seconds`` (a cache that promises an age bound needs that); ``wait_first`` waits before
-    the first tick (nothing to do at start).
+    the first tick (nothing to do at start). A tick that returns a ``timedelta`` says how long
+    to wait before the next one (the monitor sleeps until its next image is due).
     """
 
     def __init__(
@@ -76,6 +78,9 @@ class Ticker:
             except Exception:  # the loop outlives a failed tick
                 log.exception("%s tick failed; retrying", self.name)
             if self.eager and busy:
+                continue
+            if isinstance(busy, timedelta):
+                await self._wait(max(0.0, busy.total_seconds()))
                 continue
             spent = time.monotonic() - began if self.fixed_rate else 0.0
             await self._wait(max(0.0, self.seconds - spent))

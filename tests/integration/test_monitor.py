@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tagwarden.app import create_app
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.catalogue.models import Image
+from tagwarden.clock import utc
 from tagwarden.config import RegistryCredentials, Settings
 from tagwarden.monitor import record, scan, service
 from tagwarden.monitor.models import DiscoveredTag
@@ -376,7 +377,7 @@ async def test_a_spent_registry_budget_goes_to_the_most_overdue_images_first(
     for i in range(5):
         world.fake.add_repository(f"library/img{i}", 2)
         ids.append(await world.add_image(f"img{i}"))
-    now = world.monitor.clock()
+    now = utc(world.monitor.clock)
     async with world.sessionmaker() as session, session.begin():
         for age, image_id in enumerate(ids):
             image = await session.get(Image, image_id)

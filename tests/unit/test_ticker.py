@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from datetime import timedelta
 
 import pytest
 
@@ -103,3 +104,16 @@ def test_wake_cuts_the_wait_short() -> None:
         return ticks
 
     assert asyncio.run(scenario()) == 2
+
+
+def test_a_tick_that_names_its_wait_gets_that_wait() -> None:
+    # The monitor's tick returns the time until its next image is due.
+    ticker = Recording(2)
+    run(ticker, counting(ticker, result=timedelta(seconds=7.5)))
+    assert ticker.waits == [7.5, 7.5]
+
+
+def test_a_failed_tick_waits_the_interval_even_when_ticks_name_their_wait() -> None:
+    ticker = Recording(1)
+    run(ticker, counting(ticker, result=timedelta(seconds=7.5), fail=True))
+    assert ticker.waits == [1.0]

@@ -41,6 +41,7 @@ from tagwarden.patterns import PatternError
 from tagwarden.registry.base import ImageNotFound, RegistryClient, RegistryError, RemoteTag
 from tagwarden.registry.factory import base_url, client_for, is_docker_hub, repository_path
 from tagwarden.registry.transport import RegistryState, host_of
+from tagwarden.workers import Ticker
 
 log = logging.getLogger("tagwarden.monitor")
 IDLE_POLL = timedelta(seconds=60)  # how often an idle monitor looks for newly due images
@@ -96,7 +97,7 @@ class ImageMonitor:
         self.running = False
         self.last_run: RunSummary | None = None
         self.next_run_at: datetime | None = None
-        self._wake = asyncio.Event()
+        self._ticker = Ticker("image monitor", IDLE_POLL.total_seconds())
         # SQLite has one writer; queueing writers here beats its busy handler's sleeps by far
         # when many checks finish at once. PostgreSQL needs no such queue.
         self._write_gate: asyncio.Lock | contextlib.nullcontext[None] = (
@@ -364,25 +365,26 @@ class ImageMonitor:
         log.info("[ImageMonitor] Starting monitor (check interval: %d minutes)", interval)
         self.running = True
         try:
-            while True:
-                summary = None
-                try:
-                    summary = await self.run_once(publish=False)
-                except Exception:  # the loop outlives a failed scan (database down, say)
-                    log.exception("[ImageMonitor] Scan failed; retrying at the next tick")
-                wait = await self._until_next_due()
-                self.next_run_at = utc(self.clock) + wait
-                # Published together, so status() never shows a finished run with no next one.
-                if summary is not None:
-                    self.last_run = summary
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=wait.total_seconds())
+            await self._ticker.run(self._tick)
         finally:
             self.running = False
 
+    async def _tick(self) -> timedelta:
+        """One scan of what is due; the wait until the next image is due."""
+        summary = None
+        try:
+            summary = await self.run_once(publish=False)
+        except Exception:  # the loop outlives a failed scan (database down, say)
+            log.exception("[ImageMonitor] Scan failed; retrying at the next tick")
+        wait = await self._until_next_due()
+        self.next_run_at = utc(self.clock) + wait
+        # Published together, so status() never shows a finished run with no next one.
+        if summary is not None:
+            self.last_run = summary
+        return wait
+
     def wake(self) -> None:
-        self._wake.set()
+        self._ticker.wake()
 
     async def _until_next_due(self) -> timedelta:
         async with self.sessionmaker() as session:
