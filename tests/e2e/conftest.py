@@ -1,4 +1,4 @@
-"""A live tagwarden server and Debian's chromium, for the browser tests (issue 6).
+"""A live tagwarden server and Debian's chromium, for the browser tests.
 
 The server runs in a thread (uvicorn) on a free loopback port against the test database (SQLite
 and PostgreSQL, through the suite's ``database_url`` fixture). Without /usr/bin/chromium the

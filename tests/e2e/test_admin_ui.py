@@ -1,4 +1,4 @@
-"""The admin pages in Debian's chromium against a live server (issue 6), on both databases."""
+"""The admin pages in Debian's chromium against a live server, on both databases."""
 
 from __future__ import annotations
 

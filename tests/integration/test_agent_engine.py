@@ -1,4 +1,4 @@
-"""The agent end to end: a real Docker engine, the real registry, the real server (issue 11).
+"""The agent end to end: a real Docker engine, the real registry, the real server.
 
 Images are built FROM scratch around busybox and pushed to Debian's docker-registry
 (tests/integration/docker_engine.py); the server is tagwarden's app under uvicorn on a loopback

@@ -1,5 +1,5 @@
 """The agent end to end on Podman: a real ``podman system service``, the real registry, the real
-server (issue 11). The world is test_agent_engine.py's (its ``fleet``), with Podman's
+server. The world is test_agent_engine.py's (its ``fleet``), with Podman's
 Docker-compatible socket as the engine (tests/integration/podman_engine.py) and images Podman
 built. Without systemd Podman runs no healthchecks of its own: every health this engine shows
 comes from a check the agent triggered. SQLite only, as in test_agent_engine.py.

@@ -1,4 +1,4 @@
-"""The agent end to end, continued (issue 11): the server away for a while, ``tagwarden-agent
+"""The agent end to end, continued: the server away for a while, ``tagwarden-agent
 status``, image pruning, a full disk. Same setting as test_agent_engine.py: a real Docker engine,
 the real registry, the real server (here one that can be stopped and started again on its port).
 

@@ -1,4 +1,4 @@
-"""Issue 10's approval items, on both databases: no approving one's own image, regular
+"""Approvals hardened, on both databases: no approving one's own image, regular
 expressions that cannot freeze the server, one tag's failing rule or auto-rollout isolated, and
 ``auto_process_approved=false`` holding on every path."""
 

@@ -1,4 +1,4 @@
-"""App definitions on both databases (issue 11, item 2): the API and its refusals, the audit,
+"""App definitions on both databases: the API and its refusals, the audit,
 and the device state that carries each app's config, checked against contracts/."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Auto-rollout (issue 5): an image's rollout template starts a rollout when a tag activates."""
+"""Auto-rollout: an image's rollout template starts a rollout when a tag activates."""
 
 from __future__ import annotations
 

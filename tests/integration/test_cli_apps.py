@@ -1,5 +1,5 @@
 """`tagwarden apps` on both databases: put, list, show, delete, and bad input refused with
-exit code 2 and a message (issue 11, item 2)."""
+exit code 2 and a message."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ async def test_the_demos_approval_follows_the_auto_process_setting(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Issue 10, item 10: no path ignores TAGWARDEN_AUTO_PROCESS_APPROVED, the demo's neither.
+    """No path ignores TAGWARDEN_AUTO_PROCESS_APPROVED, the demo's neither.
     With it off, the approval activates nothing; the demo then takes the explicit step."""
     async with sessionmaker() as session, session.begin():
         image = Image(image_name="redis", approval_status="approved")

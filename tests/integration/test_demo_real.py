@@ -1,5 +1,5 @@
-"""`tagwarden demo` says which mode it runs, and runs real containers when an engine answers
-(issue 11, item 7): a real Docker engine (the private dockerd of docker_engine.py), Debian's
+"""`tagwarden demo` says which mode it runs, and runs real containers when an engine answers:
+a real Docker engine (the private dockerd of docker_engine.py), Debian's
 docker-registry started by the demo itself, two real agents."""
 
 from __future__ import annotations

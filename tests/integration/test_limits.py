@@ -1,4 +1,4 @@
-"""Request bodies are bounded before they are parsed (issue 10, item 6), on both databases.
+"""Request bodies are bounded before they are parsed, on both databases.
 
 The body tests drive the ASGI app directly, with a ``receive`` that counts what it hands out:
 that is how "the app never read it" can be asserted, which no HTTP client can see.

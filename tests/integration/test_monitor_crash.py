@@ -1,4 +1,4 @@
-"""A crash mid-scan loses no interval (issue 10, item 7): a real ``kill -9``, on both databases.
+"""A crash mid-scan loses no interval: a real ``kill -9``, on both databases.
 
 ``tests/integration/test_monitor_lease.py`` covers the lease in-process; here a real
 ``tagwarden serve`` is killed with SIGKILL while its scan waits on a slow registry, and a second

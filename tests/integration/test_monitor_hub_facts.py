@@ -1,5 +1,5 @@
 """Through the monitor, on both databases: what the Hub API says of a tag is kept in the request,
-and Hub entries without a top-level digest become requests (issue 13, items 7 and 8)."""
+and Hub entries without a top-level digest become requests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A crash mid-scan loses no interval (issue 10, item 7), on both databases.
+"""A crash mid-scan loses no interval, on both databases.
 
 A claim is a lease of ``monitor_lease_seconds``: images whose check was never written are due
 again when it runs out, and a scan still checking renews it, so no other replica checks twice.

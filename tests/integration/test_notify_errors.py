@@ -1,4 +1,4 @@
-"""A notification receiver's words never become tagwarden's error (issue 10, item 2), on both
+"""A notification receiver's words never become tagwarden's error, on both
 databases: ``last_error`` and the channel test say the status in tagwarden's words, in the API
 and in the CLI alike, never the receiver's body, reason phrase or anything else it sent.
 """

@@ -1,5 +1,5 @@
 """Schemathesis against the running app, on both databases: the OpenAPI document tells the
-truth (issue 10, item 11).
+truth.
 
 The app is served by uvicorn on 127.0.0.1 in a thread of this process (its own event loop, so
 the lifespan and the database connections live where the requests are served). Schemathesis

@@ -1,4 +1,4 @@
-"""Secrets stay out of logs and views (issue 10, item 8), on both databases.
+"""Secrets stay out of logs and views, on both databases.
 
 The access log is the one a real ``tagwarden serve`` writes; the channel's password is checked
 in every view of it (audit, channel API, CLI) and at the loopback receiver that must still get it.

@@ -1,4 +1,4 @@
-"""Issue 10, items 2, 3 and 5 (registry side), on both databases: the registry allow-list, every
+"""On both databases: the registry allow-list, every
 redirect hop checked, no remote text where people read errors, credentials only to their host,
 and tag names outside the grammar never entering.
 

@@ -1,5 +1,5 @@
 """Sessions that cannot be forged or replayed, throttled credential guesses, the pages'
-security headers and the monitor page after a scan (issue 10, items 1 and 9), on both databases.
+security headers and the monitor page after a scan, on both databases.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ async def test_a_cookie_forged_with_the_old_public_key_is_refused(
         listed = await client.get("/api/v1/tokens", headers=tokens.headers("admin"))
         admin_id = next(t["id"] for t in listed.json() if t["role"] == "admin")
         assert admin_id == 1
-        # Exactly as web/session.py signed cookies before issue 10.
+        # Exactly as web/session.py signed cookies before sessions were hardened.
         forged = URLSafeTimedSerializer(OLD_PUBLIC_KEY, salt="tagwarden.web.session").dumps(
             {"sid": "forged-session-id", "tid": 1, "idn": "admin@example.com", "role": "admin"}
         )

@@ -1,5 +1,5 @@
 """The app config's bind-mount rule, as a pure function: roots compared by whole path
-components, no bind mount at all without roots (issue 11, item 2)."""
+components, no bind mount at all without roots."""
 
 from __future__ import annotations
 

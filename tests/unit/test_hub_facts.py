@@ -1,5 +1,5 @@
-"""What the Hub API says of a tag, kept; and Hub entries without a top-level digest (issue 13,
-items 7 and 8), on real Hub API bodies (../shared/fixtures/realworld) and on the fake."""
+"""What the Hub API says of a tag, kept; and Hub entries without a top-level digest, on real
+Hub API bodies (../shared/fixtures/realworld) and on the fake."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A request the OpenAPI document allows is one the server takes (issue 10, item 11).
+"""A request the OpenAPI document allows is one the server takes.
 
 Bodies are drawn by Schemathesis from the document, as the integration run draws them, and
 handed to the request models and the service's own checks, without a server: a channel's

@@ -1,5 +1,5 @@
-"""The OpenAPI document lists the errors each operation can give, with the body that is sent
-(issue 10, item 11). Walks every operation, so routes added later are held to it too."""
+"""The OpenAPI document lists the errors each operation can give, with the body that is sent.
+Walks every operation, so routes added later are held to it too."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 10, item 2: which registry hosts are allowed, and which redirect hops may be followed.
+"""Which registry hosts are allowed, and which redirect hops may be followed.
 
 Pure checks, and the transport following redirects through an httpx MockTransport: nothing here
 opens a connection or looks a name up.

@@ -364,7 +364,7 @@ async def test_ascending_order_disables_early_stop(
 async def test_a_next_page_on_another_host_is_refused(h: RegistryHarness) -> None:
     h.fake.add_user("alice", "s3cret")
     h.fake.add_repository("library/redis", 150)
-    # A `next` on another host (e.g. a misconfigured proxy) is not followed at all (issue 10):
+    # A `next` on another host (e.g. a misconfigured proxy) is not followed at all:
     # neither the JWT nor a request goes there.
     h.fake.public_url = URL("http://elsewhere.test")
     with pytest.raises(MalformedResponse, match="next page is on another host"):

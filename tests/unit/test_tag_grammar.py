@@ -1,4 +1,4 @@
-"""Issue 10, item 5 (registry side): names outside the tag grammar never enter.
+"""Registry side: names outside the tag grammar never enter.
 
 The grammar is one check (``references.is_tag``) for the API, the CLI and the registry clients;
 the clients drop such names from a listing with one warning and never build a URL from one.

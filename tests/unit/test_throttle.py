@@ -1,4 +1,4 @@
-"""The failed-credential throttle's core, on a clock the test moves (issue 10, item 1)."""
+"""The failed-credential throttle's core, on a clock the test moves."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ app.add_typer(approvals.app, name="approvals")
 app.add_typer(monitor.app, name="monitor")
 images.app.command("check")(monitor.check_image)
 app.command("fake-registry")(fake_registry.fake_registry)
-# Command groups of later parts (monitor, devices, rollouts, …) register below.
+# The command groups (monitor, devices, rollouts, …) register below.
 app.add_typer(devices.app, name="devices")
 app.add_typer(rollouts.app, name="rollouts")
 app.add_typer(apps.app, name="apps")

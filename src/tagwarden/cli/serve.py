@@ -1,4 +1,4 @@
-"""`tagwarden serve`: the API server (and, as later parts land, its background workers)."""
+"""`tagwarden serve`: the API server and its background workers."""
 
 from __future__ import annotations
 
