@@ -57,6 +57,8 @@ async def world(
         outbox_worker_enabled=False,
         rules_worker_enabled=False,
         dockerhub_api_url=HUB,
+        # The fake Hub is served in-process; Syft would dial Docker Hub's real registry.
+        sbom_syft=False,
     )
     app = create_app(configured, registry_transport=fake.transport())
 

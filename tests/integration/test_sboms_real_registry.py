@@ -10,17 +10,20 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tagwarden.app import create_app
 from tagwarden.approvals.models import ApprovalRequest
+from tagwarden.auth import service as auth
 from tagwarden.catalogue.models import Image
 from tagwarden.config import Settings
 from tagwarden.monitor.worker import ImageMonitor
 from tagwarden.vulnerabilities.models import Sbom
-from tagwarden.vulnerabilities.sbom import SbomCollector, stored_packages
+from tagwarden.vulnerabilities.sbom import Acquired, SbomCollector, store, stored_packages
+from tagwarden.vulnerabilities.states import SbomStatus
 from tagwarden.vulnerabilities.syft import SyftLimits, SyftTarget, run_syft
 from tests.factories import make_settings
 from tests.integration.real_registry import RealRegistry
@@ -214,3 +217,61 @@ async def test_a_failed_syft_run_is_an_error_tried_again_on_the_next_check(
     row = await sbom(sessionmaker, pushed.platform)
     assert (row.status, row.error) == ("generated", None)
     assert {p["name"] for p in row.packages} == {"musl", "busybox"}
+
+
+async def test_a_manual_request_and_an_on_demand_check_collect_the_sbom(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    real_registry: RealRegistry,
+) -> None:
+    repository = f"sbom/manual-{uuid.uuid4().hex[:8]}"
+    pushed = push_image(real_registry, repository, "12.7", DEBIAN_FILES)
+    await add_images(sessionmaker, real_registry, repository)
+    async with sessionmaker() as session:
+        image_id = (await session.scalars(select(Image.id))).one()
+    configured = make_settings(
+        settings.database_url,
+        registries={real_registry.host: real_registry.credentials()},
+        sbom_syft=True,
+    )
+    app = create_app(configured)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tw") as client,
+    ):
+        async with sessionmaker() as session, session.begin():
+            _, token = await auth.create_token(
+                session, name="t", role="admin", identity="admin@example.com", actor="test"
+            )
+        headers = {"Authorization": f"Bearer {token}"}
+        created = await client.post(
+            "/api/v1/images/approvals",
+            json={
+                "image_id": image_id,
+                "tag_name": "12.7",
+                "metadata": {"architectures": ["amd64"], "digest": pushed.digest},
+            },
+            headers=headers,
+        )
+        assert created.status_code == 201, created.text
+        row = await sbom(sessionmaker, pushed.platform)
+        assert (row.status, row.source) == ("generated", "syft")
+        assert {p["name"] for p in row.packages} == {"libssl3", "zlib1g"}
+
+        # A final row is never overwritten by a later failure...
+        async with sessionmaker() as session, session.begin():
+            await store(session, Acquired(pushed.platform, SbomStatus.ERROR, error="failed"))
+        assert (await sbom(sessionmaker, pushed.platform)).status == "generated"
+        # ...while an error row (a Syft run that failed) is what an on-demand check retries.
+        async with sessionmaker() as session, session.begin():
+            await session.execute(
+                update(Sbom)
+                .where(Sbom.digest == pushed.platform)
+                .values(status="error", error="failed", packages=[])
+            )
+        checked = await client.post(
+            f"/api/v1/images/approvals/{created.json()['id']}/evidence", headers=headers
+        )
+        assert checked.status_code == 200, checked.text
+    row = await sbom(sessionmaker, pushed.platform)
+    assert (row.status, row.error) == ("generated", None)

@@ -24,7 +24,7 @@ from tagwarden.errors import error_responses
 from tagwarden.evidence import service as evidence
 from tagwarden.evidence import sizing
 from tagwarden.evidence.checker import refresh_request
-from tagwarden.evidence.deps import Checker
+from tagwarden.evidence.deps import Checker, Sboms
 from tagwarden.evidence.schemas import EvidenceOut
 from tagwarden.inputs import IdPath, IdQuery
 from tagwarden.pagination import Page, Paging
@@ -79,9 +79,10 @@ async def create_request(
     checker: Checker,
     sessions: Sessions,
     clients: RegistryClients,
+    sboms: Sboms,
 ) -> ApprovalRequestOut:
     # The evidence first, in its own transactions: the request's creation then holds no
-    # write lock while the registry answers.
+    # write lock while the registry (or Syft) answers.
     await checker.refresh(body.image_id, body.metadata.digest, tag=body.tag_name)
     await sizing.refresh(
         sessions,
@@ -90,6 +91,7 @@ async def create_request(
         body.metadata.digest,
         only_with_policy=True,
     )
+    await sboms.collect_for_image(body.image_id, body.metadata.digest)
     request = await service.create_manual_request(
         session,
         image_id=body.image_id,

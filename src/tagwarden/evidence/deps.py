@@ -1,4 +1,5 @@
-"""The server's signature checker, as a typed dependency for the routes that re-check evidence."""
+"""The server's signature checker and SBOM collector, as typed dependencies for the routes that
+(re-)check evidence."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from tagwarden.evidence.checker import SignatureChecker
+from tagwarden.vulnerabilities.sbom import SbomCollector
 
 
 async def current_checker(request: Request) -> SignatureChecker:
@@ -15,3 +17,12 @@ async def current_checker(request: Request) -> SignatureChecker:
 
 
 Checker = Annotated[SignatureChecker, Depends(current_checker)]
+
+
+async def current_sboms(request: Request) -> SbomCollector:
+    # The monitor's own collector: one bound on Syft runs for the scans and the API alike.
+    collector: SbomCollector = request.app.state.monitor.sboms
+    return collector
+
+
+Sboms = Annotated[SbomCollector, Depends(current_sboms)]

@@ -12,7 +12,7 @@ from tagwarden.db import transaction
 from tagwarden.errors import error_responses
 from tagwarden.evidence import service, sizing
 from tagwarden.evidence.checker import refresh_request
-from tagwarden.evidence.deps import Checker
+from tagwarden.evidence.deps import Checker, Sboms
 from tagwarden.evidence.schemas import EvidenceOut, SigningKeyIn, SigningKeyOut
 from tagwarden.inputs import IdPath
 from tagwarden.registry.deps import RegistryClients
@@ -46,12 +46,22 @@ async def delete_key(name: KeyNamePath, session: Session, who: Admin) -> Signing
 
 @router.post("/api/v1/images/approvals/{request_id}/evidence", responses=error_responses(404))
 async def check_evidence(
-    request_id: IdPath, checker: Checker, sessions: Sessions, clients: RegistryClients, _: Approver
+    request_id: IdPath,
+    checker: Checker,
+    sessions: Sessions,
+    clients: RegistryClients,
+    sboms: Sboms,
+    _: Approver,
 ) -> EvidenceOut:
     """Check the request's digest now (signatures, against the registered keys; sizes, from its
-    platform manifests) and store the results; the answer is the digest's evidence after."""
+    platform manifests; the SBOM of a platform that has none stored, or only an error) and
+    store the results; the answer is the digest's evidence after."""
     await refresh_request(checker, request_id, always=True)
     await sizing.refresh_request(sessions, clients, request_id)
     async with transaction(sessions) as session:
         found = await get_request(session, request_id)
-        return await service.evidence_for(session, found.image_id, found.digest)
+        image_id, digest, tag = found.image_id, found.digest, found.tag_name
+    if tag is not None:
+        await sboms.collect_for_image(image_id, digest)
+    async with transaction(sessions) as session:
+        return await service.evidence_for(session, image_id, digest)

@@ -20,10 +20,12 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tagwarden.catalogue.models import Image
 from tagwarden.config import Settings
 from tagwarden.db import insert_for, transaction, utcnow
 from tagwarden.registry.base import RegistryClient, RegistryError
 from tagwarden.registry.dockerhub import DockerHubClient
+from tagwarden.registry.factory import repository_path
 from tagwarden.registry.oci import OciClient
 from tagwarden.vulnerabilities import attested, spdx
 from tagwarden.vulnerabilities.models import Sbom
@@ -231,3 +233,16 @@ class SbomCollector:
                 await store(session, acquired)
             statuses[platform] = str(acquired.status)
         return statuses
+
+    async def collect_for_image(self, image_id: int, digest: str | None) -> dict[str, str]:
+        """:meth:`collect` for one digest of an image (a manual request, an on-demand check);
+        {} for no digest or no such image."""
+        if digest is None:
+            return {}
+        async with self.sessionmaker() as session:
+            image = await session.get(Image, image_id)
+            if image is None:
+                return {}
+            host = image.registry_host
+            repository = repository_path(image.namespace, image.image_name, host)
+        return await self.collect(host, repository, [digest])
