@@ -68,6 +68,7 @@ DEBIAN_FILES = {
 class Built:
     digest: str  # the index under the tag
     platform: str  # its one (amd64) image manifest
+    layer: bytes  # that manifest's one layer, as pushed
     attestation: str | None = None  # the attestation manifest, when one was pushed
 
 
@@ -178,4 +179,4 @@ def push_image(
         )
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
     digest = registry.push_manifest(repository, tag, OCI_INDEX, index.encode())
-    return Built(digest, platform, attested)
+    return Built(digest, platform, layer, attested)

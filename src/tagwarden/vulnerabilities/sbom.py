@@ -152,8 +152,14 @@ async def generate(syft: SyftPlan, target: SyftTarget) -> Acquired:
             document = await syft.run(target, syft.limits)
         found = spdx.packages(document)
     except SyftError as exc:
-        log.warning("Syft failed on %s: %s", target.reference, exc.args[0])
+        said = exc.args[1].decode(errors="replace") if len(exc.args) > 1 else ""
+        log.warning("Syft failed on %s: %s %s", target.reference, exc.args[0], said)
         return Acquired(target.digest, SbomStatus.ERROR, SbomSource.SYFT, error=exc.args[0])
+    except OSError as exc:  # the binary is missing or not executable
+        log.warning("Syft could not run on %s: %s", target.reference, exc)
+        return Acquired(
+            target.digest, SbomStatus.ERROR, SbomSource.SYFT, error="Syft could not run"
+        )
     except spdx.NotSpdx:
         return Acquired(
             target.digest, SbomStatus.ERROR, SbomSource.SYFT, error="Syft wrote no SPDX"
@@ -168,15 +174,20 @@ async def acquire(
 ) -> Acquired:
     """The SBOM of one platform manifest: attested, referred, generated, or none. A registry
     failure is an ``error`` (tried again on the next check), never an exception."""
-    try:
-        found = None
-        if attestation is not None:
+    found = None
+    if attestation is not None:
+        try:
             found = await attested.from_attestation(reader, repository, attestation)
-        if found is None:
+        except RegistryError as exc:
+            # The image says it has an SBOM: tried again later rather than replaced by Syft's.
+            log.warning("reading the SBOM attestation of %s@%s failed: %s", repository, digest, exc)
+            return Acquired(digest, SbomStatus.ERROR, error=f"registry: {str(exc)[:400]}")
+    if found is None:
+        try:
             found = await attested.from_referrers(reader, repository, digest)
-    except RegistryError as exc:
-        log.warning("reading the SBOM of %s@%s failed: %s", repository, digest, exc)
-        return Acquired(digest, SbomStatus.ERROR, error=f"registry: {str(exc)[:400]}")
+        except RegistryError as exc:
+            # A registry whose referrers API misbehaves must not keep Syft away for good.
+            log.info("no SBOM referrers of %s@%s: %s", repository, digest, exc)
     if found is not None:
         return Acquired(digest, SbomStatus.FOUND, found.source, found.format, found.packages)
     return await generate(syft, syft_target(reader, repository, digest))
