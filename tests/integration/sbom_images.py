@@ -69,6 +69,7 @@ class Built:
     digest: str  # the index under the tag
     platform: str  # its one (amd64) image manifest
     layer: bytes  # that manifest's one layer, as pushed
+    platform_size: int
     attestation: str | None = None  # the attestation manifest, when one was pushed
 
 
@@ -179,4 +180,54 @@ def push_image(
         )
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
     digest = registry.push_manifest(repository, tag, OCI_INDEX, index.encode())
-    return Built(digest, platform, layer, attested)
+    return Built(digest, platform, layer, platform_size, attested)
+
+
+CYCLONEDX = "application/vnd.cyclonedx+json"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+
+
+def push_sbom_referrer(registry: RealRegistry, repository: str, built: Built, bom: bytes) -> str:
+    """What ``oras attach --artifact-type application/vnd.cyclonedx+json`` pushes to a registry
+    without the referrers API: the artifact manifest (``subject``: the platform manifest), and
+    the fallback tag ``sha256-<hex>`` listing it."""
+    empty = b"{}"
+    body = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": CYCLONEDX,
+        "config": {
+            "mediaType": OCI_EMPTY,
+            "digest": registry.push_blob(repository, empty),
+            "size": len(empty),
+        },
+        "layers": [
+            {
+                "mediaType": CYCLONEDX,
+                "digest": registry.push_blob(repository, bom),
+                "size": len(bom),
+            }
+        ],
+        "subject": {
+            "mediaType": OCI_MANIFEST,
+            "digest": built.platform,
+            "size": built.platform_size,
+        },
+    }
+    raw = json.dumps(body).encode()
+    artifact = registry.push_manifest(repository, sha256(raw), OCI_MANIFEST, raw)
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": artifact,
+                "size": len(raw),
+                "artifactType": CYCLONEDX,
+            }
+        ],
+    }
+    fallback = built.platform.replace(":", "-", 1)
+    registry.push_manifest(repository, fallback, OCI_INDEX, json.dumps(index).encode())
+    return artifact

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,7 +28,12 @@ from tagwarden.vulnerabilities.states import SbomStatus
 from tagwarden.vulnerabilities.syft import SyftLimits, SyftTarget, run_syft
 from tests.factories import make_settings
 from tests.integration.real_registry import RealRegistry, sha256
-from tests.integration.sbom_images import ALPINE_FILES, DEBIAN_FILES, push_image
+from tests.integration.sbom_images import (
+    ALPINE_FILES,
+    DEBIAN_FILES,
+    push_image,
+    push_sbom_referrer,
+)
 
 pytestmark = pytest.mark.registry
 
@@ -167,6 +173,40 @@ async def test_an_image_carrying_its_own_spdx_attestation_is_not_given_to_syft(
     async with sessionmaker() as session:
         assert await session.get(Sbom, pushed.attestation) is None
         assert await session.get(Sbom, pushed.digest) is None
+
+
+async def test_a_cyclonedx_referrer_under_the_fallback_tag_is_read_instead_of_syft(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    real_registry: RealRegistry,
+) -> None:
+    repository = f"sbom/referred-{uuid.uuid4().hex[:8]}"
+    pushed = push_image(real_registry, repository, "12.7", DEBIAN_FILES)
+    bom = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "components": [
+            {
+                "type": "library",
+                "name": "libssl3",
+                "version": "3.0.13-1~deb12u1",
+                "purl": "pkg:deb/debian/libssl3@3.0.13-1~deb12u1?distro=debian-12&upstream=openssl",
+            }
+        ],
+    }
+    push_sbom_referrer(real_registry, repository, pushed, json.dumps(bom).encode())
+    await add_images(sessionmaker, real_registry, repository)
+    syft = CountingSyft()
+
+    async with monitor(settings, real_registry, syft) as found:
+        await scan(found)
+    row = await sbom(sessionmaker, pushed.platform)
+    assert (row.status, row.source, row.format) == ("found", "referrer", "cyclonedx-json")
+    assert named(row) == {("libssl3", "3.0.13-1~deb12u1", "Debian:12", "openssl")}
+    assert syft.runs == []
+    async with sessionmaker() as session:
+        tags = set((await session.scalars(select(ApprovalRequest.tag_name))).all())
+    assert tags == {"12.7"}  # the fallback tag is not an image tag
 
 
 async def test_without_syft_or_a_package_database_there_is_no_sbom(
