@@ -18,6 +18,7 @@ MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 AMD64 = "sha256:" + "a" * 64
 ARM64 = "sha256:" + "b" * 64
 ATTESTATION = "sha256:" + "c" * 64
+WINDOWS = "sha256:" + "d" * 64
 
 
 @pytest.mark.parametrize(
@@ -148,6 +149,7 @@ def test_parse_document_tells_spdx_from_cyclonedx_and_from_neither() -> None:
 def test_an_index_lays_out_its_platforms_and_the_attestation_of_each() -> None:
     body = {
         "manifests": [
+            {"digest": WINDOWS, "platform": {"architecture": "amd64", "os": "windows"}},
             {"digest": AMD64, "platform": {"architecture": "amd64", "os": "linux"}},
             {
                 "digest": ARM64,

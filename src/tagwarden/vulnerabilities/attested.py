@@ -69,6 +69,9 @@ def layout_of(body: dict[str, Any], media_type: str, digest: str) -> Layout:
         arch, os = platform.get("architecture"), platform.get("os")
         if is_attestation(str(arch), str(os)) or not isinstance(arch, str):
             continue
+        # Devices run Linux: the Windows builds official images ship beside are never deployed.
+        if str(os or "linux").lower() != "linux":
+            continue
         variant = platform.get("variant")
         key = normalise_architecture(arch, variant if isinstance(variant, str) else None)
         platforms.setdefault(key, entry["digest"])
