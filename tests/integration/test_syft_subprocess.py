@@ -28,7 +28,9 @@ def script(tmp_path: Path, body: str) -> str:
 async def test_syft_gets_the_registry_reference_a_private_config_and_a_memory_cap(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("TAGWARDEN_DOCKERHUB_PASSWORD", "hub-secret")
+    monkeypatch.setenv("DOCKER_CONFIG", "/root/.docker")
     seen = tmp_path / "seen"
     binary = script(
         tmp_path,
@@ -59,7 +61,9 @@ async def test_syft_gets_the_registry_reference_a_private_config_and_a_memory_ca
     env = dict(
         line.split("=", 1) for line in (seen / "env").read_text().splitlines() if "=" in line
     )
-    assert "HTTPS_PROXY" not in env
+    assert "TAGWARDEN_DOCKERHUB_PASSWORD" not in env
+    assert env["DOCKER_CONFIG"] != "/root/.docker"  # its own, empty
+    assert env["NO_PROXY"] == "127.0.0.1"  # the server's way to the registry
     assert env["SYFT_CHECK_FOR_APP_UPDATE"] == "false"
     assert env["GOMEMLIMIT"] == str(2 * GIB * 3 // 4)
     # The password was only ever in the private directory, and that is gone.

@@ -89,10 +89,25 @@ def config_document(target: SyftTarget) -> dict[str, Any]:
     }
 
 
+# Reaching the registry the way the server does: its proxy and its certificate authorities.
+PASSED_THROUGH: Final = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+)
+
+
 def environment(workdir: str, memory_bytes: int) -> dict[str, str]:
-    """A clean environment: no proxy or credential of the server's leaks into Syft, its
-    temporary files stay in ``workdir``, and Go's collector works to stay under the cap."""
+    """A clean environment: none of the server's settings or credentials (``TAGWARDEN_*``,
+    a Docker config) reach Syft, its temporary files stay in ``workdir``, and Go's collector
+    works to stay under the cap."""
     return {
+        **{name: os.environ[name] for name in PASSED_THROUGH if name in os.environ},
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": workdir,
         "TMPDIR": workdir,
