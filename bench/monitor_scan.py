@@ -73,6 +73,8 @@ async def monitor_for(
         dockerhub_api_url=registry_url,
         monitor_concurrency=concurrency,
         monitor_enabled=False,
+        # The fake Hub is served in-process; Syft would dial Docker Hub's real registry.
+        sbom_syft=False,
     )
     limits = httpx.Limits(max_connections=concurrency * 2)
     try:

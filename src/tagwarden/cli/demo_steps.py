@@ -85,6 +85,8 @@ def demo_settings(database: Path, registry_url: str, **overrides: Any) -> Settin
         "device_active_poll_interval_seconds": 1,
         "device_last_seen_flush_seconds": 1.0,
         "log_level": "WARNING",
+        # The demo's images hold no package database: Syft would only add seconds per tag.
+        "sbom_syft": False,
     }
     return Settings(**(values | overrides))
 

@@ -1,4 +1,4 @@
-"""The server's signature checker, as a typed dependency for the routes that re-check evidence."""
+"""The server's signature checker, as a typed dependency for the routes that (re-)check evidence."""
 
 from __future__ import annotations
 

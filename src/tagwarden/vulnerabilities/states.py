@@ -3,7 +3,9 @@ derives from it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Final
 
 
 class SbomStatus(StrEnum):
@@ -21,3 +23,18 @@ class SbomSource(StrEnum):
     ATTESTATION = "attestation"
     REFERRER = "referrer"
     SYFT = "syft"
+
+
+# A stored SBOM is final (a digest's content never changes), except an error, which the next
+# check replaces with whatever it finds. The upsert in sbom.py writes exactly this table.
+TRANSITIONS: Final[Mapping[SbomStatus, frozenset[SbomStatus]]] = {
+    SbomStatus.FOUND: frozenset(),
+    SbomStatus.GENERATED: frozenset(),
+    SbomStatus.NO_SBOM: frozenset(),
+    SbomStatus.ERROR: frozenset(SbomStatus),
+}
+
+
+def needs_acquiring(status: str | None) -> bool:
+    """Whether a check must (again) look for this digest's SBOM: never stored, or an error."""
+    return status is None or bool(TRANSITIONS[SbomStatus(status)])
