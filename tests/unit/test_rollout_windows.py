@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from tagwarden.rollouts import windows
+from tagwarden.rollouts import gates, windows
 from tagwarden.rollouts.schemas import RolloutCreate, RolloutOptions
 from tagwarden.rollouts.windows import Window
 
@@ -136,3 +136,20 @@ def test_a_good_window_goes_into_the_plan_options() -> None:
     assert options.windows == (Window("0 2 * * *", 60, "UTC"),)
     stored = body.options.model_dump()
     assert stored["windows"] == [{"cron": "0 2 * * *", "duration_minutes": 60, "timezone": "UTC"}]
+
+
+def test_the_switch_deadline_counts_from_the_opening_unless_the_release_came_too_late() -> None:
+    opening = datetime(2026, 6, 11, 0, 0, tzinfo=UTC)
+    released = opening + timedelta(seconds=30)
+    assert gates.switch_deadline(
+        told_at=released, window_opened_at=opening, health_timeout=600
+    ) == opening + timedelta(seconds=600)
+    # No window waited for: from when the device was told.
+    assert gates.switch_deadline(
+        told_at=released, window_opened_at=None, health_timeout=600
+    ) == released + timedelta(seconds=600)
+    # Released after the whole timeout had passed since the opening: never a deadline in the past.
+    late = opening + timedelta(seconds=900)
+    assert gates.switch_deadline(
+        told_at=late, window_opened_at=opening, health_timeout=600
+    ) == late + timedelta(seconds=600)
