@@ -226,7 +226,38 @@ class Agent:
             return
         if memory.failed_digest == digest:
             return  # reported failed; the server decides what comes next (a new target)
+        if spec.get("prefetch") is True:
+            self.prefetch(app, image, digest, main)
+            return
         self.update(app, image, digest, spec.get("config") or {}, main, containers)
+
+    def prefetch(self, app: str, image: str, digest: str, main: Container | None) -> None:
+        """The switch waits for a maintenance window: download the target now, keep what runs.
+
+        A failed download is neither reported nor remembered as a failure: nothing changed on
+        the device, and the switch (once the window opens) pulls again and reports then.
+        """
+        try:
+            name, _ = split_reference(image)
+        except EngineFailure as exc:
+            log.warning("%s: cannot pre-fetch %s: %s", app, image, exc.message)
+            return
+        memory = self.state.app(app)
+        reference = f"{name}@{digest}"
+        if not self.engine.has_image(name, digest):
+            try:
+                self.engine.pull(name, digest)
+            except EngineFailure as exc:
+                log.warning("%s: pre-fetch of %s failed (%s): %s", app, digest, exc.reason,
+                            exc.message)  # fmt: skip
+                self.engine.remove_image(name, digest)
+                return
+            log.info("%s: pre-fetched %s; switching in the next maintenance window", app, digest)
+            if reference not in memory.pulled:  # this agent's to prune, as any pull of its own
+                memory.pulled.append(reference)
+                self.save()
+        if main is not None and main.status == "running":
+            self.report(app, self._running_report(main))  # what runs: still the old image
 
     def _running_report(self, container: Container) -> dict[str, Any]:
         now = self.engine.health(container)

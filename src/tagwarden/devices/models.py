@@ -72,6 +72,9 @@ class DeviceApp(Base):
     digest: Mapped[str | None] = mapped_column(String(100))
     rollout_id: Mapped[int | None] = mapped_column(ForeignKey("rollouts.id", ondelete="SET NULL"))
     target_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The target is to be downloaded but not yet run: its rollout waits for a maintenance
+    # window (the poll says "prefetch": true; the monitor clears it when a window opens).
+    prefetch: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # What the device last reported.
     current_image: Mapped[str | None] = mapped_column(String(600))
     current_digest: Mapped[str | None] = mapped_column(String(100))

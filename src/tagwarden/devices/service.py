@@ -134,7 +134,14 @@ _STATE_ROW = select(Device.id, Device.key_hash, Device.state_version, Device.fas
 # The app's definition, when it has one, gives the container config; an app without one runs
 # its image as it is (config {}). A change to a definition bumps these devices' state version.
 _APPS = (
-    select(DeviceApp.app_name, DeviceApp.image, DeviceApp.tag, DeviceApp.digest, App.config)
+    select(
+        DeviceApp.app_name,
+        DeviceApp.image,
+        DeviceApp.tag,
+        DeviceApp.digest,
+        App.config,
+        DeviceApp.prefetch,
+    )
     # The config goes only with the app's own image: a target of another image (a rollback to
     # before the definition, say) runs that image as it is.
     .outerjoin(App, and_(App.name == DeviceApp.app_name, App.image_id == DeviceApp.image_id))
@@ -212,6 +219,8 @@ async def read_state(
                 "digest": a.digest,
                 "config": a.config or {},
             }
+            # Only while the switch waits for a maintenance window: pull it, keep what runs.
+            | ({"prefetch": True} if a.prefetch else {})
             for a in apps
         },
         "poll_interval": interval,
@@ -263,6 +272,7 @@ def assign_target(
     digest: str | None,
     rollout_id: int | None,
     now: datetime,
+    prefetch: bool = False,
 ) -> DeviceApp:
     """Point one app of one device at an image (or at nothing). ``app`` is its row as the
     caller read it with the others of its batch (None: the device has no such app yet); the
@@ -273,6 +283,7 @@ def assign_target(
     app.image_id, app.image, app.tag, app.digest = image_id, image, tag, digest
     app.rollout_id = rollout_id
     app.target_updated_at = now
+    app.prefetch = prefetch
     return app
 
 

@@ -62,6 +62,7 @@ async def abort(session: AsyncSession, rollout_id: int, actor: Principal, now: d
     """Stop: no further device is targeted; devices already updated keep the new target."""
     rollout = await service.get_rollout(session, rollout_id, lock=True)
     _require(rollout, RolloutAction.ABORT)
+    await engine.withdraw_prefetch(session, rollout, now, actor=actor.identity)
     await engine.skip_pending(session, rollout, RolloutStatus.ABORTED, now, actor=actor.identity)
     rollout.finished_at = now
     await engine.deactivate(session, rollout)

@@ -35,6 +35,8 @@ async def advance(session: AsyncSession, rollout: Rollout, now: datetime) -> Non
     if rollout.status != RolloutStatus.RUNNING or rollout.current_batch is None:
         return
     options = engine.options_of(rollout)
+    if options.windows:
+        await engine.release_window(session, rollout, rollout.current_batch, now)
     in_flight = await _judge_batch(session, rollout, options, rollout.current_batch, now)
     failed = sum((await engine.failure_counts(session, rollout.id)).values())
     if await _stopped_on_failures(session, rollout, options, failed, now):
@@ -59,6 +61,8 @@ async def _judge_batch(
     entries: list[dict[str, Any]] = []
     for row, device in in_flight:
         app = apps.get(device.id)
+        if app is not None and app.prefetch:
+            continue  # told only to pre-fetch: nothing to judge before its window opens
         variant = arch_variants.get(normalise_architecture(device.architecture))
         verdict = gates.assess(
             state=row.state,

@@ -6,7 +6,7 @@ Each function works inside the caller's transaction and audits every transition 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -20,7 +20,7 @@ from tagwarden.devices.models import Device, DeviceApp
 from tagwarden.devices.states import FailureReason
 from tagwarden.notify.service import emit
 from tagwarden.platforms import normalise_architecture
-from tagwarden.rollouts import planner
+from tagwarden.rollouts import gates, planner, windows
 from tagwarden.rollouts.models import Rollout, RolloutDevice
 from tagwarden.rollouts.states import (
     DEVICE_TRANSITIONS,
@@ -204,7 +204,9 @@ async def schedule_batch(
     await lock_images(session, [rollout.image_id])  # against a concurrent app definition change
     rows = await rows_of(session, rollout, batch=batch, states=(DeviceState.PENDING,))
     apps = await apps_of(session, rollout.app_name, [d.id for _, d in rows])
-    timeout = timedelta(seconds=options_of(rollout).health_timeout)
+    options = options_of(rollout)
+    # Outside every maintenance window the batch pre-fetches; release_window switches it.
+    gate = windows.gate(options.windows, now)
     entries: list[dict[str, Any]] = []
     for row, device in rows:
         previous = apps.get(device.id)
@@ -225,13 +227,18 @@ async def schedule_batch(
             digest=rollout.digest,
             rollout_id=rollout.id,
             now=now,
+            prefetch=not gate.open,
         )
-        row.scheduled_at, row.deadline_at = now, now + timeout
+        row.scheduled_at = now
+        row.deadline_at = gates.switch_deadline(
+            told_at=now, window_opened_at=None, health_timeout=options.health_timeout
+        )
         device_state(
             entries, rollout, row, device.uuid, DeviceAction.SCHEDULE, actor=MONITOR, now=now
         )
     await audit.record_many(session, entries)
-    await devices.bump(session, [d.id for _, d in rows], fast=True)
+    # A batch that only pre-fetches has no news for hours: its devices poll at the usual pace.
+    await devices.bump(session, [d.id for _, d in rows], fast=gate.open)
     rollout.current_batch = batch
     audit.record(
         session,
@@ -239,8 +246,90 @@ async def schedule_batch(
         action="rollout.batch_targeted",
         entity_type="rollout",
         entity_id=rollout.id,
-        after={"batch": batch, "devices": [d.uuid for _, d in rows]},
+        after={"batch": batch, "devices": [d.uuid for _, d in rows]}
+        | ({} if gate.open else _prefetch_details(gate)),
     )
+
+
+def _prefetch_details(gate: windows.Gate) -> dict[str, Any]:
+    opening = gate.next_opening
+    return {"prefetch": True, "switch_at": opening.isoformat() if opening else None}
+
+
+async def prefetching(
+    session: AsyncSession, rollout: Rollout, batch: int
+) -> list[tuple[RolloutDevice, Device, DeviceApp]]:
+    """The batch's devices told to pre-fetch this rollout's target, not yet to switch."""
+    rows = await rows_of(session, rollout, batch=batch, states=(DeviceState.SCHEDULED,))
+    apps = await apps_of(session, rollout.app_name, [d.id for _, d in rows])
+    return [
+        (row, device, app)
+        for row, device in rows
+        if (app := apps.get(device.id)) is not None
+        and app.prefetch
+        and app.rollout_id == rollout.id
+    ]
+
+
+async def release_window(session: AsyncSession, rollout: Rollout, batch: int, now: datetime) -> int:
+    """Inside a maintenance window: the batch's pre-fetching devices switch now, their health
+    timeout counted from the window's opening. Returns how many were released."""
+    options = options_of(rollout)
+    gate = windows.gate(options.windows, now)
+    if not gate.open:
+        return 0
+    waiting = await prefetching(session, rollout, batch)
+    for row, _, app in waiting:
+        app.prefetch = False
+        row.scheduled_at = now  # reports before now speak about the old image
+        row.deadline_at = gates.switch_deadline(
+            told_at=now, window_opened_at=gate.opened_at, health_timeout=options.health_timeout
+        )
+    if waiting:
+        await devices.bump(session, [d.id for _, d, _ in waiting], fast=True)
+        audit.record(
+            session,
+            actor=MONITOR,
+            action="rollout.batch_released",
+            entity_type="rollout",
+            entity_id=rollout.id,
+            after={
+                "batch": batch,
+                "devices": [d.uuid for _, d, _ in waiting],
+                "window_opened_at": gate.opened_at.isoformat() if gate.opened_at else None,
+            },
+        )
+    return len(waiting)
+
+
+async def withdraw_prefetch(
+    session: AsyncSession, rollout: Rollout, now: datetime, *, actor: str
+) -> None:
+    """An abort: devices still waiting for a window never switched, so they get their previous
+    target back (as a rollback would) rather than keep a pre-fetch nothing will release."""
+    if rollout.current_batch is None:
+        return
+    waiting = await prefetching(session, rollout, rollout.current_batch)
+    entries: list[dict[str, Any]] = []
+    for row, device, app in waiting:
+        devices.assign_target(
+            session,
+            app,
+            device.id,
+            rollout.app_name,
+            image_id=row.previous_image_id if row.had_previous else None,
+            image=row.previous_image if row.had_previous else None,
+            tag=row.previous_tag if row.had_previous else None,
+            digest=row.previous_digest if row.had_previous else None,
+            rollout_id=None,
+            now=now,
+        )
+        device_state(
+            entries, rollout, row, device.uuid, DeviceAction.ROLL_BACK, actor=actor, now=now,
+            previous=row.previous_digest, reason="never switched: aborted in pre-fetch",
+        )  # fmt: skip
+    await audit.record_many(session, entries)
+    await devices.bump(session, [d.id for _, d, _ in waiting], fast=False)
 
 
 async def deactivate(session: AsyncSession, rollout: Rollout) -> None:

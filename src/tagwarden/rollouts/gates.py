@@ -9,7 +9,7 @@ on a silent device.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tagwarden.devices.states import AppHealth, AppStatus, FailureReason
 from tagwarden.rollouts.states import DeviceState
@@ -67,3 +67,19 @@ def assess(
         reason = FailureReason.UNHEALTHY if unhealthy else FailureReason.TIMEOUT
         return Verdict(DeviceState.FAILED, failure_reason=reason)
     return Verdict(DeviceState.UPDATING if fresh else state)
+
+
+def switch_deadline(
+    *, told_at: datetime, window_opened_at: datetime | None, health_timeout: int
+) -> datetime:
+    """When a device that was told to switch at ``told_at`` fails with ``timeout``.
+
+    A device that waited for a maintenance window has ``health_timeout`` from the window's
+    opening, so the window's work ends at a time known in advance. Never a deadline the device
+    could not meet at all: a release later than that (a monitor that was away for the whole
+    timeout) counts from the release.
+    """
+    timeout = timedelta(seconds=health_timeout)
+    if window_opened_at is not None and window_opened_at + timeout > told_at:
+        return window_opened_at + timeout
+    return told_at + timeout

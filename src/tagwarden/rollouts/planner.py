@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from tagwarden.devices.states import AppStatus
 from tagwarden.platforms import normalise_architecture
+from tagwarden.rollouts.windows import Window
 
 STRATEGIES = ("all-at-once", "canary", "batched")
 ON_FAILURE = ("pause", "rollback")
@@ -33,6 +34,12 @@ class Options:
     health_timeout: int = 600
     max_failures: int | str = 0  # a count, or a percentage of the targeted devices: "10%"
     on_failure: str = "pause"
+    # Maintenance windows: devices switch only inside one (they pre-fetch outside).
+    windows: tuple[Window, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Stored options (a rollout's JSON column) give the windows as mappings.
+        object.__setattr__(self, "windows", tuple(Window.of(w) for w in self.windows or ()))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tagwarden import references
 from tagwarden.devices.schemas import APP_PATTERN, DeviceUuid, Labels, check_labels
 from tagwarden.inputs import INT32_MAX, NO_NUL, STRICT_INPUT, WHOLE, Id, leave_out
-from tagwarden.rollouts import planner
+from tagwarden.rollouts import planner, windows
 from tagwarden.rollouts.models import Rollout
 
 # A failure allowance as a string: a percentage up to 100%, said in the document too.
@@ -62,6 +62,51 @@ def one_of(*fields: str) -> dict[str, Any]:
 DEVICES_OR_SELECTOR = one_of("devices", "selector")
 
 
+class MaintenanceWindow(BaseModel):
+    """A time devices may switch in: from each time ``cron`` names, in ``timezone``, for
+    ``duration_minutes``."""
+
+    model_config = ConfigDict(**STRICT_INPUT)
+
+    cron: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=NO_NUL,
+        description="five fields: minute hour day-of-month month day-of-week",
+        examples=["0 2 * * 6"],
+    )
+    # The bounds are the document's; the validator applies them, with a message of its own.
+    duration_minutes: Annotated[int, WHOLE] = Field(
+        description="minutes of elapsed time the window stays open",
+        json_schema_extra={"minimum": 1, "maximum": windows.MAX_DURATION_MINUTES},
+    )
+    timezone: str = Field(min_length=1, max_length=64, pattern=NO_NUL, examples=["Europe/Berlin"])
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        error = windows.cron_error(value)
+        if error:
+            raise ValueError(error)
+        return " ".join(value.split())
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        error = windows.timezone_error(value)
+        if error:
+            raise ValueError(error)
+        return value
+
+    @field_validator("duration_minutes")
+    @classmethod
+    def _duration(cls, value: int) -> int:
+        error = windows.duration_error(value)
+        if error:
+            raise ValueError(error)
+        return value
+
+
 class RolloutOptions(BaseModel):
     model_config = ConfigDict(**STRICT_INPUT, json_schema_extra=ONE_CANARY_SIZE)
 
@@ -75,6 +120,11 @@ class RolloutOptions(BaseModel):
         | Annotated[str, Field(pattern=PERCENT_PATTERN)]
     ) = Field(default=0, description="a count, or a percentage: '10%'")
     on_failure: Literal["pause", "rollback"] = "pause"
+    windows: list[MaintenanceWindow] = Field(
+        default_factory=list,
+        max_length=50,
+        description="maintenance windows; none: devices switch at once",
+    )
 
     @model_validator(mode="after")
     def _one_canary_size(self) -> RolloutOptions:
