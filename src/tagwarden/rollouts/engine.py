@@ -20,7 +20,7 @@ from tagwarden.devices.models import Device, DeviceApp
 from tagwarden.devices.states import FailureReason
 from tagwarden.notify.service import emit
 from tagwarden.platforms import normalise_architecture
-from tagwarden.rollouts import planner
+from tagwarden.rollouts import pace, planner
 from tagwarden.rollouts.models import Rollout, RolloutDevice
 from tagwarden.rollouts.states import (
     DEVICE_TRANSITIONS,
@@ -40,7 +40,7 @@ MONITOR = "rollout-monitor"
 
 
 def options_of(rollout: Rollout) -> planner.Options:
-    return planner.Options(**rollout.options)
+    return planner.Options.of(rollout.options)
 
 
 async def variants(session: AsyncSession, image_id: int, tag: str) -> dict[str, planner.Variant]:
@@ -197,16 +197,82 @@ async def failure_counts(session: AsyncSession, rollout_id: int) -> dict[str, in
     return {str(reason or FailureReason.OTHER): int(n) for reason, n in rows.all()}
 
 
-async def schedule_batch(
-    session: AsyncSession, rollout: Rollout, batch: int, now: datetime
-) -> None:
-    """Give one batch the new target; keep each device's previous target for a rollback."""
-    await lock_images(session, [rollout.image_id])  # against a concurrent app definition change
-    rows = await rows_of(session, rollout, batch=batch, states=(DeviceState.PENDING,))
-    apps = await apps_of(session, rollout.app_name, [d.id for _, d in rows])
-    timeout = timedelta(seconds=options_of(rollout).health_timeout)
+async def state_counts(session: AsyncSession, rollout_id: int) -> dict[DeviceState, int]:
+    rows = await session.execute(
+        select(RolloutDevice.state, func.count())
+        .where(RolloutDevice.rollout_id == rollout_id)
+        .group_by(RolloutDevice.state)
+    )
+    return {DeviceState(state): int(n) for state, n in rows.all()}
+
+
+async def _allowance(
+    session: AsyncSession, rollout: Rollout, options: planner.Options, now: datetime
+) -> int | None:
+    """How many devices the rollout may start now (None: no limit), from the start times of
+    its devices in the last minute."""
+    succeeded = 0
+    if options.ramp is not None:
+        succeeded = (await state_counts(session, rollout.id)).get(DeviceState.SUCCEEDED, 0)
+    rate = pace.rate_per_minute(options, succeeded)
+    if rate is None:
+        return None
+    started = await session.scalars(
+        select(RolloutDevice.scheduled_at).where(
+            RolloutDevice.rollout_id == rollout.id,
+            RolloutDevice.scheduled_at > now - pace.WINDOW,
+        )
+    )
+    return pace.allowance(rate, [t for t in started if t is not None], now)
+
+
+async def _skip_offline(
+    session: AsyncSession,
+    rollout: Rollout,
+    rows: list[tuple[RolloutDevice, Device]],
+    now: datetime,
+    poll_interval: int,
+) -> list[tuple[RolloutDevice, Device]]:
+    """With ``offline: skip``, a device offline when its turn comes does not hold its batch:
+    it is skipped (a continuous rollout takes it back once it is online); the rest remain."""
     entries: list[dict[str, Any]] = []
+    online: list[tuple[RolloutDevice, Device]] = []
     for row, device in rows:
+        if planner.is_offline(
+            device.last_seen_at,
+            device.created_at,
+            now=now,
+            poll_interval_seconds=poll_interval,
+        ):
+            row.skip_reason = "offline"
+            row.active = False
+            device_state(
+                entries, rollout, row, device.uuid, DeviceAction.SKIP, actor=MONITOR, now=now
+            )
+        else:
+            online.append((row, device))
+    await audit.record_many(session, entries)
+    return online
+
+
+async def schedule_batch(
+    session: AsyncSession, rollout: Rollout, batch: int, now: datetime, *, poll_interval: int
+) -> int:
+    """Give the batch's waiting devices the new target, as many as the rate allows (the rest
+    wait in the batch for a later step); keep each one's previous target for a rollback.
+    Returns how many were started or still wait."""
+    options = options_of(rollout)
+    rows = await rows_of(session, rollout, batch=batch, states=(DeviceState.PENDING,))
+    if options.offline == "skip":
+        rows = await _skip_offline(session, rollout, rows, now, poll_interval)
+    limit = await _allowance(session, rollout, options, now) if rows else None
+    starting = rows if limit is None else rows[:limit]
+    if starting:
+        await lock_images(session, [rollout.image_id])  # against a concurrent app change
+    apps = await apps_of(session, rollout.app_name, [d.id for _, d in starting])
+    timeout = timedelta(seconds=options.health_timeout)
+    entries: list[dict[str, Any]] = []
+    for row, device in starting:
         previous = apps.get(device.id)
         if previous is not None and previous.digest:
             row.had_previous = True
@@ -231,16 +297,18 @@ async def schedule_batch(
             entries, rollout, row, device.uuid, DeviceAction.SCHEDULE, actor=MONITOR, now=now
         )
     await audit.record_many(session, entries)
-    await devices.bump(session, [d.id for _, d in rows], fast=True)
-    rollout.current_batch = batch
-    audit.record(
-        session,
-        actor=MONITOR,
-        action="rollout.batch_targeted",
-        entity_type="rollout",
-        entity_id=rollout.id,
-        after={"batch": batch, "devices": [d.uuid for _, d in rows]},
-    )
+    await devices.bump(session, [d.id for _, d in starting], fast=True)
+    if rollout.current_batch != batch:
+        rollout.current_batch = batch
+        audit.record(
+            session,
+            actor=MONITOR,
+            action="rollout.batch_targeted",
+            entity_type="rollout",
+            entity_id=rollout.id,
+            after={"batch": batch, "devices": [d.uuid for _, d in starting]},
+        )
+    return len(rows)
 
 
 async def deactivate(session: AsyncSession, rollout: Rollout) -> None:
