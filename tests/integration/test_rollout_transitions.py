@@ -225,13 +225,14 @@ async def _rejoin(session: AsyncSession, rollout: Rollout) -> None:
 # Each device action, the engine step that takes it, and the report that leads there. A
 # rollback also skips the devices it never targeted, so pending rows take SKIP there; the
 # monitor's step starts the current batch's waiting devices, so pending rows take SCHEDULE there.
+_STARTS = DeviceAction.SCHEDULE
 CASES: list[tuple[DeviceAction, Step, tuple[AppStatus, AppHealth] | None, DeviceAction | None]] = [
     (DeviceAction.SCHEDULE, _schedule, None, None),
     (DeviceAction.SKIP, _skip, None, None),
     (DeviceAction.ROLL_BACK, _roll_back, None, DeviceAction.SKIP),
-    (DeviceAction.UPDATE, _advance, (AppStatus.DOWNLOADING, AppHealth.UNKNOWN), DeviceAction.SCHEDULE),
-    (DeviceAction.SUCCEED, _advance, (AppStatus.RUNNING, AppHealth.HEALTHY), DeviceAction.SCHEDULE),
-    (DeviceAction.FAIL, _advance, (AppStatus.FAILED, AppHealth.UNKNOWN), DeviceAction.SCHEDULE),
+    (DeviceAction.UPDATE, _advance, (AppStatus.DOWNLOADING, AppHealth.UNKNOWN), _STARTS),
+    (DeviceAction.SUCCEED, _advance, (AppStatus.RUNNING, AppHealth.HEALTHY), _STARTS),
+    (DeviceAction.FAIL, _advance, (AppStatus.FAILED, AppHealth.UNKNOWN), _STARTS),
     (DeviceAction.REJOIN, _rejoin, None, None),
 ]
 
