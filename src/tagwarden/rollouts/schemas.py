@@ -133,7 +133,7 @@ class RolloutOptions(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _one_canary_size(self) -> RolloutOptions:
+    def _combinations(self) -> RolloutOptions:
         if self.canary_percent is not None and self.canary_count is not None:
             raise ValueError("give canary_percent or canary_count, not both")
         if self.max_per_minute is not None and self.ramp is not None:
