@@ -438,3 +438,60 @@ async def test_patching_a_device_renames_and_relabels_it_and_is_audited(
     assert entry is not None
     assert entry.before["name"] == "d0"
     assert entry.after["name"] == "kiosk 4"
+
+
+async def test_the_next_batch_starts_under_the_same_rate(
+    client: httpx.AsyncClient, tokens: Any, app: Any, redis: int
+) -> None:
+    keys = await fleet(client, tokens, 4)
+    clock = Clock()
+    monitor = monitor_for(app, clock)
+    viewer = tokens.headers("viewer")
+    created = await rollout(
+        client,
+        tokens.headers("approver"),
+        devices=list(keys),
+        strategy="batched",
+        options={"batch_size": 2, "max_per_minute": 3, "bake_seconds": 0},
+    )
+    await monitor.tick()
+    for uuid in ("d0", "d1"):
+        await report(client, uuid, keys[uuid], digest=NEW)
+    await monitor.tick()  # batch 1 done at once; two of the minute's three are used
+    body = await show(client, viewer, created["id"])
+    assert body["current_batch"] == 2
+    assert (states(body)["d2"], states(body)["d3"]) == ("scheduled", "pending")
+    clock.advance(60)
+    await monitor.tick()
+    assert states(await show(client, viewer, created["id"]))["d3"] == "scheduled"
+
+
+async def test_a_continuous_rollout_takes_back_a_device_skipped_as_offline_once_it_polls(
+    client: httpx.AsyncClient,
+    tokens: Any,
+    app: Any,
+    redis: int,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    keys = await fleet(client, tokens, 2, labels={"site": "a"})
+    clock = Clock()
+    monitor = monitor_for(app, clock)
+    await _silence(sessionmaker, "d1", clock)
+    created = await rollout(
+        client,
+        tokens.headers("approver"),
+        selector={"site": "a"},
+        strategy="all-at-once",
+        options={"continuous": True, "bake_seconds": 0},
+    )
+    assert created["skipped"] == [{"device": "d1", "reason": "offline"}]
+    await monitor.tick()
+    await monitor.tick()
+    assert await target_of(client, "d1", keys["d1"]) is None  # that poll brings it back
+    await app.state.device_presence.flush()
+    await monitor.tick()
+    body = await show(client, tokens.headers("viewer"), created["id"])
+    assert states(body)["d1"] == "pending"  # in the batch after the current one
+    await report(client, "d0", keys["d0"], digest=NEW)
+    await monitor.tick()
+    assert await target_of(client, "d1", keys["d1"]) == NEW
