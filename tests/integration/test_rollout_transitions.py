@@ -21,7 +21,7 @@ from tagwarden.audit.models import AuditEntry
 from tagwarden.db import utcnow
 from tagwarden.devices.models import Device, DeviceApp
 from tagwarden.devices.states import AppHealth, AppStatus
-from tagwarden.rollouts import batches, engine
+from tagwarden.rollouts import batches, engine, joiners
 from tagwarden.rollouts.models import Rollout, RolloutDevice
 from tagwarden.rollouts.states import (
     ACTIVE,
@@ -193,7 +193,7 @@ Step = Callable[[AsyncSession, Rollout], Awaitable[None]]
 
 
 async def _schedule(session: AsyncSession, rollout: Rollout) -> None:
-    await engine.schedule_batch(session, rollout, 1, utcnow())
+    await engine.schedule_batch(session, rollout, 1, utcnow(), poll_interval=60)
 
 
 async def _skip(session: AsyncSession, rollout: Rollout) -> None:
@@ -205,18 +205,35 @@ async def _roll_back(session: AsyncSession, rollout: Rollout) -> None:
 
 
 async def _advance(session: AsyncSession, rollout: Rollout) -> None:
-    await batches.advance(session, rollout, utcnow() + timedelta(seconds=2))
+    await batches.advance(session, rollout, utcnow() + timedelta(seconds=2), poll_interval=60)
+
+
+async def _rejoin(session: AsyncSession, rollout: Rollout) -> None:
+    """The rollout made continuous over every device; its skipped device was skipped as
+    offline and is back (it registered just now)."""
+    rollout.options = rollout.options | {"continuous": True}
+    rollout.selector = {}
+    await session.execute(
+        update(RolloutDevice)
+        .where(RolloutDevice.rollout_id == rollout.id, RolloutDevice.state == DeviceState.SKIPPED)
+        .values(skip_reason="offline", active=False, batch=None)
+    )
+    options = engine.options_of(rollout)
+    await joiners.add(session, rollout, options, utcnow(), poll_interval=60)
 
 
 # Each device action, the engine step that takes it, and the report that leads there. A
-# rollback also skips the devices it never targeted, so pending rows take SKIP there.
+# rollback also skips the devices it never targeted, so pending rows take SKIP there; the
+# monitor's step starts the current batch's waiting devices, so pending rows take SCHEDULE there.
+_STARTS = DeviceAction.SCHEDULE
 CASES: list[tuple[DeviceAction, Step, tuple[AppStatus, AppHealth] | None, DeviceAction | None]] = [
     (DeviceAction.SCHEDULE, _schedule, None, None),
     (DeviceAction.SKIP, _skip, None, None),
     (DeviceAction.ROLL_BACK, _roll_back, None, DeviceAction.SKIP),
-    (DeviceAction.UPDATE, _advance, (AppStatus.DOWNLOADING, AppHealth.UNKNOWN), None),
-    (DeviceAction.SUCCEED, _advance, (AppStatus.RUNNING, AppHealth.HEALTHY), None),
-    (DeviceAction.FAIL, _advance, (AppStatus.FAILED, AppHealth.UNKNOWN), None),
+    (DeviceAction.UPDATE, _advance, (AppStatus.DOWNLOADING, AppHealth.UNKNOWN), _STARTS),
+    (DeviceAction.SUCCEED, _advance, (AppStatus.RUNNING, AppHealth.HEALTHY), _STARTS),
+    (DeviceAction.FAIL, _advance, (AppStatus.FAILED, AppHealth.UNKNOWN), _STARTS),
+    (DeviceAction.REJOIN, _rejoin, None, None),
 ]
 
 

@@ -155,15 +155,19 @@ def test_device_action_refuses_a_move_the_table_lacks(
 
 
 @given(st.lists(st.sampled_from(DeviceAction), max_size=20))
-def test_a_device_never_leaves_a_finished_state_except_by_rollback(
+def test_a_device_leaves_a_finished_state_only_by_rollback_or_by_rejoining(
     actions: list[DeviceAction],
 ) -> None:
+    """A skipped device may rejoin (a continuous rollout takes back one skipped as offline);
+    a device that ran the rollout leaves its verdict only by a rollback."""
     state = DeviceState.PENDING
     for action in actions:
         target = DEVICE_TRANSITIONS[state].get(action)
         if target is None:
             continue
-        if state in FINISHED:
+        if state == DeviceState.SKIPPED:
+            assert (action, target) == (DeviceAction.REJOIN, DeviceState.PENDING)
+        elif state in FINISHED:
             assert target == DeviceState.ROLLED_BACK
         state = target
 

@@ -15,6 +15,7 @@ from tagwarden.devices.schemas import (
     DeviceCreate,
     DeviceCreated,
     DeviceOut,
+    DeviceUpdate,
     ReportOut,
     StateReport,
     parse_labels,
@@ -61,6 +62,12 @@ async def list_devices(
 @router.get("/devices/{uuid}")
 async def get_device(uuid: str, session: Session, _: Viewer) -> DeviceOut:
     device = await service.get_device(session, uuid)
+    return DeviceOut.of(device, await service.device_apps(session, device.id))
+
+
+@router.patch("/devices/{uuid}")
+async def update_device(uuid: str, body: DeviceUpdate, session: Session, who: Admin) -> DeviceOut:
+    device = await service.update_device(session, uuid, body, who)
     return DeviceOut.of(device, await service.device_apps(session, device.id))
 
 

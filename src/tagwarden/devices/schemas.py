@@ -77,6 +77,20 @@ class DeviceCreate(BaseModel):
         return check_labels(value)
 
 
+class DeviceUpdate(BaseModel):
+    """A device's name and labels; a field left out keeps its value, labels are replaced whole."""
+
+    model_config = STRICT_INPUT
+
+    name: Text | None = Field(default=None, min_length=1, max_length=255)
+    labels: Labels | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return None if value is None else check_labels(value)
+
+
 class AppTarget(BaseModel):
     image: str | None
     tag: str | None

@@ -18,7 +18,7 @@ from tagwarden.db import flush_unique, utcnow
 from tagwarden.devices import index
 from tagwarden.devices.index import DeviceIndex, key_digest
 from tagwarden.devices.models import App, Device, DeviceApp, DeviceDeletion
-from tagwarden.devices.schemas import DeviceCreate, StateReport
+from tagwarden.devices.schemas import DeviceCreate, DeviceUpdate, StateReport
 from tagwarden.devices.states import AppStatus
 from tagwarden.errors import Conflict, Forbidden, NotFound, Unauthorized
 from tagwarden.references import digest_of
@@ -102,6 +102,31 @@ async def list_devices(
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
     rows = (await session.scalars(query.order_by(Device.id).limit(limit).offset(offset))).all()
     return rows, int(total or 0)
+
+
+async def update_device(
+    session: AsyncSession, uuid: str, data: DeviceUpdate, actor: Principal
+) -> Device:
+    """Rename or relabel a device (a continuous rollout whose selector it now matches takes it
+    on its next step); audited with the values before and after."""
+    device = await get_device(session, uuid)
+    before = audit.snapshot(device, DEVICE_FIELDS)
+    if data.name is not None:
+        device.name = data.name
+    if data.labels is not None:
+        device.labels = data.labels
+    after = audit.snapshot(device, DEVICE_FIELDS)
+    if after != before:
+        audit.record(
+            session,
+            actor=actor.identity,
+            action="device.updated",
+            entity_type="device",
+            entity_id=uuid,
+            before=before,
+            after=after,
+        )
+    return device
 
 
 async def delete_device(session: AsyncSession, uuid: str, actor: Principal) -> Device:

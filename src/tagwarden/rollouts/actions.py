@@ -8,13 +8,16 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tagwarden.audit import service as audit
 from tagwarden.auth.service import Principal
 from tagwarden.errors import Conflict
-from tagwarden.rollouts import engine, service
+from tagwarden.rollouts import engine, prefetch, service
 from tagwarden.rollouts.models import Rollout
 from tagwarden.rollouts.states import (
+    ACTIVE,
     IN_FLIGHT,
     PAST,
+    DeviceState,
     RolloutAction,
     RolloutStatus,
     allowed_from,
@@ -47,7 +50,9 @@ async def resume(
     rollout = await service.get_rollout(session, rollout_id, lock=True)
     _require(rollout, RolloutAction.RESUME)
     # Failures so far are accepted by whoever resumes; devices in flight get a fresh deadline.
-    rollout.failures_at_resume = sum((await engine.failure_counts(session, rollout.id)).values())
+    tally = await engine.state_counts(session, rollout.id)
+    rollout.failures_at_resume = tally.get(DeviceState.FAILED, 0)
+    rollout.finished_at_resume = rollout.failures_at_resume + tally.get(DeviceState.SUCCEEDED, 0)
     timeout = timedelta(seconds=engine.options_of(rollout).health_timeout)
     for row, _ in await service.device_rows(session, rollout.id):
         if row.state in IN_FLIGHT:
@@ -62,7 +67,7 @@ async def abort(session: AsyncSession, rollout_id: int, actor: Principal, now: d
     """Stop: no further device is targeted; devices already updated keep the new target."""
     rollout = await service.get_rollout(session, rollout_id, lock=True)
     _require(rollout, RolloutAction.ABORT)
-    await engine.withdraw_prefetch(session, rollout, now, actor=actor.identity)
+    await prefetch.withdraw_prefetch(session, rollout, now, actor=actor.identity)
     await engine.skip_pending(session, rollout, RolloutStatus.ABORTED, now, actor=actor.identity)
     rollout.finished_at = now
     await engine.deactivate(session, rollout)
@@ -79,6 +84,34 @@ async def rollback(
     _require(rollout, RolloutAction.ROLLBACK)
     await engine.rollback(
         session, rollout, now, actor=actor.identity, reason="rolled back by operator"
+    )
+    return rollout
+
+
+async def close(session: AsyncSession, rollout_id: int, actor: Principal, now: datetime) -> Rollout:
+    """A continuous rollout takes no more devices; it completes once those it has are done."""
+    rollout = await service.get_rollout(session, rollout_id, lock=True)
+    if not engine.options_of(rollout).continuous:
+        raise Conflict(
+            f"rollout {rollout.id} is not continuous; only a continuous rollout is closed",
+            code="not_continuous",
+        )
+    if rollout.closed_at is not None:
+        raise Conflict(f"rollout {rollout.id} is already closed", code="invalid_state")
+    if rollout.status not in ACTIVE:
+        raise Conflict(
+            f"rollout {rollout.id} is {rollout.status}; only a {' or '.join(ACTIVE)} rollout "
+            "can be closed",
+            code="invalid_state",
+        )
+    rollout.closed_at = now
+    audit.record(
+        session,
+        actor=actor.identity,
+        action="rollout.closed",
+        entity_type="rollout",
+        entity_id=rollout.id,
+        after={"closed_at": now.isoformat(), "status": rollout.status},
     )
     return rollout
 

@@ -20,7 +20,7 @@ from tagwarden.devices.models import Device, DeviceApp
 from tagwarden.devices.states import FailureReason
 from tagwarden.notify.service import emit
 from tagwarden.platforms import normalise_architecture
-from tagwarden.rollouts import gates, planner, windows
+from tagwarden.rollouts import gates, pace, planner, windows
 from tagwarden.rollouts.models import Rollout, RolloutDevice
 from tagwarden.rollouts.states import (
     DEVICE_TRANSITIONS,
@@ -40,7 +40,7 @@ MONITOR = "rollout-monitor"
 
 
 def options_of(rollout: Rollout) -> planner.Options:
-    return planner.Options(**rollout.options)
+    return planner.Options.of(rollout.options)
 
 
 async def variants(session: AsyncSession, image_id: int, tag: str) -> dict[str, planner.Variant]:
@@ -197,18 +197,83 @@ async def failure_counts(session: AsyncSession, rollout_id: int) -> dict[str, in
     return {str(reason or FailureReason.OTHER): int(n) for reason, n in rows.all()}
 
 
+async def state_counts(session: AsyncSession, rollout_id: int) -> dict[DeviceState, int]:
+    rows = await session.execute(
+        select(RolloutDevice.state, func.count())
+        .where(RolloutDevice.rollout_id == rollout_id)
+        .group_by(RolloutDevice.state)
+    )
+    return {DeviceState(state): int(n) for state, n in rows.all()}
+
+
+async def _allowance(
+    session: AsyncSession, rollout: Rollout, options: planner.Options, now: datetime
+) -> int | None:
+    """How many devices the rollout may start now (None: no limit), from the start times of
+    its devices in the last minute."""
+    succeeded = 0
+    if options.ramp is not None:
+        succeeded = (await state_counts(session, rollout.id)).get(DeviceState.SUCCEEDED, 0)
+    rate = pace.rate_per_minute(options, succeeded)
+    if rate is None:
+        return None
+    started = await session.scalars(
+        select(RolloutDevice.scheduled_at).where(
+            RolloutDevice.rollout_id == rollout.id,
+            RolloutDevice.scheduled_at > now - pace.WINDOW,
+        )
+    )
+    return pace.allowance(rate, [t for t in started if t is not None], now)
+
+
+async def _skip_offline(
+    session: AsyncSession,
+    rollout: Rollout,
+    rows: list[tuple[RolloutDevice, Device]],
+    now: datetime,
+    poll_interval: int,
+) -> list[tuple[RolloutDevice, Device]]:
+    """With ``offline: skip``, a device offline when its turn comes does not hold its batch:
+    it is skipped (a continuous rollout takes it back once it is online); the rest remain."""
+    entries: list[dict[str, Any]] = []
+    online: list[tuple[RolloutDevice, Device]] = []
+    for row, device in rows:
+        if planner.is_offline(
+            device.last_seen_at,
+            device.created_at,
+            now=now,
+            poll_interval_seconds=poll_interval,
+        ):
+            row.skip_reason = "offline"
+            row.active = False
+            device_state(
+                entries, rollout, row, device.uuid, DeviceAction.SKIP, actor=MONITOR, now=now
+            )
+        else:
+            online.append((row, device))
+    await audit.record_many(session, entries)
+    return online
+
+
 async def schedule_batch(
-    session: AsyncSession, rollout: Rollout, batch: int, now: datetime
-) -> None:
-    """Give one batch the new target; keep each device's previous target for a rollback."""
-    await lock_images(session, [rollout.image_id])  # against a concurrent app definition change
-    rows = await rows_of(session, rollout, batch=batch, states=(DeviceState.PENDING,))
-    apps = await apps_of(session, rollout.app_name, [d.id for _, d in rows])
+    session: AsyncSession, rollout: Rollout, batch: int, now: datetime, *, poll_interval: int
+) -> int:
+    """Give the batch's waiting devices the new target, as many as the rate allows (the rest
+    wait in the batch for a later step); keep each one's previous target for a rollback.
+    Returns how many were started or still wait."""
     options = options_of(rollout)
     # Outside every maintenance window the batch pre-fetches; release_window switches it.
     gate = windows.gate(options.windows, now)
+    rows = await rows_of(session, rollout, batch=batch, states=(DeviceState.PENDING,))
+    if options.offline == "skip":
+        rows = await _skip_offline(session, rollout, rows, now, poll_interval)
+    limit = await _allowance(session, rollout, options, now) if rows else None
+    starting = rows if limit is None else rows[:limit]
+    if starting:
+        await lock_images(session, [rollout.image_id])  # against a concurrent app change
+    apps = await apps_of(session, rollout.app_name, [d.id for _, d in starting])
     entries: list[dict[str, Any]] = []
-    for row, device in rows:
+    for row, device in starting:
         previous = apps.get(device.id)
         if previous is not None and previous.digest:
             row.had_previous = True
@@ -238,98 +303,24 @@ async def schedule_batch(
         )
     await audit.record_many(session, entries)
     # A batch that only pre-fetches has no news for hours: its devices poll at the usual pace.
-    await devices.bump(session, [d.id for _, d in rows], fast=gate.open)
-    rollout.current_batch = batch
-    audit.record(
-        session,
-        actor=MONITOR,
-        action="rollout.batch_targeted",
-        entity_type="rollout",
-        entity_id=rollout.id,
-        after={"batch": batch, "devices": [d.uuid for _, d in rows]}
-        | ({} if gate.open else _prefetch_details(gate)),
-    )
+    await devices.bump(session, [d.id for _, d in starting], fast=gate.open)
+    if rollout.current_batch != batch:
+        rollout.current_batch = batch
+        audit.record(
+            session,
+            actor=MONITOR,
+            action="rollout.batch_targeted",
+            entity_type="rollout",
+            entity_id=rollout.id,
+            after={"batch": batch, "devices": [d.uuid for _, d in starting]}
+            | ({} if gate.open else _prefetch_details(gate)),
+        )
+    return len(rows)
 
 
 def _prefetch_details(gate: windows.Gate) -> dict[str, Any]:
     opening = gate.next_opening
     return {"prefetch": True, "switch_at": opening.isoformat() if opening else None}
-
-
-async def prefetching(
-    session: AsyncSession, rollout: Rollout, batch: int
-) -> list[tuple[RolloutDevice, Device, DeviceApp]]:
-    """The batch's devices told to pre-fetch this rollout's target, not yet to switch."""
-    rows = await rows_of(session, rollout, batch=batch, states=(DeviceState.SCHEDULED,))
-    apps = await apps_of(session, rollout.app_name, [d.id for _, d in rows])
-    return [
-        (row, device, app)
-        for row, device in rows
-        if (app := apps.get(device.id)) is not None
-        and app.prefetch
-        and app.rollout_id == rollout.id
-    ]
-
-
-async def release_window(session: AsyncSession, rollout: Rollout, batch: int, now: datetime) -> int:
-    """Inside a maintenance window: the batch's pre-fetching devices switch now, their health
-    timeout counted from the window's opening. Returns how many were released."""
-    options = options_of(rollout)
-    gate = windows.gate(options.windows, now)
-    if not gate.open:
-        return 0
-    waiting = await prefetching(session, rollout, batch)
-    for row, _, app in waiting:
-        app.prefetch = False
-        row.scheduled_at = now  # reports before now speak about the old image
-        row.deadline_at = gates.switch_deadline(
-            told_at=now, window_opened_at=gate.opened_at, health_timeout=options.health_timeout
-        )
-    if waiting:
-        await devices.bump(session, [d.id for _, d, _ in waiting], fast=True)
-        audit.record(
-            session,
-            actor=MONITOR,
-            action="rollout.batch_released",
-            entity_type="rollout",
-            entity_id=rollout.id,
-            after={
-                "batch": batch,
-                "devices": [d.uuid for _, d, _ in waiting],
-                "window_opened_at": gate.opened_at.isoformat() if gate.opened_at else None,
-            },
-        )
-    return len(waiting)
-
-
-async def withdraw_prefetch(
-    session: AsyncSession, rollout: Rollout, now: datetime, *, actor: str
-) -> None:
-    """An abort: devices still waiting for a window never switched, so they get their previous
-    target back (as a rollback would) rather than keep a pre-fetch nothing will release."""
-    if rollout.current_batch is None:
-        return
-    waiting = await prefetching(session, rollout, rollout.current_batch)
-    entries: list[dict[str, Any]] = []
-    for row, device, app in waiting:
-        devices.assign_target(
-            session,
-            app,
-            device.id,
-            rollout.app_name,
-            image_id=row.previous_image_id if row.had_previous else None,
-            image=row.previous_image if row.had_previous else None,
-            tag=row.previous_tag if row.had_previous else None,
-            digest=row.previous_digest if row.had_previous else None,
-            rollout_id=None,
-            now=now,
-        )
-        device_state(
-            entries, rollout, row, device.uuid, DeviceAction.ROLL_BACK, actor=actor, now=now,
-            previous=row.previous_digest, reason="never switched: aborted in pre-fetch",
-        )  # fmt: skip
-    await audit.record_many(session, entries)
-    await devices.bump(session, [d.id for _, d, _ in waiting], fast=False)
 
 
 async def deactivate(session: AsyncSession, rollout: Rollout) -> None:

@@ -48,6 +48,12 @@ class Rollout(Base):
     # Failures already seen when the rollout was last resumed: the threshold counts only new
     # ones, or a resumed rollout would pause again at once.
     failures_at_resume: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Devices finished (succeeded or failed) when it was last resumed: a failure share to stop
+    # on (options.abort) is taken over the devices finished since, as the count is.
+    finished_at_resume: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A continuous rollout (options.continuous) takes devices that match its selector later
+    # until an admin closes it; it can finish only once closed.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from tagwarden.devices.states import AppStatus
 from tagwarden.platforms import normalise_architecture
@@ -17,10 +18,30 @@ from tagwarden.rollouts.windows import Window
 
 STRATEGIES = ("all-at-once", "canary", "batched")
 ON_FAILURE = ("pause", "rollback")
+OFFLINE_MODES = ("skip", "wait")
 SKIP_REASONS = ("architecture_not_provided", "already_on_target", "offline")
 # The seeds: a device silent for more than three poll intervals is offline.
 OFFLINE_AFTER_POLL_INTERVALS = 3
 DEFAULT_BATCH_SIZE = 10
+
+
+@dataclass(frozen=True)
+class Ramp:
+    """An exponential rate: ``start_per_minute``, times ``factor`` each time
+    ``every_succeeded`` more devices have succeeded."""
+
+    start_per_minute: int
+    factor: float
+    every_succeeded: int
+
+
+@dataclass(frozen=True)
+class Abort:
+    """Stop once at least ``min_devices`` have finished and more than ``failure_percent`` of
+    them failed."""
+
+    failure_percent: float
+    min_devices: int
 
 
 @dataclass(frozen=True)
@@ -36,10 +57,29 @@ class Options:
     on_failure: str = "pause"
     # Maintenance windows: devices switch only inside one (they pre-fetch outside).
     windows: tuple[Window, ...] = ()
+    max_per_minute: int | None = None
+    ramp: Ramp | None = None
+    abort: Abort | None = None
+    continuous: bool = False
+    # None: an offline device is skipped when the rollout is planned, and judged by its
+    # deadline after that; "skip" also skips one offline when its batch starts; "wait" plans
+    # it and holds its batch until it is back.
+    offline: str | None = None
 
     def __post_init__(self) -> None:
         # Stored options (a rollout's JSON column) give the windows as mappings.
         object.__setattr__(self, "windows", tuple(Window.of(w) for w in self.windows or ()))
+
+    @classmethod
+    def of(cls, stored: Mapping[str, Any]) -> Options:
+        """The options as a rollout stores them (JSON: the nested ones are plain objects)."""
+        values = dict(stored)
+        ramp, abort = values.pop("ramp", None), values.pop("abort", None)
+        return cls(
+            **values,
+            ramp=Ramp(**ramp) if ramp else None,
+            abort=Abort(**abort) if abort else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -91,7 +131,10 @@ def skip_reason(
     *,
     now: datetime,
     poll_interval_seconds: int,
+    keep_offline: bool = False,
 ) -> str | None:
+    """Why the device is left out of the rollout; None when it is targeted. ``keep_offline``:
+    an offline device is targeted all the same (it is waited for)."""
     variant = variants.get(normalise_architecture(device.architecture))
     if variant is None:
         return "architecture_not_provided"
@@ -100,10 +143,27 @@ def skip_reason(
     )
     if on_target:
         return "already_on_target"
-    last = device.last_seen_at or device.registered_at
-    if now - last > timedelta(seconds=OFFLINE_AFTER_POLL_INTERVALS * poll_interval_seconds):
+    if not keep_offline and is_offline(
+        device.last_seen_at,
+        device.registered_at,
+        now=now,
+        poll_interval_seconds=poll_interval_seconds,
+    ):
         return "offline"
     return None
+
+
+def is_offline(
+    last_seen_at: datetime | None,
+    registered_at: datetime,
+    *,
+    now: datetime,
+    poll_interval_seconds: int,
+) -> bool:
+    """Silent for more than three poll intervals (a device never seen counts from its
+    registration)."""
+    last = last_seen_at or registered_at
+    return now - last > timedelta(seconds=OFFLINE_AFTER_POLL_INTERVALS * poll_interval_seconds)
 
 
 def split(strategy: str, options: Options, uuids: Sequence[str]) -> list[list[str]]:
@@ -150,7 +210,13 @@ def plan(
         if device.uuid in seen:
             continue
         seen.add(device.uuid)
-        reason = skip_reason(device, variants, now=now, poll_interval_seconds=poll_interval_seconds)
+        reason = skip_reason(
+            device,
+            variants,
+            now=now,
+            poll_interval_seconds=poll_interval_seconds,
+            keep_offline=options.offline == "wait",
+        )
         if reason:
             skipped.append(Skip(device.uuid, reason))
         else:

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tagwarden.auth.deps import Approver, AppSettings, Now, Session, Sessions, Viewer
+from tagwarden.auth.deps import Admin, Approver, AppSettings, Now, Session, Sessions, Viewer
 from tagwarden.auth.service import Principal
 from tagwarden.db import transaction
 from tagwarden.errors import error_responses
@@ -164,3 +164,10 @@ async def abort(rollout_id: IdPath, session: Session, who: Approver, now: Now) -
 @router.post("/{rollout_id}/rollback", responses=error_responses(409))
 async def rollback(rollout_id: IdPath, session: Session, who: Approver, now: Now) -> RolloutOut:
     return await _act(RolloutAction.ROLLBACK, rollout_id, session, who, now)
+
+
+@router.post("/{rollout_id}/close", responses=error_responses(409))
+async def close(rollout_id: IdPath, session: Session, who: Admin, now: Now) -> RolloutOut:
+    """A continuous rollout takes no more devices; it completes once its devices are done."""
+    rollout = await actions.close(session, rollout_id, who, now)
+    return await _summary(session, rollout)

@@ -54,6 +54,22 @@ OPTIONS_FIT_STRATEGY: dict[str, Any] = {
 }
 
 
+ONE_RATE: dict[str, Any] = {
+    "anyOf": [
+        {"properties": {"max_per_minute": _NULL}},
+        {"properties": {"ramp": _NULL}},
+    ]
+}
+# A continuous rollout is open to devices that match its selector later: a list of devices has
+# no later.
+CONTINUOUS_NEEDS_SELECTOR: dict[str, Any] = {
+    "anyOf": [
+        {"required": ["selector"]},
+        {"properties": {"options": {"properties": {"continuous": {"const": False}}}}},
+    ]
+}
+
+
 def one_of(*fields: str) -> dict[str, Any]:
     """Exactly one of the fields given (each is documented without null, see ``leave_out``)."""
     return {"oneOf": [{"required": [f]} for f in fields]}
@@ -107,8 +123,33 @@ class MaintenanceWindow(BaseModel):
         return value
 
 
+Count = Annotated[int, Field(ge=1, le=INT32_MAX), WHOLE]
+
+
+class RampOptions(BaseModel):
+    """Exponential rate (as AWS IoT Jobs' exponentialRate)."""
+
+    model_config = STRICT_INPUT
+
+    start_per_minute: Count = Field(description="devices started per minute at first")
+    factor: float = Field(gt=1, le=5, description="the rate is multiplied by this ...")
+    every_succeeded: Count = Field(description="... each time this many more have succeeded")
+
+
+class AbortOptions(BaseModel):
+    """Stop on a failure share: on_failure (pause or rollback) once at least min_devices have
+    finished (succeeded or failed) and more than failure_percent of them failed."""
+
+    model_config = STRICT_INPUT
+
+    failure_percent: float = Field(ge=0, le=100)
+    min_devices: Count
+
+
 class RolloutOptions(BaseModel):
-    model_config = ConfigDict(**STRICT_INPUT, json_schema_extra=ONE_CANARY_SIZE)
+    model_config = ConfigDict(
+        **STRICT_INPUT, json_schema_extra={"allOf": [ONE_CANARY_SIZE, ONE_RATE]}
+    )
 
     canary_percent: float | None = Field(default=None, gt=0, le=100)
     canary_count: Annotated[int, Field(ge=1, le=INT32_MAX), WHOLE] | None = None
@@ -125,15 +166,36 @@ class RolloutOptions(BaseModel):
         max_length=50,
         description="maintenance windows; none: devices switch at once",
     )
+    max_per_minute: Count | None = Field(
+        default=None, description="devices started per minute, at most"
+    )
+    ramp: RampOptions | None = None
+    abort: AbortOptions | None = None
+    continuous: bool = Field(
+        default=False,
+        description="a selector rollout stays open: devices that match it later join the "
+        "next batch, until it is closed",
+    )
+    offline: Literal["skip", "wait"] | None = Field(
+        default=None,
+        description="skip: an offline device does not hold its batch; wait: the batch waits "
+        "for it; default: skipped when planned, judged by its deadline after",
+    )
 
     @model_validator(mode="after")
-    def _one_canary_size(self) -> RolloutOptions:
+    def _combinations(self) -> RolloutOptions:
         if self.canary_percent is not None and self.canary_count is not None:
             raise ValueError("give canary_percent or canary_count, not both")
+        if self.max_per_minute is not None and self.ramp is not None:
+            raise ValueError("give max_per_minute or ramp, not both")
+        # With a failure share to stop on, the count allowance's default (0: the first
+        # failure stops the rollout) would decide first; left out, it allows every failure.
+        if self.abort is not None and "max_failures" not in self.model_fields_set:
+            self.max_failures = "100%"
         return self
 
     def to_plan(self) -> planner.Options:
-        return planner.Options(**self.model_dump())
+        return planner.Options.of(self.model_dump())
 
 
 class RolloutCreate(BaseModel):
@@ -144,6 +206,7 @@ class RolloutCreate(BaseModel):
                 one_of("image", "image_id"),
                 DEVICES_OR_SELECTOR,
                 OPTIONS_FIT_STRATEGY,
+                CONTINUOUS_NEEDS_SELECTOR,
             ]
         },
     )
@@ -194,6 +257,8 @@ class RolloutCreate(BaseModel):
             raise ValueError("canary_count and canary_percent apply only to the canary strategy")
         if self.strategy == "all-at-once" and self.options.batch_size is not None:
             raise ValueError("batch_size does not apply to the all-at-once strategy")
+        if self.options.continuous and self.selector is None:
+            raise ValueError("continuous applies only to a rollout by label selector")
         return self
 
 
@@ -267,6 +332,9 @@ class RolloutOut(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    closed_at: datetime | None = Field(
+        default=None, description="when a continuous rollout was closed to new devices"
+    )
     counts: dict[str, int]
     failures: dict[str, int]
     batches: list[BatchOut] | None = None
@@ -297,6 +365,7 @@ class RolloutOut(BaseModel):
             updated_at=rollout.updated_at,
             started_at=rollout.started_at,
             finished_at=rollout.finished_at,
+            closed_at=rollout.closed_at,
             counts=counts,
             failures=failures,
         )
@@ -310,7 +379,10 @@ class RolloutTemplate(BaseModel):
     """
 
     model_config = ConfigDict(
-        **STRICT_INPUT, json_schema_extra={"allOf": [DEVICES_OR_SELECTOR, OPTIONS_FIT_STRATEGY]}
+        **STRICT_INPUT,
+        json_schema_extra={
+            "allOf": [DEVICES_OR_SELECTOR, OPTIONS_FIT_STRATEGY, CONTINUOUS_NEEDS_SELECTOR]
+        },
     )
 
     strategy: Literal["all-at-once", "canary", "batched"] = "canary"

@@ -222,7 +222,8 @@ async def create(
     session: AsyncSession, data: RolloutCreate, prepared: Prepared, actor: Principal
 ) -> Rollout:
     plan = prepared.plan
-    if not plan.batches:
+    # A continuous rollout may start with no device: it waits for those that match later.
+    if not plan.batches and not data.options.continuous:
         reasons = ", ".join(f"{s.uuid}: {s.reason}" for s in plan.skipped[:20])
         raise Conflict(
             f"no device to update; every device was skipped ({reasons or 'none matched'})",

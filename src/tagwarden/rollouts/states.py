@@ -120,6 +120,7 @@ class DeviceAction(StrEnum):
     FAIL = "fail"  # reported failed, or no success by the deadline
     ROLL_BACK = "roll_back"  # the rollout was rolled back: the previous target is restored
     SKIP = "skip"  # never targeted: aborted or rolled back first
+    REJOIN = "rejoin"  # skipped as offline, back online while a continuous rollout is open
 
 
 _D, _DA = DeviceState, DeviceAction
@@ -136,7 +137,7 @@ DEVICE_TRANSITIONS: Mapping[DeviceState, Mapping[DeviceAction, DeviceState]] = {
     _D.SUCCEEDED: {_DA.ROLL_BACK: _D.ROLLED_BACK},
     _D.FAILED: {_DA.ROLL_BACK: _D.ROLLED_BACK},
     _D.ROLLED_BACK: {},
-    _D.SKIPPED: {},
+    _D.SKIPPED: {_DA.REJOIN: _D.PENDING},
 }
 
 

@@ -56,7 +56,12 @@ class RolloutMonitor:
             if rollout.status not in ADVANCING:
                 return rollout.id
             started = time.perf_counter()
-            await batches.advance(session, rollout, utc(self.clock))
+            await batches.advance(
+                session,
+                rollout,
+                utc(self.clock),
+                poll_interval=self.settings.device_poll_interval_seconds,
+            )
             log.debug(
                 "advanced rollout %d (%s, batch %s) in %.1f ms",
                 rollout.id,
