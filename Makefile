@@ -29,7 +29,8 @@ test-deps: $(STAMP) ## install the system packages the tests use (docker-registr
 	./scripts/install-test-deps.sh
 
 test: test-deps ## run the whole suite (unit, integration on SQLite and PostgreSQL, browser)
-	$(BIN)/pytest
+	# Two processes, a test file each at a time (module fixtures are built once): see docs/testing.md.
+	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: $(STAMP) ## ruff (lint and format), mypy --strict and import-linter (no package cycles)
 	$(BIN)/ruff check src tests bench agent/src

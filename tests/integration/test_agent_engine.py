@@ -51,7 +51,7 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
+        time.sleep(0.1)
 
 
 @dataclass
@@ -85,14 +85,15 @@ def _docker_config(directory: Path, registry: RealRegistry) -> Path:
 
 def engine_settings(database_url: str, real_registry: RealRegistry) -> Settings:
     """The server the agents talk to: a fresh database, the rollout worker ticking fast,
-    devices told to poll every second, the real registry configured."""
+    devices told to poll every second, last-seen flushed often, the real registry configured."""
     return make_settings(
         database_url,
         rollout_worker_enabled=True,
         rollout_tick_seconds=0.3,
         device_poll_interval_seconds=1,
         device_active_poll_interval_seconds=1,
-        device_last_seen_flush_seconds=1.0,
+        # Short: each rollout waits one flush for the devices' polls to be on record.
+        device_last_seen_flush_seconds=0.3,
         registries={real_registry.host: real_registry.credentials()},
     )
 
