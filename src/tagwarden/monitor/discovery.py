@@ -27,6 +27,7 @@ class KnownTag:
     digest: str | None
     platforms: Mapping[str, str]
     first_seen_at: datetime
+    last_updated: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +53,17 @@ class TagFilter:
     checked) raises :class:`~tagwarden.patterns.PatternError` here, when the filter is made:
     the check of that image fails with that reason, and no other image's does."""
 
-    def __init__(self, include: str | None, exclude: str | None) -> None:
+    def __init__(
+        self, include: str | None, exclude: str | None, watched: Collection[str] = ()
+    ) -> None:
         self.include = patterns.check(include) if include else None
         self.exclude = patterns.check(exclude) if exclude else None
+        # An image's watch_tags pass whatever the patterns say: naming a tag is asking for it.
+        self.watched = frozenset(watched)
 
     def __call__(self, tag: str) -> bool:
+        if tag in self.watched:
+            return True
         if self.include and not patterns.search(self.include, tag):
             return False
         return not (self.exclude and patterns.search(self.exclude, tag))
