@@ -100,7 +100,7 @@ async def test_rescan_of_an_unchanged_repository_heads_only_its_tracked_tags(
 
     rescan = await world.monitor.run_once(force=True)
 
-    assert rescan.errors == 0 and rescan.requests_created == 0
+    assert (rescan.errors, rescan.requests_created) == (0, 0)
     pages = world.count("oci_tags")
     assert pages == 10  # 100 names a page
     heads = {r.path.rsplit("/", 1)[-1] for r in world.fake.stats.matching("oci_manifest", "HEAD")}
@@ -149,7 +149,8 @@ async def test_filtered_out_tags_cost_no_head_even_on_the_first_scan(world: Worl
         )).all())  # fmt: skip
     # Every listed tag is recorded as seen; the refused ones by name only.
     assert len(seen) == 20
-    assert seen["1.0.3"] is None and seen["1.1.3"] is not None
+    assert seen["1.0.3"] is None
+    assert seen["1.1.3"] is not None
 
 
 async def test_first_scan_of_many_tags_on_two_digests_resolves_each_digest_once(
@@ -187,8 +188,10 @@ async def test_a_new_tag_on_a_recorded_digest_is_not_resolved_again(world: World
     # No resolution (no GET by tag, no config): what is read by digest is the size evidence
     # of the request the new tag gets.
     gets = [r.path.rsplit("/", 1)[-1] for r in world.fake.stats.matching("oci_manifest", "GET")]
-    assert gets and all(g.startswith("sha256:") for g in gets)
+    assert gets
+    assert all(g.startswith("sha256:") for g in gets)
     assert world.count("oci_blob") == 0
     async with world.sessionmaker() as session:
         stable = await session.scalar(select(DiscoveredTag).where(DiscoveredTag.tag == "stable"))
-    assert stable is not None and set(stable.architectures) == {"amd64", "arm64", "arm/v7"}
+    assert stable is not None
+    assert set(stable.architectures) == {"amd64", "arm64", "arm/v7"}

@@ -120,5 +120,6 @@ async def test_a_repushed_tracked_tag_is_found_while_untracked_tags_cost_no_head
         request = await session.scalar(
             select(ApprovalRequest).where(ApprovalRequest.tag_name == "1.1.0")
         )
-    assert request is not None and request.digest == repushed.digest
+    assert request is not None
+    assert request.digest == repushed.digest
     assert request.metadata_["reason"] == "digest_changed"
