@@ -195,3 +195,21 @@ async def test_a_new_tag_on_a_recorded_digest_is_not_resolved_again(world: World
         stable = await session.scalar(select(DiscoveredTag).where(DiscoveredTag.tag == "stable"))
     assert stable is not None
     assert set(stable.architectures) == {"amd64", "arm64", "arm/v7"}
+
+
+async def test_a_tag_seen_by_name_only_is_watched_from_when_it_is_named(world: World) -> None:
+    world.fake.add_repository(REPO, 3, with_latest=True)
+    image_id = await world.add_image(tag_exclude="^latest$")
+    await world.monitor.run_once()
+    patched = await world.client.patch(
+        f"/api/v1/images/{image_id}", json={"watch_tags": ["latest"]}, headers=world.admin
+    )
+    assert patched.status_code == 200
+    await world.monitor.run_once(force=True)  # latest's digest recorded: no request yet
+    assert [r.tag_name for r in await world.requests()] == ["1.0.2"]
+    world.clock.advance(60)
+    world.fake.repush_tag(REPO, "latest")
+
+    summary = await world.monitor.run_once(force=True)
+
+    assert summary.results[0].requests_created == ["latest"]

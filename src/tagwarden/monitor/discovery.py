@@ -45,6 +45,9 @@ class Plan:
     new: list[RemoteTag] = field(default_factory=list)
     changed: list[RemoteTag] = field(default_factory=list)
     candidates: list[Candidate] = field(default_factory=list)
+    # Tags seen before by name only (the filters refused them) that a HEAD named now, because
+    # they became tracked: their digest is recorded, so their next re-push is one.
+    first_looked: list[RemoteTag] = field(default_factory=list)
 
 
 class TagFilter:
@@ -141,7 +144,15 @@ def plan(
         for t in changed
         if t.name in tracked and t.architectures
     ]
-    return Plan(new=new, changed=changed, candidates=candidates)
+    first_looked = [
+        t
+        for t in ordered
+        if t.digest
+        and (seen := known.get(t.name)) is not None
+        and seen.digest is None
+        and not seen.platforms
+    ]
+    return Plan(new=new, changed=changed, candidates=candidates, first_looked=first_looked)
 
 
 def also_tagged(

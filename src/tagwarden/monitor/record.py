@@ -315,6 +315,7 @@ async def _record_discovered(
                 if (t.digest or t.platforms or not t.resolved) and t.name not in o.known
             ),
             *o.plan.changed,
+            *o.plan.first_looked,
         ]
     ]
     if not rows:
