@@ -22,7 +22,7 @@ from tagwarden.monitor.models import DiscoveredTag
 from tagwarden.monitor.worker import ImageMonitor
 from tagwarden.registry.transport import RegistryState
 from tagwarden.testing.clock import FakeClock
-from tagwarden.testing.fake_records import version_tag
+from tagwarden.testing.fake_records import TagRecord, version_tag
 from tagwarden.testing.fake_registry import FakeRegistry
 from tests.factories import make_settings
 
@@ -213,3 +213,33 @@ async def test_a_tag_seen_by_name_only_is_watched_from_when_it_is_named(world: W
     summary = await world.monitor.run_once(force=True)
 
     assert summary.results[0].requests_created == ["latest"]
+
+
+async def test_a_digest_only_a_request_still_holds_is_not_resolved_again(world: World) -> None:
+    world.fake.add_repository(REPO, 2)
+    await world.add_image()
+    await world.monitor.run_once()  # 1.0.1 requested
+    repo = world.fake.model.repository(REPO)
+    before = repo.tags["1.0.1"]
+    world.clock.advance(60)
+    world.fake.repush_tag(REPO, "1.0.1")
+    await world.monitor.run_once(force=True)  # its discovered row now holds the new digest
+    # A new tag on the old digest, which only the first request still records.
+    repo.tags["1.0.1-pinned"] = TagRecord(
+        "1.0.1-pinned", before.artifact, world.fake.model.now(), 0
+    )
+    world.fake.stats.reset()
+
+    await world.monitor.run_once(force=True)
+
+    gets = [r.path.rsplit("/", 1)[-1] for r in world.fake.stats.matching("oci_manifest", "GET")]
+    assert "1.0.1-pinned" not in gets  # not resolved: only the new request's sizes are read
+    assert world.count("oci_blob") == 0
+    async with world.sessionmaker() as session:
+        pinned = await session.scalar(
+            select(DiscoveredTag).where(DiscoveredTag.tag == "1.0.1-pinned")
+        )
+    assert pinned is not None
+    assert pinned.digest == before.artifact.digest
+    first = next(r for r in await world.requests() if r.digest == before.artifact.digest)
+    assert pinned.platforms == first.metadata_["platforms"]

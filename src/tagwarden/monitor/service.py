@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -151,12 +151,45 @@ def worth_a_look(
     return lambda name: name in tracked or (name not in known and wanted(name))
 
 
+# Digest → what was recorded of it elsewhere than discovered_tags (the monitor's requests).
+Recall = Callable[[Collection[str]], Awaitable[Mapping[str, KnownTag]]]
+
+
+async def recorded_in_requests(
+    session: AsyncSession, image_id: int, digests: Collection[str]
+) -> dict[str, KnownTag]:
+    """Digest → what the monitor's own requests recorded of it (platforms, date): a digest no
+    discovered tag holds any more (its tag was re-pushed since) is still not resolved again.
+    Requests made by people are not read: their metadata is what they typed."""
+    if not digests:
+        return {}
+    rows = await session.execute(
+        select(ApprovalRequest.digest, ApprovalRequest.metadata_, ApprovalRequest.requested_at)
+        .where(ApprovalRequest.image_id == image_id, ApprovalRequest.digest.in_(digests))
+        .order_by(ApprovalRequest.id)
+    )
+    found: dict[str, KnownTag] = {}
+    for digest, meta, requested_at in rows.all():
+        platforms = meta.get("platforms") if isinstance(meta, dict) else None
+        if meta.get("source") != MONITOR or not isinstance(platforms, dict) or not platforms:
+            continue
+        if not all(isinstance(d, str) for d in platforms.values()):
+            continue
+        try:
+            updated = datetime.fromisoformat(str(meta.get("last_updated") or ""))
+        except ValueError:
+            updated = None
+        found.setdefault(digest, KnownTag("", digest, platforms, requested_at, updated))
+    return found
+
+
 async def fetch(
     client: RegistryClient,
     repository: str,
     known: Mapping[str, KnownTag],
     wanted: TagFilter,
     tracked: Collection[str] = (),
+    recall: Recall | None = None,
 ) -> list[RemoteTag]:
     """List tags (the client stops early where it can, and asks only about the tags worth a
     look), then resolve what the plan needs: each digest once."""
@@ -173,7 +206,7 @@ async def fetch(
     todo = needs_resolving(listed, known, wanted)
     if not todo:
         return listed
-    resolved = await resolve_once(client, repository, todo, known)
+    resolved = await resolve_once(client, repository, todo, known, recall)
     asked = {t.name for t in todo}
     return [resolved.get(t.name, t) for t in listed if t.name in resolved or t.name not in asked]
 
@@ -183,11 +216,13 @@ async def resolve_once(
     repository: str,
     todo: Sequence[RemoteTag],
     known: Mapping[str, KnownTag],
+    recall: Recall | None = None,
 ) -> dict[str, RemoteTag]:
     """Tag name → its details, asked of the registry once per digest (``7``, ``7.2``, ``7.2.5``
     and ``latest`` are one image) and not at all for a digest already recorded with its
-    platforms. A tag left out of the answer was re-pushed between its HEAD and the resolution
-    of its digest's first tag: it is listed again, and looked at again, next scan."""
+    platforms (in ``known``, or what ``recall`` finds). A tag left out of the answer was
+    re-pushed between its HEAD and the resolution of its digest's first tag: it is listed
+    again, and looked at again, next scan."""
     recorded = {k.digest: k for k in known.values() if k.digest and k.platforms}
     groups: dict[str, list[RemoteTag]] = {}
     found: dict[str, RemoteTag] = {}
@@ -196,6 +231,9 @@ async def resolve_once(
             found[tag.name] = _as_recorded(tag, recorded[tag.digest])
         else:  # a tag whose HEAD named no digest is resolved alone
             groups.setdefault(tag.digest or f"name:{tag.name}", []).append(tag)
+    if recall is not None and (digests := [d for d in groups if not d.startswith("name:")]):
+        for digest, seen in (await recall(digests)).items():
+            found.update((t.name, _as_recorded(t, seen)) for t in groups.pop(digest, []))
     gate = asyncio.Semaphore(RESOLVE_CONCURRENCY)
 
     async def resolve(key: str, tags: list[RemoteTag]) -> None:

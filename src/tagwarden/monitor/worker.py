@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -154,7 +154,9 @@ class ImageMonitor:
                 async with self.sessionmaker() as session:
                     tracked = (await service.load_tracked(session, [target.id])).get(target.id, ())
             watched = {*tracked, *target.watch_tags}
-            remote = await service.fetch(client, repository, known, wanted, watched)
+            remote = await service.fetch(
+                client, repository, known, wanted, watched, self._recall(target.id)
+            )
             plan = service.plan_for(target, remote, known, watched)
             # Candidates the Hub API listed without a digest: one registry HEAD each, then plan
             # again (a tag gone meanwhile gives way to the next one).
@@ -172,6 +174,13 @@ class ImageMonitor:
         signatures = await self._signatures(target, client, repository, plan)
         sized = await self._sizes(client, repository, plan)
         return record.Outcome(target, remote, known, plan, signatures=signatures, sizes=sized)
+
+    def _recall(self, image_id: int) -> service.Recall:
+        async def recall(digests: Collection[str]) -> Mapping[str, KnownTag]:
+            async with self.sessionmaker() as session:
+                return await service.recorded_in_requests(session, image_id, digests)
+
+        return recall
 
     async def _sizes(
         self, client: RegistryClient, repository: str, plan: Plan
