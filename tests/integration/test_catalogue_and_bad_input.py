@@ -41,6 +41,10 @@ async def _counts(sessionmaker: async_sessionmaker[AsyncSession]) -> tuple[int, 
         ("GET", "/api/v1/images/abc", None, 422),
         ("PATCH", "/api/v1/images/1", {"tag_policy": "sometimes"}, 422),
         ("PATCH", "/api/v1/images/1", {"check_interval_minutes": 0}, 422),
+        ("PATCH", "/api/v1/images/1", {"watch_tags": ["-bad"]}, 422),
+        ("PATCH", "/api/v1/images/1", {"watch_tags": "latest"}, 422),
+        ("PATCH", "/api/v1/images/1", {"watch_tags": None}, 422),
+        ("POST", "/api/v1/images", {"image_name": "nginx", "watch_tags": ["a:b"]}, 422),
         ("PUT", "/api/v1/images/999/monitoring", {"watch_for_updates": True}, 404),
         ("POST", "/api/v1/images/1/tags/recommended", {"tag": ".hidden", "value": True}, 422),
         ("POST", "/api/v1/images/1/tags/deprecated", {"tag": "9.9.9", "value": True}, 404),
@@ -190,6 +194,29 @@ async def test_recommend_deprecate_patch_and_monitoring_are_audited(
     assert by_action["image.updated"]["before"] == {"tag_policy": "latest", "tag_exclude": None}
     for action in ("image.created", "token.created", "tag.activated", "image.monitoring_enabled"):
         assert action in by_action
+
+
+async def test_watch_tags_are_set_on_create_replaced_on_update_and_shown(
+    client: httpx.AsyncClient, tokens: Any
+) -> None:
+    created = await client.post(
+        "/api/v1/images",
+        json={"image_name": "nginx", "watch_tags": ["latest", "stable", "latest"]},
+        headers=tokens.headers("admin"),
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["watch_tags"] == ["latest", "stable"]  # each once, in order
+    base = f"/api/v1/images/{created.json()['id']}"
+    patched = await client.patch(base, json={"watch_tags": ["7"]}, headers=tokens.headers("admin"))
+    assert patched.json()["watch_tags"] == ["7"]
+    untouched = await client.patch(base, json={"category": "web"}, headers=tokens.headers("admin"))
+    assert untouched.json()["watch_tags"] == ["7"]
+    cleared = await client.patch(base, json={"watch_tags": []}, headers=tokens.headers("admin"))
+    assert cleared.json()["watch_tags"] == []
+    plain = await client.post(
+        "/api/v1/images", json={"image_name": "mysql"}, headers=tokens.headers("admin")
+    )
+    assert plain.json()["watch_tags"] == []
 
 
 async def test_the_audit_log_refuses_updates_and_deletes(

@@ -167,3 +167,18 @@ def test_bad_command_line_input_is_a_message_and_exit_2_not_a_traceback(cli_env:
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
         assert "must be key=value" in result.output
+
+
+def test_images_add_and_watch_tags_set_the_tags_every_rescan_looks_at(cli_env: str) -> None:
+    added = runner.invoke(app, ["images", "add", "app", "--namespace", "acme",
+                                "--registry", "ghcr.io", "--watch-tag", "latest"])  # fmt: skip
+    assert added.exit_code == 0, added.output
+    image_id = added.stdout.split("Added image ", 1)[1].split(":", 1)[0]
+    assert "watch tags  latest" in runner.invoke(app, ["images", "show", image_id]).stdout
+    replaced = runner.invoke(app, ["images", "watch-tags", image_id, "stable", "7"])
+    assert replaced.exit_code == 0, replaced.output
+    assert "watches tags: stable, 7" in replaced.stdout
+    bad = runner.invoke(app, ["images", "watch-tags", image_id, "-nope"])
+    assert bad.exit_code == 2
+    cleared = runner.invoke(app, ["images", "watch-tags", image_id])
+    assert "watches tags: none" in cleared.stdout

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 
 from tagwarden.monitor.discovery import TagFilter, plan
@@ -16,7 +16,11 @@ class OciLike:
     """Lists names and digests cheaply; resolving a Helm chart fails as a real registry's would."""
 
     async def iter_tags(
-        self, repository: str, known: Mapping[str, str | None]
+        self,
+        repository: str,
+        known: Mapping[str, str | None],
+        *,
+        worth: Callable[[str], bool] | None = None,
     ) -> AsyncIterator[RemoteTag]:
         for name, digest in DIGEST.items():
             yield RemoteTag(name, digest, None, (), resolved=False)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -49,6 +50,11 @@ class Image(Base):
     tag_include: Mapped[str | None] = mapped_column(String(500))
     tag_exclude: Mapped[str | None] = mapped_column(String(500))
     tag_policy: Mapped[str] = mapped_column(String(16), default="latest", server_default="latest")
+    # Tags whose re-push every rescan looks for, tracked or not (``latest``): the monitor
+    # otherwise spends a request only on tags someone asked about, activated or deploys.
+    watch_tags: Mapped[list[str]] = mapped_column(
+        JSONType, default=list, server_default=text("'[]'")
+    )
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -11,6 +11,11 @@ from tagwarden import patterns, references
 from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.inputs import STRICT_INPUT, WHOLE, Regex, Text, leave_out
 
+# A tag of the grammar, as an image's ``watch_tags`` names it.
+WatchedTag = Annotated[str, Field(max_length=128, pattern=references.TAG_PATTERN)]
+# Watched tags cost a request each at every rescan: a short list, not a second filter.
+WatchTags = Annotated[list[WatchedTag], Field(max_length=50)]
+
 
 class ImageCreate(BaseModel):
     model_config = STRICT_INPUT
@@ -27,11 +32,18 @@ class ImageCreate(BaseModel):
     tag_include: Regex | None = None
     tag_exclude: Regex | None = None
     tag_policy: Literal["latest", "all"] = "latest"
+    # Tags whose re-push every rescan looks for, asked about or not (e.g. ["latest"]).
+    watch_tags: WatchTags = Field(default_factory=list)
 
     @field_validator("tag_include", "tag_exclude")
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
         return _valid_regex(value)
+
+    @field_validator("watch_tags")
+    @classmethod
+    def _watch_tags(cls, value: list[str]) -> list[str]:
+        return _valid_tags(value)
 
 
 class ImageUpdate(BaseModel):
@@ -45,11 +57,25 @@ class ImageUpdate(BaseModel):
     # Give it or leave it out: an image always has a policy, so null is refused (documented
     # without null, as the rollout fields are).
     tag_policy: Literal["latest", "all"] | None = Field(default=None, json_schema_extra=leave_out)
+    # The whole list (an empty one clears it); null is refused like tag_policy's.
+    watch_tags: WatchTags | None = Field(default=None, json_schema_extra=leave_out)
 
     @field_validator("tag_include", "tag_exclude")
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
         return _valid_regex(value)
+
+    @field_validator("watch_tags")
+    @classmethod
+    def _watch_tags(cls, value: list[str] | None) -> list[str] | None:
+        return _valid_tags(value) if value is not None else None
+
+
+def _valid_tags(tags: list[str]) -> list[str]:
+    for tag in tags:
+        if error := references.tag_error(tag):
+            raise ValueError(error)
+    return list(dict.fromkeys(tags))  # each once, in the order given
 
 
 def _valid_regex(value: str | None) -> str | None:
@@ -97,6 +123,7 @@ class ImageOut(BaseModel):
     tag_include: str | None
     tag_exclude: str | None
     tag_policy: str
+    watch_tags: list[str]
     last_error: str | None
     created_at: datetime
     updated_at: datetime

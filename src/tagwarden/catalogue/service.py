@@ -31,6 +31,7 @@ IMAGE_FIELDS = (
     "tag_include",
     "tag_exclude",
     "tag_policy",
+    "watch_tags",
 )
 
 
@@ -109,6 +110,7 @@ async def add_image(
         tag_include=data.tag_include,
         tag_exclude=data.tag_exclude,
         tag_policy=data.tag_policy,
+        watch_tags=data.watch_tags,
     )
     session.add(image)
     await session.flush()
@@ -183,6 +185,8 @@ async def update_image(
     for name, value in changes.items():
         if name == "tag_policy" and value is None:
             raise InvalidInput("tag_policy must be 'latest' or 'all'")
+        if name == "watch_tags" and value is None:
+            raise InvalidInput("watch_tags must be a list of tags (an empty one clears it)")
         setattr(image, name, value)
     audit.record(
         session,

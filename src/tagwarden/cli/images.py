@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tagwarden.approvals import service as approvals
 from tagwarden.catalogue import service
 from tagwarden.catalogue.models import Image, ImageTag
-from tagwarden.catalogue.schemas import ImageCreate
+from tagwarden.catalogue.schemas import ImageCreate, ImageUpdate
 from tagwarden.cli.common import (
     checked,
     cli_principal,
@@ -33,6 +33,9 @@ def add(
     tag_policy: str = typer.Option("latest", help="latest: one request per scan; all: one per tag"),
     tag_include: str | None = typer.Option(None, help="only tags matching this regex"),
     tag_exclude: str | None = typer.Option(None, help="never tags matching this regex"),
+    watch_tag: list[str] = typer.Option(
+        [], "--watch-tag", help="a tag whose re-push every rescan looks for (repeatable)"
+    ),
 ) -> None:
     """Add an image to the catalogue, approved (the CLI acts as an admin)."""
     data = checked(
@@ -47,6 +50,7 @@ def add(
             "tag_policy": tag_policy,
             "tag_include": tag_include,
             "tag_exclude": tag_exclude,
+            "watch_tags": watch_tag,
         },
     )
 
@@ -57,6 +61,22 @@ def add(
 
     image = transact(work)
     console.print(f"Added image {image.id}: {image.display_name} ({image.approval_status})")
+
+
+@app.command("watch-tags")
+def watch_tags(
+    image_id: int = typer.Argument(...),
+    tags: list[str] = typer.Argument(None, help="the whole list; none clears it"),
+) -> None:
+    """Set the tags whose re-push every rescan looks for (e.g. latest)."""
+    patch = checked(ImageUpdate, {"watch_tags": tags or []})
+
+    async def work(session: AsyncSession) -> Image:
+        return await service.update_image(session, image_id, patch, cli_principal())
+
+    image = transact(work)
+    shown = ", ".join(image.watch_tags) or "none"
+    console.print(f"Image {image.id} ({image.display_name}) watches tags: {shown}")
 
 
 @app.command("list")
@@ -95,6 +115,8 @@ def show(image_id: int = typer.Argument(...)) -> None:
     console.print(
         f"  monitoring  {'on' if image.watch_for_updates else 'off'}, policy {image.tag_policy}"
     )
+    if image.watch_tags:
+        console.print(f"  watch tags  {', '.join(image.watch_tags)}")
     if image.last_error:
         console.print(f"  last error  {image.last_error}")
     table = Table("tag", "architecture", "digest", "last updated", "flags")

@@ -27,6 +27,7 @@ class KnownTag:
     digest: str | None
     platforms: Mapping[str, str]
     first_seen_at: datetime
+    last_updated: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,9 @@ class Plan:
     new: list[RemoteTag] = field(default_factory=list)
     changed: list[RemoteTag] = field(default_factory=list)
     candidates: list[Candidate] = field(default_factory=list)
+    # Tags seen before by name only (the filters refused them) that a HEAD named now, because
+    # they became tracked: their digest is recorded, so their next re-push is one.
+    first_looked: list[RemoteTag] = field(default_factory=list)
 
 
 class TagFilter:
@@ -52,11 +56,17 @@ class TagFilter:
     checked) raises :class:`~tagwarden.patterns.PatternError` here, when the filter is made:
     the check of that image fails with that reason, and no other image's does."""
 
-    def __init__(self, include: str | None, exclude: str | None) -> None:
+    def __init__(
+        self, include: str | None, exclude: str | None, watched: Collection[str] = ()
+    ) -> None:
         self.include = patterns.check(include) if include else None
         self.exclude = patterns.check(exclude) if exclude else None
+        # An image's watch_tags pass whatever the patterns say: naming a tag is asking for it.
+        self.watched = frozenset(watched)
 
     def __call__(self, tag: str) -> bool:
+        if tag in self.watched:
+            return True
         if self.include and not patterns.search(self.include, tag):
             return False
         return not (self.exclude and patterns.search(self.exclude, tag))
@@ -134,7 +144,15 @@ def plan(
         for t in changed
         if t.name in tracked and t.architectures
     ]
-    return Plan(new=new, changed=changed, candidates=candidates)
+    first_looked = [
+        t
+        for t in ordered
+        if t.digest
+        and (seen := known.get(t.name)) is not None
+        and seen.digest is None
+        and not seen.platforms
+    ]
+    return Plan(new=new, changed=changed, candidates=candidates, first_looked=first_looked)
 
 
 def also_tagged(

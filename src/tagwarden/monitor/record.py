@@ -310,9 +310,16 @@ async def _record_discovered(
         for o in checked
         for t in [
             # A tag without a digest is recorded too when the Hub API gave its platforms: seen,
-            # so it is never taken for new again, and its platforms tell a later change.
-            *(t for t in o.remote if (t.digest or t.platforms) and t.name not in o.known),
+            # so it is never taken for new again, and its platforms tell a later change. So is
+            # one an OCI registry listed that was not worth a HEAD (the filters refuse it): seen
+            # by name only, so it costs nothing at the next scan either.
+            *(
+                t
+                for t in o.remote
+                if (t.digest or t.platforms or not t.resolved) and t.name not in o.known
+            ),
             *o.plan.changed,
+            *o.plan.first_looked,
         ]
     ]
     if not rows:

@@ -1,6 +1,7 @@
 """One scan of many images, in three stages joined by queues so that none waits on another:
 
-* one loader reads what was seen of the images, ``KNOWN_CHUNK`` images per query;
+* one loader reads what was seen of the images and their tracked tags, ``KNOWN_CHUNK`` images
+  per query;
 * ``monitor_concurrency`` observers ask the registry, with no transaction open;
 * one writer writes whatever checks have finished, as a batch in one transaction.
 
@@ -26,7 +27,7 @@ log = logging.getLogger("tagwarden.monitor")
 KNOWN_CHUNK = 64  # images whose known tags one query reads, ahead of their checks
 WRITE_BATCH = 64  # most checks written in one transaction
 
-Loaded = tuple[service.Target, dict[str, KnownTag]]
+Loaded = tuple[service.Target, dict[str, KnownTag], set[str]]
 
 
 class Scan:
@@ -67,6 +68,7 @@ class Scan:
             try:
                 async with self.monitor.sessionmaker() as session:
                     known = await service.load_known(session, [t.id for t in chunk])
+                    tracked = await service.load_tracked(session, [t.id for t in chunk])
             except Exception as exc:  # these images are not checked, the others still are
                 log.exception("[ImageMonitor] Reading the known tags of %d images failed",
                               len(chunk))  # fmt: skip
@@ -77,15 +79,17 @@ class Scan:
                     await self.finished.put(record.Outcome(target, error=error))
                 continue
             for target in chunk:
-                await self.ready.put((target, known.get(target.id, {})))
+                await self.ready.put(
+                    (target, known.get(target.id, {}), tracked.get(target.id, set()))
+                )
         for _ in range(self.observers):
             await self.ready.put(None)
 
     async def observe(self) -> None:
         while (item := await self.ready.get()) is not None:
-            target, known = item
+            target, known, tracked = item
             try:
-                outcome = await self.monitor.observe(target, known)
+                outcome = await self.monitor.observe(target, known, tracked)
             except Exception as exc:  # one bad image never stops the scan
                 log.exception("[ImageMonitor] Unexpected error checking %s", target.display_name)
                 # The type only: the message may hold what a registry sent (the log has it).

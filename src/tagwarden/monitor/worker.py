@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -38,7 +38,7 @@ from tagwarden.monitor import record, service
 from tagwarden.monitor.discovery import KnownTag, Plan
 from tagwarden.monitor.scan import Scan
 from tagwarden.patterns import PatternError
-from tagwarden.registry.base import ImageNotFound, RegistryClient, RegistryError, RemoteTag
+from tagwarden.registry.base import ImageNotFound, RegistryClient, RegistryError
 from tagwarden.registry.factory import base_url, client_for, is_docker_hub, repository_path
 from tagwarden.registry.transport import RegistryState, host_of
 from tagwarden.vulnerabilities.sbom import SbomCollector
@@ -129,12 +129,20 @@ class ImageMonitor:
         target = image if isinstance(image, service.Target) else service.Target.of(image)
         async with self.sessionmaker() as session:
             known = await service.load_known(session, [target.id])
-        outcome = await self.observe(target, known.get(target.id, {}))
+            tracked = await service.load_tracked(session, [target.id])
+        outcome = await self.observe(target, known.get(target.id, {}), tracked.get(target.id, ()))
         (result,) = await self._commit([outcome])  # a failure here is the caller's to see
         return result
 
-    async def observe(self, target: service.Target, known: dict[str, KnownTag]) -> record.Outcome:
-        """Ask the registry and plan the requests; no transaction is open meanwhile."""
+    async def observe(
+        self,
+        target: service.Target,
+        known: dict[str, KnownTag],
+        tracked: Collection[str] | None = None,
+    ) -> record.Outcome:
+        """Ask the registry and plan the requests; no transaction is open meanwhile.
+
+        ``tracked``: the image's tracked tags (service.load_tracked), read here if not given."""
         name = target.display_name
         log.info("[ImageMonitor] Checking %s at %s", name, self.listing_url(target))
         repository = repository_path(target.namespace, target.image_name, target.registry_host)
@@ -145,13 +153,19 @@ class ImageMonitor:
             return record.Outcome(target, error=f"tag filter: {exc}")
         try:
             client = self.client(target.registry_host)
-            remote = await service.fetch(client, repository, known, wanted)
-            plan, tracked = await self._plan(target, remote, known, None)
+            if tracked is None:
+                async with self.sessionmaker() as session:
+                    tracked = (await service.load_tracked(session, [target.id])).get(target.id, ())
+            watched = {*tracked, *target.watch_tags}
+            remote = await service.fetch(
+                client, repository, known, wanted, watched, self._recall(target.id)
+            )
+            plan = service.plan_for(target, remote, known, watched)
             # Candidates the Hub API listed without a digest: one registry HEAD each, then plan
             # again (a tag gone meanwhile gives way to the next one).
             while unnamed := [c.tag for c in plan.candidates if c.tag.digest is None]:
                 remote = await service.name_digests(client, repository, remote, unnamed)
-                plan, tracked = await self._plan(target, remote, known, tracked)
+                plan = service.plan_for(target, remote, known, watched)
         except ImageNotFound as exc:
             log.warning("[ImageMonitor] Image %s not found in its registry: %s", name, exc)
             return record.Outcome(target, error=f"not found: {exc}")
@@ -164,6 +178,13 @@ class ImageMonitor:
         sized = await self._sizes(client, repository, plan)
         await self._sboms(target, repository, plan)
         return record.Outcome(target, remote, known, plan, signatures=signatures, sizes=sized)
+
+    def _recall(self, image_id: int) -> service.Recall:
+        async def recall(digests: Collection[str]) -> Mapping[str, KnownTag]:
+            async with self.sessionmaker() as session:
+                return await service.recorded_in_requests(session, image_id, digests)
+
+        return recall
 
     async def _sizes(
         self, client: RegistryClient, repository: str, plan: Plan
@@ -204,21 +225,6 @@ class ImageMonitor:
             keys = await evidence.load_keys(session)
         # A failed read is recorded as that digest's "error" evidence, never the check's.
         return {d: await check_signature(client, repository, d, keys) for d in digests}
-
-    async def _plan(
-        self,
-        target: service.Target,
-        remote: Sequence[RemoteTag],
-        known: dict[str, KnownTag],
-        tracked: set[str] | None,
-    ) -> tuple[Plan, set[str] | None]:
-        plan = service.plan_for(target, remote, known, tracked or ())
-        if plan.changed and tracked is None:
-            # Which re-pushed tags anyone asked about: read only when there are re-pushes.
-            async with self.sessionmaker() as session:
-                tracked = await service.load_tracked(session, target.id)
-            plan = service.plan_for(target, remote, known, tracked)
-        return plan, tracked
 
     async def write(self, outcomes: Sequence[record.Outcome]) -> list[service.CheckResult]:
         """Write checks' outcomes in one transaction (group commit); their results, in order.

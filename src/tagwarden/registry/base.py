@@ -7,7 +7,7 @@ interchangeable behind :class:`RegistryClient`.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -143,11 +143,19 @@ class RegistryClient(Protocol):
 
     ``repository`` is ``namespace/image_name`` (``library/redis`` for Docker Hub official
     images; the namespace may contain slashes). ``known`` maps tag names already seen to
-    their last known digest, which lets a client skip work for unchanged tags.
+    their last known digest, which lets a client skip work for unchanged tags. ``worth``, when
+    given, says which listed tags are worth a request of their own: a client whose listing
+    names tags without their digests (OCI's ``tags/list``) asks only about those, and yields
+    the others unresolved with their ``known`` digest (None for a tag never looked at). A
+    client whose listing already carries the details may ignore it.
     """
 
     def iter_tags(
-        self, repository: str, known: Mapping[str, str | None]
+        self,
+        repository: str,
+        known: Mapping[str, str | None],
+        *,
+        worth: Callable[[str], bool] | None = None,
     ) -> AsyncIterator[RemoteTag]: ...
 
     async def resolve_tag(self, repository: str, tag: str) -> RemoteTag: ...

@@ -7,7 +7,7 @@ and GETs count against the pull limit; the Hub API costs none.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from itertools import pairwise
 from typing import Any
 from urllib.parse import quote
@@ -133,9 +133,15 @@ class DockerHubClient:
         )
 
     async def iter_tags(
-        self, repository: str, known: Mapping[str, str | None]
+        self,
+        repository: str,
+        known: Mapping[str, str | None],
+        *,
+        worth: Callable[[str], bool] | None = None,
     ) -> AsyncIterator[RemoteTag]:
         """Tags newest first, up to and including the first one in ``known`` with its digest.
+
+        ``worth`` is not needed: a page of the Hub API gives every tag's details at once.
 
         A tag in ``known`` whose digest changed is yielded and paging goes on. If the Hub API
         turns out not to be sorting newest first (its ``ordering`` is undocumented), early

@@ -1,8 +1,10 @@
 """Any OCI distribution v2 registry: ghcr.io, quay.io, self-hosted ``registry:2``, Harbor…
 
-Discovery is by ``tags/list`` plus one manifest HEAD per tag. A HEAD gives the digest and, on
-Docker's registries, is not counted as a pull; a GET is. Platforms and dates need GETs (the index,
-one platform manifest, one config blob), so they are fetched only when asked for:
+Discovery is by ``tags/list`` plus one manifest HEAD per tag worth one (``worth``: the monitor
+names new tags its filters want and the tags it tracks; the others cost nothing). A HEAD gives the
+digest and, on Docker's registries, is not counted as a pull; a GET is. Platforms and dates need
+GETs (the index, one platform manifest, one config blob), so they are fetched only when asked for,
+and what is read by digest is read once per client (content-addressed, so it never goes stale):
 
 * ``resolve_tag`` always returns the full detail;
 * ``iter_tags`` yields ``resolved=False`` tags (name and digest) unless the client was built with
@@ -16,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urljoin
 
 import httpx
@@ -65,6 +67,11 @@ from tagwarden.remote import reason
 
 log = logging.getLogger(__name__)
 
+# Manifests and configs kept per client (one check of one image): enough for every platform of
+# a few hundred distinct digests, bounded so a huge first scan cannot hold them all.
+CACHE_ENTRIES = 2048
+T = TypeVar("T")
+
 
 @dataclass(frozen=True, slots=True)
 class PlatformBlobs:
@@ -93,6 +100,8 @@ class OciClient:
         self.resolve_changed = resolve_changed
         self.head_concurrency = max(1, head_concurrency)
         self.page_size = page_size
+        self._manifests: dict[str, tuple[dict[str, Any], str]] = {}  # digest → (body, type)
+        self._configs: dict[str, ImageConfig] = {}
 
     def budget(self) -> int | None:
         limiter = self.transport.state.limits.for_host(host_of(self.base_url))
@@ -102,21 +111,30 @@ class OciClient:
     # -- discovery ---------------------------------------------------------------------------
 
     async def iter_tags(
-        self, repository: str, known: Mapping[str, str | None]
+        self,
+        repository: str,
+        known: Mapping[str, str | None],
+        *,
+        worth: Callable[[str], bool] | None = None,
     ) -> AsyncIterator[RemoteTag]:
-        """Every tag in the registry's (lexical) order, with its digest from a HEAD.
+        """Every tag in the registry's (lexical) order; those ``worth`` a HEAD (all, without
+        it) with their digest from one, the others with their ``known`` digest, unasked.
 
         HEADs start while later pages are still being listed and run ``head_concurrency`` at a
         time; results come out in listing order.
         """
         limit = asyncio.Semaphore(self.head_concurrency)
-        pending: deque[asyncio.Task[RemoteTag | None]] = deque()
+        pending: deque[asyncio.Future[RemoteTag | None]] = deque()
         window = self.head_concurrency * 4  # enough queued work to keep every slot busy
         try:
             async for name in self.list_tags(repository):
                 if is_signature_tag(name):
                     continue  # a signature or referrer list: not worth a HEAD, never an image
-                pending.append(asyncio.create_task(self._discover(repository, name, known, limit)))
+                if worth is not None and not worth(name):
+                    pending.append(_settled(RemoteTag(name, known.get(name), None, (), False)))
+                else:
+                    head = self._discover(repository, name, known, limit)
+                    pending.append(asyncio.ensure_future(head))
                 if len(pending) >= window:
                     found = await pending.popleft()
                     if found is not None:
@@ -250,6 +268,8 @@ class OciClient:
         raise MalformedResponse(f"{repository}:{name}: unsupported manifest type")
 
     async def _manifest(self, repository: str, reference: str) -> tuple[dict[str, Any], str, str]:
+        if (cached := self._manifests.get(reference)) is not None:
+            return cached[0], cached[1], reference  # by digest: the same bytes, whenever read
         url = f"{self._repo_url(repository)}/manifests/{quote(reference, safe=':')}"
         response = await self._request("GET", url, repository, accept=ACCEPT, is_pull=True)
         if response.status_code != 200:
@@ -259,14 +279,21 @@ class OciClient:
             raise MalformedResponse(f"{shown_url(url)}: content does not match its digest", url=url)
         body = json_object(response)
         digest = response.headers.get("docker-content-digest") or computed
-        return body, media_type_of(response.headers.get("content-type"), body), digest
+        media_type = media_type_of(response.headers.get("content-type"), body)
+        # Kept under the digest of the bytes read, never the registry's word for it.
+        _keep(self._manifests, computed, (body, media_type))
+        return body, media_type, digest
 
     async def _config(self, repository: str, manifest: ImageManifest) -> ImageConfig:
+        if (cached := self._configs.get(manifest.config_digest)) is not None:
+            return cached
         url = f"{self._repo_url(repository)}/blobs/{manifest.config_digest}"
         response = await self._request("GET", url, repository)
         if response.status_code != 200:
             raise unexpected(response)
-        return parse_image_config(json_object(response))
+        config = parse_image_config(json_object(response))
+        _keep(self._configs, manifest.config_digest, config)
+        return config
 
     # -- sizes -------------------------------------------------------------------------------
 
@@ -382,3 +409,16 @@ class OciClient:
 
     def _repo_url(self, repository: str) -> str:
         return f"{self.base_url}/v2/{quote(repository.strip('/'), safe='/')}"
+
+
+def _settled(tag: RemoteTag) -> asyncio.Future[RemoteTag | None]:
+    """A tag not worth a request, queued in listing order beside the HEADs still running."""
+    future: asyncio.Future[RemoteTag | None] = asyncio.get_running_loop().create_future()
+    future.set_result(tag)
+    return future
+
+
+def _keep(cache: dict[str, T], digest: str, value: T) -> None:
+    if len(cache) >= CACHE_ENTRIES:
+        del cache[next(iter(cache))]  # the oldest: a scan reads each digest's parts together
+    cache[digest] = value

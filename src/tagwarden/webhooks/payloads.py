@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tagwarden.errors import InvalidInput
+from tagwarden.references import DIGEST_RE
 
 DOCKER_HUB = "docker.io"
 GHCR = "ghcr.io"
@@ -71,13 +72,14 @@ def _distribution_events(events: list[Any]) -> list[Push]:
         if not isinstance(target, dict):
             continue
         repository, tag = _str(target.get("repository")), _str(target.get("tag"))
-        if repository is None or tag is None:
+        digest = _str(target.get("digest"))
+        if repository is None or tag is None or is_digest_push(tag, digest):
             continue
         request = event.get("request")
         host = _str(request.get("host")) if isinstance(request, dict) else None
         if host is None and _str(target.get("url")):
             host = urlsplit(str(target["url"])).netloc or None
-        pushes.append(Push(host, repository, tag, _str(target.get("digest"))))
+        pushes.append(Push(host, repository, tag, digest))
     return pushes
 
 
@@ -88,12 +90,20 @@ def _harbor(data: dict[str, Any]) -> list[Push]:
     for resource in data.get("resources") or []:
         if not isinstance(resource, dict) or repository is None:
             continue
+        tag = _str(resource.get("tag"))
+        if tag is None or is_digest_push(tag, _str(resource.get("digest"))):
+            continue  # a push by digest: no tag moved, so nothing to ask about
         url = _str(resource.get("resource_url"))
         host = url.split("/", 1)[0] if url and "/" in url else None
-        pushes.append(
-            Push(host, repository, _str(resource.get("tag")), _str(resource.get("digest")))
-        )
+        pushes.append(Push(host, repository, tag, _str(resource.get("digest"))))
     return pushes
+
+
+def is_digest_push(tag: str, digest: str | None) -> bool:
+    """Harbor names the digest in ``tag`` when an artifact is pushed by digest (its documented
+    samples do; distribution leaves ``tag`` out instead). A digest is never a tag name: the
+    tag grammar has no ':'."""
+    return tag == digest or DIGEST_RE.fullmatch(tag) is not None
 
 
 def github(event: str, body: Any) -> list[Push]:
