@@ -45,6 +45,7 @@ from tagwarden.app import create_app
 from tagwarden.config import Settings
 from tagwarden.db import make_engine
 from tagwarden.models import Base
+from tests.drawn import real_windows
 
 CHECKS = [
     not_a_server_error,
@@ -143,23 +144,6 @@ def _a_real_public_key(case: Case) -> None:
         case.body["public_key"] = _PUBLIC_KEY
 
 
-def _real_windows(value: Any) -> None:
-    """Whether a string is a cron expression or a timezone this server knows is not something
-    JSON Schema can say (a bad one is a 422, tested in test_rollout_windows.py): every drawn
-    maintenance window gets a real schedule, with its drawn duration."""
-    if isinstance(value, list):
-        for item in value:
-            _real_windows(item)
-    elif isinstance(value, dict):
-        windows = value.get("windows")
-        if isinstance(windows, list):
-            for window in windows:
-                if isinstance(window, dict):
-                    window.update(cron="0 2 * * 6", timezone="Europe/Berlin")
-        for item in value.values():
-            _real_windows(item)
-
-
 class Guard:
     """The run is an admin's; revoking the admin's own token would turn the rest of it into
     401s and test nothing. A DELETE of that token is sent for another token id instead."""
@@ -172,7 +156,7 @@ class Guard:
     def __call__(self, case: Case) -> None:
         _one_mount_per_path(case)
         _a_real_public_key(case)
-        _real_windows(case.body)
+        real_windows(case.body)
         if case.method == "DELETE" and case.path == "/api/v1/tokens/{token_id}":
             try:
                 if int(case.path_parameters["token_id"]) == self.own:

@@ -24,6 +24,7 @@ from tagwarden.notify import service as notify
 from tagwarden.notify.schemas import ChannelCreate
 from tagwarden.rollouts.schemas import RolloutCreate
 from tagwarden.rules.schemas import PolicyUpdate
+from tests.drawn import real_windows
 from tests.factories import make_settings
 
 EXAMPLES = 200
@@ -70,6 +71,7 @@ def test_every_drawn_rollout_body_names_one_image_and_one_target(
     document: dict[str, Any],
 ) -> None:
     for body in _bodies(document, "POST", "/api/v1/rollouts"):
+        real_windows(body)
         RolloutCreate.model_validate(body)  # the model's cross-field rules hold
 
 
@@ -85,6 +87,7 @@ def test_every_drawn_approval_request_carries_metadata_activation_reads(
 
 def test_every_drawn_policy_body_is_taken(document: dict[str, Any]) -> None:
     for body in _bodies(document, "PUT", "/api/v1/images/{image_id}/policy"):
+        real_windows(body)  # a rollout template's options
         PolicyUpdate.model_validate(body)
 
 

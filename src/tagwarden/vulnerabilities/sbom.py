@@ -210,13 +210,19 @@ class SbomCollector:
         self.syft = SyftPlan.of(settings, run)
 
     async def collect(
-        self, registry_host: str, repository: str, digests: Sequence[str]
+        self,
+        registry_host: str,
+        repository: str,
+        digests: Sequence[str],
+        *,
+        client: RegistryClient | None = None,
     ) -> dict[str, str]:
         """Platform digest → its SBOM's status, for every platform of ``digests`` (tag
         digests: an index or a single manifest). A tag whose manifest cannot be read is left
-        out (nothing is stored; the next check tries again)."""
+        out (nothing is stored; the next check tries again). ``client``: the scan's own, whose
+        manifests by digest are already read (an index is then never fetched twice)."""
         try:
-            reader = artifact_reader(self.client_for(registry_host))
+            reader = artifact_reader(client or self.client_for(registry_host))
         except RegistryError as exc:  # a host no longer allowed
             log.warning("no SBOM for %s: %s", repository, exc)
             return {}

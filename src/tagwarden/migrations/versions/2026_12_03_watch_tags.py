@@ -1,7 +1,7 @@
 """``images.watch_tags``: tags whose re-push a rescan always looks for (``latest``, say).
 
 Revision ID: 2026_12_03_watch_tags
-Revises: 2026_12_03_sboms
+Revises: 2026_12_04_rollout_controls
 Create Date: 2026-12-03
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from tagwarden.db import JSONType
 
 revision: str = "2026_12_03_watch_tags"
-down_revision: str | None = "2026_12_03_sboms"
+down_revision: str | None = "2026_12_04_rollout_controls"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
