@@ -182,7 +182,9 @@ async def token(
             return json_response({"details": "invalid refresh token"}, 401)
         scopes = form.get("scope", [])
     elif request.headers.get("authorization") and username is None:
-        return json_response({"details": "incorrect username or password"}, 401)
+        username = _oauth_user(fake, request.headers["authorization"])
+        if username is None:
+            return json_response({"details": "incorrect username or password"}, 401)
     granted = set()
     for scope in scopes:
         kind, _, rest = scope.partition(":")
@@ -202,3 +204,15 @@ async def token(
             "issued_at": fake.model.now().isoformat().replace("+00:00", "Z"),
         }
     )
+
+
+def _oauth_user(fake: FakeRegistry, authorization: str) -> str | None:
+    """Quay's ``$oauthtoken`` login: Basic with that user name and an OAuth token as password."""
+    scheme, _, credential = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, _, secret = base64.b64decode(credential).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return fake.native.api_tokens.get(secret) if user == "$oauthtoken" else None
