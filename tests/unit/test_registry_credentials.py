@@ -192,3 +192,23 @@ async def test_helper_order_not_found_and_time_bound(helper: Helper, tmp_path: P
     assert "'p'" not in repr(found)
     helper.answer(user="<token>", secret="idt", sleep=30)
     assert run_helper("test", HOST, timeout=0.5) is None  # bounded: killed, no credentials
+
+
+async def test_harbor_api_takes_the_helpers_robot_account_and_asks_again_after_a_401(
+    fake: FakeRegistry, http: httpx.AsyncClient, helper: Helper, tmp_path: Path
+) -> None:
+    fake.add_repository("proj/app", 4, private=True)
+    fake.add_user("robot$proj+ci", SECRET)
+    helper.answer(user="robot$proj+ci", secret=SECRET)
+    config = write_config(tmp_path / "config.json", {"credHelpers": {HOST: "test"}})
+    state = RegistryState(clock=fake.clock)
+    c = client(http, fake, config, state, kind="harbor")
+    assert len([t async for t in c.iter_tags("proj/app", {})]) == 4
+    fake.add_user("robot$proj+ci", "rotated-robot-9d1e")
+    helper.answer(user="robot$proj+ci", secret="rotated-robot-9d1e")
+    c = client(http, fake, config, state, kind="harbor")
+    assert len([t async for t in c.iter_tags("proj/app", {})]) == 4
+    assert len(helper.calls) == 2
+    statuses = [r.status for r in fake.stats.matching("harbor_artifacts")]
+    assert statuses == [200, 401, 200]
+    assert fake.stats.count("oci_tags") == 0  # never fell back: the API took the new secret
