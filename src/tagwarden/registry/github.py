@@ -18,6 +18,7 @@ from urllib.parse import quote
 import httpx
 
 from tagwarden.registry.base import (
+    AuthenticationFailed,
     MalformedResponse,
     RateLimited,
     RemoteTag,
@@ -120,16 +121,19 @@ class GitHubClient(NativeClient):
     ) -> httpx.Response:
         try:
             return await self.api_get(url, first=first, params=params)
-        except ApiRefused as exc:
+        except (ApiRefused, AuthenticationFailed) as exc:
             # GitHub's primary limit answers 403 with x-ratelimit-remaining 0: a wait, not a no.
-            raise self._limited(exc) from None
+            limited = self._limited(exc)
+            if limited is None:
+                raise
+            raise limited from None
 
-    def _limited(self, exc: ApiRefused) -> Exception:
+    def _limited(self, exc: ApiRefused | AuthenticationFailed) -> RateLimited | None:
         limiter = self.transport.state.limits.for_host(host_of(self.api_url))
-        if exc.status == 403 and limiter.remaining() == 0:
-            reset = limiter.requests.reset_at
-            when = reset if reset is not None else self.transport.state.clock.now() + 60
-            return RateLimited(
-                "GitHub's API rate limit is spent", retry_at=datetime.fromtimestamp(when, UTC)
-            )
-        return exc
+        if exc.status != 403 or limiter.remaining() != 0:
+            return None
+        reset = limiter.requests.reset_at
+        when = reset if reset is not None else self.transport.state.clock.now() + 60
+        return RateLimited(
+            "GitHub's API rate limit is spent", retry_at=datetime.fromtimestamp(when, UTC)
+        )
