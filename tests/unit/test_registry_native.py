@@ -252,3 +252,20 @@ async def test_github_spent_rate_limit_is_a_wait_not_a_fallback(
     assert caught.value.retry_at > fake.model.now() + timedelta(minutes=30)
     assert caught.value.retry_at.tzinfo is UTC
     assert fake.stats.count("oci") == 0
+
+
+async def test_quay_rescan_stops_at_the_first_tag_seen_unchanged(
+    fake: FakeRegistry, http: httpx.AsyncClient
+) -> None:
+    fake.add_repository("coreos/etcd", 250)
+    c = client(http, fake, kind="quay")
+    known: dict[str, str | None] = {t.name: t.digest for t in await listing(c, "coreos/etcd")}
+    fake.stats.reset()
+    assert [t.name async for t in c.iter_tags("coreos/etcd", known)] == ["3.4.9"]
+    assert fake.stats.count("quay_tags") == 1
+    # A re-push is a new lifetime: it sorts first and is found, then paging stops again.
+    fake.clock.advance(60)  # type: ignore[attr-defined]
+    fake.repush_tag("coreos/etcd", "1.0.0")
+    again = [t async for t in c.iter_tags("coreos/etcd", known)]
+    assert [t.name for t in again] == ["1.0.0", "3.4.9"]
+    assert again[0].digest != known["1.0.0"]

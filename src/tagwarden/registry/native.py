@@ -51,6 +51,9 @@ class NativeClient(CredentialedOciClient):
     """An OCI client that lists through ``api_url``; subclasses give the pages."""
 
     api_name = "native"
+    # Whether the API lists newest push first, so that paging may stop at the first tag seen
+    # before with the same digest (a re-push or a moved tag is a new push and sorts first).
+    newest_first = False
 
     def __init__(self, *args: Any, api_url: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -84,12 +87,18 @@ class NativeClient(CredentialedOciClient):
                 async for tag in super().iter_tags(repository, known):
                     yield tag
                 return
+            ordered = self.newest_first
+            previous: RemoteTag | None = None
             while page is not None:
                 for tag in page:
                     if is_signature_tag(tag.name) or not names.admit(tag.name):
                         continue
+                    ordered = ordered and _in_order(previous, tag)
+                    previous = tag
                     self.listed[(repository, tag.name)] = tag
                     yield tag
+                    if ordered and tag.digest and known.get(tag.name) == tag.digest:
+                        return  # everything after it was seen already, unchanged
                 page = await anext(pages, None)
         finally:
             names.report()
@@ -145,6 +154,16 @@ class NativeClient(CredentialedOciClient):
     def next_link(self, response: httpx.Response) -> str | None:
         link = response.links.get("next", {}).get("url")
         return urljoin(str(response.request.url), link) if link else None
+
+
+def _in_order(previous: RemoteTag | None, tag: RemoteTag) -> bool:
+    """Whether ``tag`` may follow ``previous`` in a newest-first listing; a listing that is not
+    (an API changed its order) is read to its end rather than trusted."""
+    if previous is None:
+        return True
+    if previous.last_updated is None or tag.last_updated is None:
+        return False
+    return tag.last_updated <= previous.last_updated
 
 
 def body_of(response: httpx.Response) -> Any:

@@ -57,6 +57,7 @@ def parse_quay_tag(item: Any) -> RemoteTag:
 
 class QuayClient(NativeClient):
     api_name = "Quay"
+    newest_first = True  # lifetime_start descending (endpoints/api/tag.py)
 
     def __init__(self, *args: Any, api_token: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
