@@ -302,3 +302,92 @@ def fresh_postgres(server_url: str) -> str:
 
 if __name__ == "__main__":
     main()
+
+
+# -- registry-native listings (Quay, Harbor, GitHub Packages) ----------------------------------
+# Kept apart from the Hub and OCI figures above and run after them; alone with
+# ``python -c 'import runpy; runpy.run_path("bench/monitor_scan.py")["native_main"]()'``.
+
+NATIVE_HOST = "127.0.0.1:5099"  # served in-process by the fake, never dialled
+NATIVE_API = "http://127.0.0.1:5098"  # GitHub's API is on another host than its registry
+NATIVE_KINDS = {"quay": "quay_tags", "harbor": "harbor_artifacts", "github": "github_versions"}
+
+
+def native_settings(url: str, kind: str, token: str) -> Settings:
+    from pydantic import SecretStr
+
+    from tagwarden.config import RegistryCredentials
+
+    entry = RegistryCredentials(
+        url=f"http://{NATIVE_HOST}",
+        kind=kind,  # type: ignore[arg-type]
+        api_url=NATIVE_API if kind == "github" else None,
+        username="bench",
+        token=SecretStr(token),
+    )
+    return Settings(database_url=url, registries={NATIVE_HOST: entry}, monitor_enabled=False)
+
+
+def native_fake(tags: int, platforms: tuple[str, ...]) -> tuple[FakeRegistry, str]:
+    fake = FakeRegistry(hub_rate_limit=None, pull_limit=None)
+    fake.add_repository("bench/app", tags, platforms=platforms)
+    token = fake.native.add_api_token("bench")
+    fake.add_user("bench", token)
+    return fake, token
+
+
+async def native_listing(kind: str, tags: int, platforms: tuple[str, ...]) -> tuple[int, int]:
+    """(requests, tags listed) of one listing of ``bench/app`` through the kind's own API."""
+    from tagwarden.registry.factory import client_for
+
+    fake, token = native_fake(tags, platforms)
+    settings = native_settings("sqlite+aiosqlite://", kind, token)
+    async with httpx.AsyncClient(transport=fake.transport()) as http:
+        client = client_for(NATIVE_HOST, settings, http, state=RegistryState())
+        listed = [t async for t in client.iter_tags("bench/app", {})]
+    return len(fake.stats.records), len(listed)
+
+
+async def native_scans(url: str, kind: str, tags: int) -> tuple[int, int]:
+    """(first scan, rescan) requests of the monitor over one image of ``tags`` tags."""
+    fake, token = native_fake(tags, ("linux/amd64",))
+    engine = make_engine(url)
+    await upgrade(engine)
+    sessionmaker = make_sessionmaker(engine)
+    async with sessionmaker() as session, session.begin():
+        session.add(Image(image_name="app", namespace="bench", registry_host=NATIVE_HOST,
+                          approval_status="approved", watch_for_updates=True))  # fmt: skip
+    try:
+        async with httpx.AsyncClient(transport=fake.transport()) as http:
+            settings = native_settings(url, kind, token)
+            monitor = ImageMonitor(settings, sessionmaker, http, state=RegistryState())
+            counts = []
+            for _ in range(2):
+                fake.stats.reset()
+                summary = await monitor.run_once(force=True)
+                if summary.errors:
+                    raise SystemExit(f"{kind}: {summary.results[0].error}")
+                counts.append(len(fake.stats.records))
+    finally:
+        await engine.dispose()
+    return counts[0], counts[1]
+
+
+def native_main(tags: int = 1000) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, api in NATIVE_KINDS.items():
+            single, listed = asyncio.run(native_listing(kind, tags, ("linux/amd64",)))
+            print(f"{kind} ({api}) listing of {listed} single-platform tags: "
+                  f"{single} requests (target ≤ 11)")  # fmt: skip
+            multi, listed = asyncio.run(
+                native_listing(kind, tags, ("linux/amd64", "linux/arm64/v8", "linux/arm/v7"))
+            )
+            print(f"{kind} ({api}) listing of {listed} three-platform tags: {multi} requests")
+            first, rescan = asyncio.run(
+                native_scans(f"sqlite+aiosqlite:///{Path(tmp) / kind}.db", kind, tags)
+            )
+            print(f"{kind} monitor, {tags} tags: first scan {first} requests, rescan {rescan}")
+
+
+if __name__ == "__main__":
+    native_main()  # after main() above: the native figures follow the Hub and OCI ones

@@ -9,13 +9,25 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+RegistryKind = Literal["oci", "quay", "harbor", "github"]
+
 
 class RegistryCredentials(BaseModel):
-    """How to reach one registry host named in an image's ``registry`` field."""
+    """How to reach one registry host named in an image's ``registry`` field.
+
+    ``kind`` picks the listing API: ``oci`` (``tags/list``, the default) or the registry's own,
+    which gives digest, push date and size for up to 100 tags a request. ``api_url`` is where
+    that API answers when not at ``url`` (GitHub's is on another host than ghcr.io); ``token``
+    is what it takes as ``Authorization: Bearer`` (Quay's OAuth token, GitHub's token with
+    ``read:packages``). Harbor's API takes ``username``/``password`` (robot accounts too).
+    """
 
     url: str
+    kind: RegistryKind = "oci"
+    api_url: str | None = None
     username: str | None = None
     password: SecretStr | None = None
+    token: SecretStr | None = None
 
 
 class Settings(BaseSettings):
@@ -51,6 +63,10 @@ class Settings(BaseSettings):
     # ``registries``: an approver must not be able to point the server anywhere.
     allowed_registries: list[str] = Field(default_factory=list)
     registry_timeout_seconds: float = Field(default=20.0, gt=0)
+    # A docker config.json (auths, credHelpers, credsStore) for hosts TAGWARDEN_REGISTRIES gives
+    # no credentials; a credential helper gets this long to answer.
+    docker_config: str | None = None
+    credential_helper_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     registry_max_retries: int = Field(default=4, ge=0, le=20)
 
     # Devices and rollouts. Devices poll every device_poll_interval_seconds, more often

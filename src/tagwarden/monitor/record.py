@@ -58,6 +58,7 @@ def request_metadata(
         "full_size": tag.full_size,
         "media_type": _said(tag.media_type, 255),
         "pushed_by": _said(tag.pushed_by, 255),
+        "registry_evidence": tag.evidence,
     }
     metadata.update((key, value) for key, value in said.items() if value is not None)
     if candidate.reason == "digest_changed":

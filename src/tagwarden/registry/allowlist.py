@@ -62,6 +62,7 @@ def trusted_netlocs(settings: Settings) -> frozenset[str]:
     configuration says they answer (their URLs, the Docker Hub API and registry URLs).
     """
     urls = [c.url for c in settings.registries.values()]
+    urls += [c.api_url for c in settings.registries.values() if c.api_url]
     urls += [settings.dockerhub_api_url, settings.dockerhub_registry_url]
     return frozenset(
         {normalise_host(h) for h in (*settings.registries, *settings.allowed_registries)}

@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from tagwarden.platforms import normalise_architecture
 from tagwarden.references import is_tag, shown
@@ -70,6 +70,9 @@ class RemoteTag:
     full_size: int | None = None
     media_type: str | None = None
     pushed_by: str | None = None
+    # What a registry's own API said beyond that (Harbor's scan overview and build attributes),
+    # kept as evidence for the reviewer.
+    evidence: dict[str, Any] | None = field(default=None, compare=False)
     # Derived from ``platforms`` once: a scan reads them several times for thousands of tags.
     architectures: list[str] = field(init=False, repr=False, compare=False)
     platform_digests: dict[str, str] = field(init=False, repr=False, compare=False)

@@ -11,6 +11,7 @@ from tagwarden.registry.base import AuthenticationFailed, MalformedResponse
 from tagwarden.registry.transport import Transport, json_object, unexpected
 from tagwarden.remote import reason
 
+IDENTITY_TOKEN_USER = "<token>"  # noqa: S105 - docker's marker for an identity token
 # Token endpoints may omit expires_in; the token spec says to assume 60 seconds then.
 DEFAULT_TOKEN_SECONDS = 60.0
 
@@ -24,7 +25,7 @@ async def authorization(
     if challenge is None:
         return None  # nothing asked for yet: try anonymously, as public registries allow
     if challenge.scheme == "basic":
-        if not (username and password):
+        if not (username and password) or username == IDENTITY_TOKEN_USER:
             raise AuthenticationFailed(f"{base_url} wants Basic credentials; none are configured")
         return basic_header(username, password)
     state = transport.state
@@ -69,10 +70,17 @@ async def _fetch(
     params = {"scope": scope}
     if "service" in challenge.params:
         params["service"] = challenge.params["service"]
-    headers = {}
-    if username and password:
-        headers["Authorization"] = basic_header(username, password)
-    response = await transport.send("GET", realm, params=params, headers=headers)
+    if username == IDENTITY_TOKEN_USER and password:
+        # An identity token (docker's "<token>" user) is an OAuth2 refresh token: the token
+        # endpoint takes it in a form POST, never as Basic credentials (distribution's
+        # docs/spec/auth/oauth.md), which is how ACR's and others' logins work.
+        form = {**params, "grant_type": "refresh_token", "refresh_token": password}
+        response = await transport.send("POST", realm, form=form | {"client_id": "tagwarden"})
+    else:
+        headers = {}
+        if username and password:
+            headers["Authorization"] = basic_header(username, password)
+        response = await transport.send("GET", realm, params=params, headers=headers)
     if response.status_code in (401, 403):
         raise AuthenticationFailed(
             f"{base_url}: the token endpoint refused: {reason(response.status_code)}",

@@ -125,6 +125,7 @@ class Transport:
         json_payload: Any = None,
         params: dict[str, str] | None = None,
         is_pull: bool = False,
+        form: dict[str, str] | None = None,
     ) -> httpx.Response:
         limiter = self.state.limits.for_host(host_of(url))
         clock = self.state.clock
@@ -134,8 +135,9 @@ class Transport:
             await limiter.acquire(is_pull=is_pull)
             try:
                 response = await self._follow(
-                    method, url, headers=headers, json_payload=json_payload, params=params
-                )
+                    method, url, headers=headers, json_payload=json_payload, params=params,
+                    form=form,
+                )  # fmt: skip
             except httpx.TransportError as exc:  # timeouts, refused, reset, protocol errors
                 if attempt >= self.max_retries:
                     raise RegistryUnavailable(
@@ -186,6 +188,7 @@ class Transport:
         headers: dict[str, str] | None,
         json_payload: Any,
         params: dict[str, str] | None,
+        form: dict[str, str] | None = None,
     ) -> httpx.Response:
         """One request and the redirects it leads to, each hop checked before it is sent.
 
@@ -202,6 +205,7 @@ class Transport:
                 current,
                 headers=sent_headers,
                 json=json_payload,
+                data=form if hop == 0 else None,
                 params=params if hop == 0 else None,
                 timeout=self.timeout,
                 follow_redirects=False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -170,11 +171,22 @@ async def blob(
 async def token(
     fake: FakeRegistry, request: Request, route: Route, username: str | None
 ) -> Response:
-    """``GET /token?service=…&scope=…`` → a bearer token for the scopes this caller may pull."""
-    if request.headers.get("authorization") and username is None:
-        return json_response({"details": "incorrect username or password"}, 401)
+    """``GET /token?service=…&scope=…`` → a bearer token for the scopes this caller may pull;
+    ``POST`` with a form (``grant_type=refresh_token``) trades an identity token for one."""
+    scopes = request.query_params.getlist("scope")
+    if request.method == "POST":
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        refresh = form.get("refresh_token", [""])[0]
+        username = fake.native.identity_tokens.get(refresh)
+        if form.get("grant_type") != ["refresh_token"] or username is None:
+            return json_response({"details": "invalid refresh token"}, 401)
+        scopes = form.get("scope", [])
+    elif request.headers.get("authorization") and username is None:
+        username = _oauth_user(fake, request.headers["authorization"])
+        if username is None:
+            return json_response({"details": "incorrect username or password"}, 401)
     granted = set()
-    for scope in request.query_params.getlist("scope"):
+    for scope in scopes:
         kind, _, rest = scope.partition(":")
         name, _, actions = rest.rpartition(":")
         if kind != "repository" or "pull" not in actions.split(","):
@@ -192,3 +204,15 @@ async def token(
             "issued_at": fake.model.now().isoformat().replace("+00:00", "Z"),
         }
     )
+
+
+def _oauth_user(fake: FakeRegistry, authorization: str) -> str | None:
+    """Quay's ``$oauthtoken`` login: Basic with that user name and an OAuth token as password."""
+    scheme, _, credential = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, _, secret = base64.b64decode(credential).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return fake.native.api_tokens.get(secret) if user == "$oauthtoken" else None

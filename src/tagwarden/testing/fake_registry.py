@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Literal
+from urllib.parse import unquote
 
 import httpx
 from starlette.datastructures import URL
@@ -26,7 +27,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from tagwarden.clock import Clock, SystemClock
-from tagwarden.testing import fake_hub, fake_oci
+from tagwarden.testing import fake_github, fake_harbor, fake_hub, fake_native, fake_oci, fake_quay
 from tagwarden.testing.fake_auth import FakeAuth, OciAuth
 from tagwarden.testing.fake_faults import Faults, RequestRecord, RequestStats, RetryStyle
 from tagwarden.testing.fake_model import RegistryModel
@@ -56,7 +57,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], frozenset[str], Handler]] = [
      fake_hub.sign_in),
     ("hub_tags", re.compile(rf"^/v2/{_HUB_REPO}/tags/?$"), _READ, fake_hub.list_tags),
     ("hub_tag", re.compile(rf"^/v2/{_HUB_REPO}/tags/(?P<tag>[^/]+)/?$"), _READ, fake_hub.get_tag),
-    ("oci_token", re.compile(r"^/token/?$"), frozenset({"GET"}), fake_oci.token),
+    ("oci_token", re.compile(r"^/token/?$"), frozenset({"GET", "POST"}), fake_oci.token),
     ("oci_base", re.compile(r"^/v2/?$"), _READ, fake_oci.base),
     ("oci_tags", re.compile(rf"{_OCI_REPO}/tags/list$"), frozenset({"GET"}), fake_oci.tag_list),
     ("oci_manifest", re.compile(rf"{_OCI_REPO}/manifests/(?P<reference>[^/]+)$"), _READ,
@@ -64,6 +65,21 @@ _ROUTES: list[tuple[str, re.Pattern[str], frozenset[str], Handler]] = [
     ("oci_blob", re.compile(rf"{_OCI_REPO}/blobs/(?P<digest>[^/]+)$"), _READ, fake_oci.blob),
     ("oci_referrers", re.compile(rf"{_OCI_REPO}/referrers/(?P<digest>[^/]+)$"),
      frozenset({"GET"}), fake_oci.referrers),
+]  # fmt: skip
+# The native APIs match the request's path as sent (percent-encoded): Harbor encodes a
+# repository's slashes twice and GitHub once, which a decoded path would lose.
+_NATIVE_ROUTES: list[tuple[str, re.Pattern[str], frozenset[str], Handler]] = [
+    ("quay_tags", re.compile(r"^/api/v1/repository/(?P<repository>.+?)/tag/?$"),
+     frozenset({"GET"}), fake_quay.list_tags),
+    ("harbor_artifacts", re.compile(
+        r"^/api/v2\.0/projects/(?P<project>[^/]+)/repositories/(?P<name>[^/]+)/artifacts/?$"),
+     frozenset({"GET"}), fake_harbor.list_artifacts),
+    ("github_versions", re.compile(r"^/(?P<owner_kind>orgs|users)/(?P<owner>[^/]+)"
+                                   r"/packages/container/(?P<package>[^/]+)/versions/?$"),
+     frozenset({"GET"}), fake_github.list_versions),
+    ("github_versions", re.compile(r"^/organizations/(?P<org_id>[0-9]+)"
+                                   r"/packages/container/(?P<package>[^/]+)/versions/?$"),
+     frozenset({"GET"}), fake_github.list_versions),
 ]  # fmt: skip
 _MALFORMED_BODY = b'{"count": 3, "next": null, "results": [{"name": "7.2", "images": [{'
 
@@ -104,6 +120,7 @@ class FakeRegistry:
         self.public_url = URL(public_url) if public_url else None
         self.referrers_api = referrers_api
         self.auth = FakeAuth(self.clock)
+        self.native = fake_native.NativeState()
         self._hub_window = (0.0, 0)  # (window start, requests in it)
         self._pull_window = (0.0, 0)
         # Building content is the model's: tests reach it through the fake, signatures intact.
@@ -190,7 +207,8 @@ class FakeRegistry:
     async def _handle(self, request: Request) -> Response:
         arrived = self.clock.now()
         path = request.url.path
-        route, handler, methods = _match(path)
+        raw = request.scope.get("raw_path") or path.encode()
+        route, handler, methods = _match(path, raw.decode("latin-1").split("?", 1)[0])
         username: str | None = None
         if route is None or handler is None:
             response = fake_oci.oci_error(404, "NOT_FOUND", f"no such endpoint {path}")
@@ -239,7 +257,12 @@ class FakeRegistry:
                 body = {"message": "service unavailable"}
                 return fake_hub.json_response(body, burst, hub_headers), None
             return fake_oci.oci_error(burst, "UNAVAILABLE", "service unavailable"), None
-        allowed, username = self.auth.identify(request, route.kind, route.repository, self.oci_auth)
+        if fake_native.is_native(route.kind):
+            allowed, username = fake_native.identify(self, request, route.kind)
+        else:
+            allowed, username = self.auth.identify(
+                request, route.kind, route.repository, self.oci_auth
+            )
         if not allowed:
             return self._unauthorized(request, route), None
         response = await handler(self, request, route, username)
@@ -285,6 +308,8 @@ class FakeRegistry:
     def _unauthorized(self, request: Request, route: Route) -> Response:
         if route.kind.startswith("hub_"):
             return fake_hub.json_response({"detail": "Invalid or expired token"}, 401)
+        if fake_native.is_native(route.kind):
+            return fake_native.unauthorized(route.kind)
         if self.oci_auth == "basic":
             challenge = 'Basic realm="fake-registry"'
         else:
@@ -297,7 +322,17 @@ class FakeRegistry:
         )
 
 
-def _match(path: str) -> tuple[Route | None, Handler | None, frozenset[str]]:
+def _match(path: str, raw: str) -> tuple[Route | None, Handler | None, frozenset[str]]:
+    for kind, pattern, methods, handler in _NATIVE_ROUTES:
+        found = pattern.match(raw)
+        if found is not None:
+            groups = {k: v for k, v in found.groupdict().items() if v is not None}
+            repository = groups.pop("repository", None)
+            return (
+                Route(kind, unquote(repository) if repository else None, groups),
+                handler,
+                methods,
+            )
     for kind, pattern, methods, handler in _ROUTES:
         found = pattern.match(path)
         if found is None:
