@@ -94,6 +94,8 @@ class ImagePolicy(Base):
     # evidence.schemas.SignaturePolicy and SizePolicy as JSON; null is mode "off".
     signature_policy: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     size_policy: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # vulnerabilities.schemas.VulnerabilityPolicy as JSON; null blocks nothing.
+    vulnerability_policy: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     updated_by: Mapped[str | None] = mapped_column(String(255))
 

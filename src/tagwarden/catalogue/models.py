@@ -91,6 +91,11 @@ class ImageTag(Base):
     approval_request_id: Mapped[int | None] = mapped_column(
         ForeignKey("image_approval_requests.id", ondelete="SET NULL")
     )
+    # A finding published after activation that the image's vulnerability policy blocks: no new
+    # rollout of a recalled row starts until the recall is cleared.
+    is_recalled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    recall_reason: Mapped[str | None] = mapped_column(Text)
+    recalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -21,3 +21,16 @@ class SbomSource(StrEnum):
     ATTESTATION = "attestation"
     REFERRER = "referrer"
     SYFT = "syft"
+
+
+class ScanStatus(StrEnum):
+    """The evidence's ``vulnerabilities.status``."""
+
+    # Some platform's SBOM was matched against the OSV data.
+    SCANNED = "scanned"
+    # No platform has an SBOM (none attached, none could be generated).
+    NO_SBOM = "no_sbom"
+    # Obtaining the SBOM failed; retried on the next check.
+    ERROR = "error"
+    # No OSV data has been imported: there is nothing to match against.
+    DISABLED = "disabled"
