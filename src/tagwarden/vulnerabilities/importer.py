@@ -51,7 +51,7 @@ async def import_records(
 ) -> ImportResult:
     """Store ``records`` (added, or replacing an older ``modified``), in the caller's
     transaction. ``progress`` is told how many records each batch read."""
-    stored = dict((await session.execute(select(OsvRecord.id, OsvRecord.modified))).tuples().all())
+    stored = dict((await session.execute(select(OsvRecord.id, OsvRecord.modified))).all())
     result = ImportResult()
     for chunk in _chunks(records, BATCH):
         newest: dict[str, Record] = {}

@@ -50,7 +50,7 @@ async def _policies(session: AsyncSession, image_ids: Sequence[int]) -> dict[int
         )
     )
     return {
-        i: VulnerabilityPolicy.model_validate(p or {}) for i, p in rows.tuples() if p is not None
+        i: VulnerabilityPolicy.model_validate(p or {}) for i, p in rows.all() if p is not None
     }
 
 

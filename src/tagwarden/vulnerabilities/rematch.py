@@ -56,7 +56,7 @@ async def platforms_of(
                 tuple_(ImageTag.image_id, ImageTag.digest).in_(list(part))
             )
         )
-        for image_id, digest, platform in rows.tuples():
+        for image_id, digest, platform in rows.all():
             if platform and digest:
                 found[(image_id, digest)].add(platform)
         sizes = await session.execute(
@@ -65,7 +65,7 @@ async def platforms_of(
                 DigestEvidence.size.is_not(None),
             )
         )
-        for image_id, digest, size in sizes.tuples():
+        for image_id, digest, size in sizes.all():
             for blobs in (size or {}).get("blobs", {}).values():
                 if isinstance(blobs, dict) and isinstance(blobs.get("manifest"), str):
                     found[(image_id, digest)].add(blobs["manifest"])
@@ -80,11 +80,11 @@ async def scope(session: AsyncSession) -> Scope:
             ApprovalRequest.digest.is_not(None),
         )
     )
-    pairs: set[tuple[int, str]] = {(i, str(d)) for i, d in requested.tuples()}
+    pairs: set[tuple[int, str]] = {(i, str(d)) for i, d in requested.all()}
     tagged = await session.execute(
         select(ImageTag.image_id, ImageTag.digest).where(ImageTag.digest.is_not(None))
     )
-    activated = {(i, str(d)) for i, d in tagged.tuples()}
+    activated = {(i, str(d)) for i, d in tagged.all()}
     return Scope(await platforms_of(session, pairs | activated), activated)
 
 
@@ -117,7 +117,7 @@ async def load_index(
             .join(OsvRecord, OsvRecord.id == OsvAffected.record_id)
             .where(OsvAffected.name.in_(list(part)))
         )
-        for ecosystem, name, osv_id, ranges, versions, severity, aliases in rows.tuples():
+        for ecosystem, name, osv_id, ranges, versions, severity, aliases in rows.all():
             if (ecosystem, name) in keys:
                 entry = Entry(osv_id, ranges or [], versions or [], severity, tuple(aliases or ()))
                 index[(ecosystem, name)].append(entry)
@@ -132,7 +132,7 @@ async def _alias_severities(session: AsyncSession, found: Iterable[Found]) -> di
         rows = await session.execute(
             select(OsvRecord.id, OsvRecord.severity).where(OsvRecord.id.in_(list(part)))
         )
-        known.update({str(i): str(s) for i, s in rows.tuples()})
+        known.update({str(i): str(s) for i, s in rows.all()})
     return known
 
 

@@ -68,7 +68,7 @@ async def _previous(session: AsyncSession, pairs: Iterable[Pair]) -> dict[Pair, 
             )
             .order_by(ApprovalRequest.reviewed_at.desc(), ApprovalRequest.id.desc())
         )
-        for image_id, tag, digest in rows.tuples():
+        for image_id, tag, digest in rows.all():
             approved.setdefault(image_id, []).append((str(tag), str(digest)))
     found: dict[Pair, tuple[str, str]] = {}
     for image_id, digest in pairs:
