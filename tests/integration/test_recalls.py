@@ -155,7 +155,8 @@ async def test_an_import_recalls_an_activated_digest_and_pauses_its_running_roll
         entry = await session.scalar(
             select(AuditEntry).where(AuditEntry.action == "tag.unrecalled")
         )
-    assert entry is not None and entry.after is not None
+    assert entry is not None
+    assert entry.after is not None
     assert entry.after["notes"] == "patched on the devices by hand"
     assert entry.before == {"is_recalled": True, "recall_reason": row["recall_reason"]}
     unknown = await client.post(
@@ -193,7 +194,8 @@ async def test_an_allowlist_entry_clears_the_recall_it_covers(
         entry = await session.scalar(
             select(AuditEntry).where(AuditEntry.action == "tag.unrecalled")
         )
-    assert entry is not None and entry.after == {
+    assert entry is not None
+    assert entry.after == {
         "tag": "7.2.5-alpine",
         "is_recalled": False,
         "cleared_by": "policy",

@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tagwarden.vulnerabilities.matching import Entry, affects, match_packages, package_names
+from tagwarden.vulnerabilities.matching import (
+    Entry,
+    affects,
+    compile_ranges,
+    match_packages,
+    package_names,
+)
 from tagwarden.vulnerabilities.osv import normalise, parse_time
 from tagwarden.vulnerabilities.policy import Found, blocking, evidence
 from tagwarden.vulnerabilities.schemas import VulnerabilityPolicy
@@ -38,7 +44,8 @@ def test_apk_revisions_compare_as_numbers(installed: str, hit: bool) -> None:
     found = affects("Alpine:v3.20", installed, ranges, [])
     assert (found is not None) is hit
     if hit:
-        assert found is not None and found.fixed_in == "1.2.3-r10"
+        assert found is not None
+        assert found.fixed_in == "1.2.3-r10"
 
 
 @pytest.mark.parametrize(
@@ -62,7 +69,8 @@ def test_last_affected_includes_its_own_version_and_versions_list_matches_exactl
     assert affects("Alpine:v3.20", "1.0-r9", ranges, []) is not None
     assert affects("Alpine:v3.20", "1.0-r10", ranges, []) is None
     listed = affects("Debian:12", "3.0.0-1", [], ["3.0.0-1"])
-    assert listed is not None and listed.fixed_in is None
+    assert listed is not None
+    assert listed.fixed_in is None
 
 
 def test_events_out_of_order_are_evaluated_by_version() -> None:
@@ -72,15 +80,15 @@ def test_events_out_of_order_are_evaluated_by_version() -> None:
     assert affects("Alpine:v3.20", "1.4-r3", ranges, []) is not None
     assert affects("Alpine:v3.20", "1.6-r0", ranges, []) is None
     second = affects("Alpine:v3.20", "2.0-r3", ranges, [])
-    assert second is not None and second.fixed_in == "2.0-r10"
+    assert second is not None
+    assert second.fixed_in == "2.0-r10"
 
 
 def test_debian_records_under_the_source_package_match_binary_packages() -> None:
     package = deb("libssl3", "3.0.11-1~deb12u1", source="openssl")
     assert package_names(package) == ("libssl3", "openssl")
-    entry = Entry(
-        "DSA-1", ranged({"introduced": "0"}, {"fixed": "3.0.11-1~deb12u2"}), [], "high", ()
-    )
+    fix = ranged({"introduced": "0"}, {"fixed": "3.0.11-1~deb12u2"})
+    entry = Entry("DSA-1", compile_ranges("Debian:12", fix), [], "high", ())
     found = match_packages([package], {("Debian:12", "openssl"): [entry]})
     assert [(f.osv_id, f.package, f.fixed_in) for f in found] == [
         ("DSA-1", "libssl3", "3.0.11-1~deb12u2")
@@ -90,7 +98,8 @@ def test_debian_records_under_the_source_package_match_binary_packages() -> None
 
 
 def test_an_alpine_package_matches_only_its_own_release() -> None:
-    entry = Entry("CVE-1", ranged({"introduced": "0"}, {"fixed": "3.3.2-r1"}), [], "low", ())
+    fix = ranged({"introduced": "0"}, {"fixed": "3.3.2-r1"})
+    entry = Entry("CVE-1", compile_ranges("Alpine:v3.20", fix), [], "low", ())
     package = apk("openssl", "3.3.1-r0")
     assert match_packages([package], {("Alpine:v3.19", "openssl"): [entry]}) == []
     assert len(match_packages([package], {("Alpine:v3.20", "openssl"): [entry]})) == 1
@@ -176,4 +185,5 @@ def test_evidence_counts_each_id_once_and_compares_with_the_previous_tag() -> No
     assert out.fixable == 1  # only C is fixed everywhere it hits
     assert (out.new, out.fixed) == (["A", "C"], ["Z"])
     first = evidence(ScanStatus.SCANNED, findings, previous_ids=None, osv_data=NOW, now=NOW)
-    assert first.new == ["A", "B", "C"] and first.fixed == []
+    assert first.new == ["A", "B", "C"]
+    assert first.fixed == []

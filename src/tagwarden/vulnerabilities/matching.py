@@ -78,39 +78,49 @@ class Hit:
     fixed_in: str | None
 
 
-def _events(ecosystem: str, events: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """(kind, version) in the order OSV evaluates them: by version, ``introduced: 0`` first."""
-    keyed: list[tuple[int, Version | None, str, str]] = []
+Bound = tuple[str, "Version | None", str]  # (kind, parsed version or None for "0", as written)
+
+
+def compile_range(ecosystem: str, events: Sequence[Mapping[str, Any]]) -> tuple[Bound, ...]:
+    """One range's events in the order OSV evaluates them: ``introduced: "0"`` first, then by
+    version (an event whose version does not parse is left out)."""
+    zero: list[Bound] = []
+    rest: list[tuple[Version, str, str]] = []
     for event in events:
         for kind in ("introduced", "fixed", "last_affected"):
             value = event.get(kind)
             if not isinstance(value, str):
                 continue
             if value == "0":
-                keyed.append((0, None, kind, value))
+                zero.append((kind, None, value))
                 continue
             parsed = parse(ecosystem, value)
             if parsed is not None:
-                keyed.append((1, parsed, kind, value))
-    zero = [(k, v) for order, _, k, v in keyed if order == 0]
-    rest = sorted(
-        ((parsed, k, v) for _, parsed, k, v in keyed if parsed is not None),
-        key=cmp_to_key(_compare),
-    )
-    return zero + [(k, v) for _, k, v in rest]
+                rest.append((parsed, kind, value))
+    rest.sort(key=cmp_to_key(_compare))
+    return tuple(zero) + tuple((k, v, raw) for v, k, raw in rest)
 
 
 def _compare(a: tuple[Version, str, str], b: tuple[Version, str, str]) -> int:
     return -1 if a[0] < b[0] else (1 if b[0] < a[0] else 0)
 
 
-def in_range(ecosystem: str, installed: Version, events: Sequence[Mapping[str, Any]]) -> Hit | None:
-    """OSV's evaluation of one ECOSYSTEM range: affected from an ``introduced`` up to (not
-    including) the next ``fixed``, or up to and including a ``last_affected``."""
+def compile_ranges(
+    ecosystem: str, ranges: Sequence[Mapping[str, Any]]
+) -> tuple[tuple[Bound, ...], ...]:
+    return tuple(
+        compile_range(ecosystem, r.get("events") or [])
+        for r in ranges
+        if r.get("type") in ("ECOSYSTEM", "SEMVER")
+    )
+
+
+def in_range(installed: Version, bounds: Sequence[Bound]) -> Hit | None:
+    """OSV's evaluation of one range: affected from an ``introduced`` up to (not including)
+    the next ``fixed``, or up to and including a ``last_affected``."""
     affected = False
     fixed_in: str | None = None
-    for kind, value in _events(ecosystem, events):
-        bound = None if value == "0" else parse(ecosystem, value)
+    for kind, bound, value in bounds:
         if kind == "introduced":
             if bound is None or _at_least(installed, bound):
                 affected = True
@@ -125,6 +135,24 @@ def in_range(ecosystem: str, installed: Version, events: Sequence[Mapping[str, A
     return Hit(fixed_in) if affected else None
 
 
+def affects_compiled(
+    ecosystem: str,
+    version: str,
+    compiled: Sequence[Sequence[Bound]],
+    versions: Sequence[str],
+) -> Hit | None:
+    installed = parse(ecosystem, version)
+    best: Hit | None = None
+    if installed is not None:
+        for bounds in compiled:
+            hit = in_range(installed, bounds)
+            if hit is not None and (best is None or best.fixed_in is None):
+                best = hit
+    if best is None and version in versions:
+        return Hit(None)
+    return best
+
+
 def affects(
     ecosystem: str,
     version: str,
@@ -133,19 +161,7 @@ def affects(
 ) -> Hit | None:
     """Whether ``version`` of a package is affected by one ``affected[]`` entry: listed in
     its ``versions``, or inside one of its ECOSYSTEM (or SEMVER) ranges."""
-    listed = version in versions
-    installed = parse(ecosystem, version)
-    best: Hit | None = None
-    if installed is not None:
-        for entry in ranges:
-            if entry.get("type") not in ("ECOSYSTEM", "SEMVER"):
-                continue
-            hit = in_range(ecosystem, installed, entry.get("events") or [])
-            if hit is not None and (best is None or best.fixed_in is None):
-                best = hit
-    if best is None and listed:
-        return Hit(None)
-    return best
+    return affects_compiled(ecosystem, version, compile_ranges(ecosystem, ranges), versions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +169,8 @@ class Entry:
     """One indexed ``affected[]`` entry and what a finding takes from its record."""
 
     osv_id: str
-    ranges: Sequence[Mapping[str, Any]]
+    # The ranges compiled once under the ecosystem the entry is indexed by (compile_ranges).
+    ranges: tuple[tuple[Bound, ...], ...]
     versions: Sequence[str]
     severity: str
     aliases: tuple[str, ...]
@@ -191,7 +208,7 @@ def match_packages(packages: Sequence[Mapping[str, Any]], index: Index) -> list[
         name = str(package.get("name"))
         for key in index_keys(package):
             for entry in index.get(key, ()):
-                hit = affects(ecosystem, version, entry.ranges, entry.versions)
+                hit = affects_compiled(ecosystem, version, entry.ranges, entry.versions)
                 if hit is None or (entry.osv_id, name, version) in found:
                     continue
                 found[(entry.osv_id, name, version)] = Found(

@@ -49,9 +49,7 @@ async def _policies(session: AsyncSession, image_ids: Sequence[int]) -> dict[int
             ImagePolicy.image_id.in_(list(image_ids))
         )
     )
-    return {
-        i: VulnerabilityPolicy.model_validate(p or {}) for i, p in rows.all() if p is not None
-    }
+    return {i: VulnerabilityPolicy.model_validate(p or {}) for i, p in rows.all() if p is not None}
 
 
 def _reason(blocked: Sequence[Found]) -> str:

@@ -17,7 +17,7 @@ from tagwarden.approvals.states import RequestStatus
 from tagwarden.catalogue.models import ImageTag
 from tagwarden.db import utcnow
 from tagwarden.evidence.models import DigestEvidence
-from tagwarden.vulnerabilities.matching import Entry, index_keys, match_packages
+from tagwarden.vulnerabilities.matching import Entry, compile_ranges, index_keys, match_packages
 from tagwarden.vulnerabilities.models import Finding, OsvAffected, OsvRecord, Sbom
 from tagwarden.vulnerabilities.policy import Found
 from tagwarden.vulnerabilities.severity import Severity, highest
@@ -119,7 +119,8 @@ async def load_index(
         )
         for ecosystem, name, osv_id, ranges, versions, severity, aliases in rows.all():
             if (ecosystem, name) in keys:
-                entry = Entry(osv_id, ranges or [], versions or [], severity, tuple(aliases or ()))
+                compiled = compile_ranges(ecosystem, ranges or [])
+                entry = Entry(osv_id, compiled, versions or [], severity, tuple(aliases or ()))
                 index[(ecosystem, name)].append(entry)
     return index
 
