@@ -182,9 +182,14 @@ Index = Mapping[tuple[str, str], Sequence[Entry]]
 def package_names(package: Mapping[str, Any]) -> tuple[str, ...]:
     """The package's name, and its source package where the purl names one (``upstream=``):
     Debian's records are filed under source packages (``openssl``, not ``libssl3``)."""
-    name = str(package.get("name") or "")
-    purl = str(package.get("purl") or "")
+    return _names(str(package.get("name") or ""), str(package.get("purl") or ""))
+
+
+@lru_cache(maxsize=1 << 16)
+def _names(name: str, purl: str) -> tuple[str, ...]:
     _, _, query = purl.partition("?")
+    if "upstream=" not in query:
+        return (name,)
     upstream = parse_qs(query.split("#", 1)[0]).get("upstream", [""])[0].split("@", 1)[0]
     return (name, upstream) if upstream and upstream != name else (name,)
 
@@ -196,9 +201,16 @@ def index_keys(package: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [(e, n) for e in ecosystem_keys(ecosystem) for n in package_names(package) if n]
 
 
-def match_packages(packages: Sequence[Mapping[str, Any]], index: Index) -> list[Found]:
+def match_packages(
+    packages: Sequence[Mapping[str, Any]],
+    index: Index,
+    memo: dict[tuple[str, str, str, str], list[tuple[Entry, Hit]]] | None = None,
+) -> list[Found]:
     """Every (record, package) hit of one SBOM: each package looks up only the entries
-    indexed under its own ecosystem and name."""
+    indexed under its own ecosystem and name. ``memo``, shared across the SBOMs of one
+    re-match, keeps each (ecosystem, name, version)'s hits: tags of one image share most
+    of their packages, and each is evaluated once."""
+    memo = {} if memo is None else memo
     found: dict[tuple[str, str, str], Found] = {}
     for package in packages:
         version = package.get("version")
@@ -207,11 +219,21 @@ def match_packages(packages: Sequence[Mapping[str, Any]], index: Index) -> list[
             continue
         name = str(package.get("name"))
         for key in index_keys(package):
-            for entry in index.get(key, ()):
-                hit = affects_compiled(ecosystem, version, entry.ranges, entry.versions)
-                if hit is None or (entry.osv_id, name, version) in found:
-                    continue
-                found[(entry.osv_id, name, version)] = Found(
-                    entry.osv_id, name, version, hit.fixed_in, entry.severity, entry.aliases
-                )
+            entries = index.get(key)
+            if not entries:
+                continue
+            memo_key = (ecosystem, key[0], key[1], version)
+            hits = memo.get(memo_key)
+            if hits is None:
+                hits = [
+                    (entry, hit)
+                    for entry in entries
+                    if (hit := affects_compiled(ecosystem, version, entry.ranges, entry.versions))
+                ]
+                memo[memo_key] = hits
+            for entry, hit in hits:
+                if (entry.osv_id, name, version) not in found:
+                    found[(entry.osv_id, name, version)] = Found(
+                        entry.osv_id, name, version, hit.fixed_in, entry.severity, entry.aliases
+                    )
     return list(found.values())

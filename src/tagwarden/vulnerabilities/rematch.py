@@ -141,7 +141,8 @@ async def match_all(session: AsyncSession, sboms: dict[str, Sbom]) -> dict[str, 
     """Digest → its findings now, for every SBOM with packages."""
     usable = [s for s in sboms.values() if s.status in MATCHED]
     index = await load_index(session, usable)
-    matched = {s.digest: match_packages(s.packages or [], index) for s in usable}
+    memo: dict[tuple[str, str, str, str], list[Any]] = {}
+    matched = {s.digest: match_packages(s.packages or [], index, memo) for s in usable}
     known = await _alias_severities(session, (f for fs in matched.values() for f in fs))
     if known:
         for digest, found in matched.items():
