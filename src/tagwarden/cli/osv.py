@@ -26,7 +26,7 @@ def import_cmd(
     try:
         files = files_in(path)
     except OsvFormatError as exc:
-        err_console.print(f"error: {exc}")
+        err_console.print(f"error: {exc}", soft_wrap=True)
         raise typer.Exit(2) from exc
     total = count_records(files)
 
@@ -44,7 +44,7 @@ def import_cmd(
     try:
         imported, matched = transact(work)
     except OsvFormatError as exc:
-        err_console.print(f"error: {exc} (nothing was imported)")
+        err_console.print(f"error: {exc} (nothing was imported)", soft_wrap=True)
         raise typer.Exit(2) from exc
     date = imported.data_date.isoformat() if imported.data_date else "none"
     console.print(

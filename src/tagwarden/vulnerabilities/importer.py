@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.db import utcnow
@@ -80,8 +80,10 @@ async def _write(session: AsyncSession, fresh: list[Record], replaced: list[str]
     if not fresh:
         return
     now = utcnow()
+    # Core inserts (the tables, not the mapped classes): executemany without the ORM's bulk
+    # bookkeeping, which costs more than the INSERT itself at 200,000 records.
     await session.execute(
-        insert(OsvRecord),
+        insert(cast(Table, OsvRecord.__table__)),
         [
             {
                 "id": r.id,
@@ -108,4 +110,4 @@ async def _write(session: AsyncSession, fresh: list[Record], replaced: list[str]
         for a in r.affected
     ]
     if rows:
-        await session.execute(insert(OsvAffected), rows)
+        await session.execute(insert(cast(Table, OsvAffected.__table__)), rows)

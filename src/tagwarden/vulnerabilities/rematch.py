@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import Table, delete, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.approvals.models import ApprovalRequest
@@ -202,7 +202,7 @@ async def store_findings(
     for ids in chunks(gone):
         await session.execute(delete(Finding).where(Finding.id.in_(list(ids))))
     for batch in chunks(rows):
-        await session.execute(insert(Finding), list(batch))
+        await session.execute(insert(cast(Table, Finding.__table__)), list(batch))
     return added
 
 
