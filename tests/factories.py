@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +16,7 @@ from tagwarden.catalogue.models import Image, ImageTag
 from tagwarden.config import Settings
 from tagwarden.rollouts.worker import RolloutMonitor
 from tagwarden.testing.clock import FakeClock
+from tagwarden.vulnerabilities.models import Sbom
 
 TEST_SECRET_KEY = "test-secret-key-0123456789"
 
@@ -196,3 +200,102 @@ async def show(client: httpx.AsyncClient, headers: dict[str, str], rollout_id: i
 
 def states(body: Any) -> dict[str, str]:
     return {d["device"]: d["state"] for d in body["devices"]}
+
+
+# -- SBOMs and OSV records ----------------------------------------------------------------------
+
+OSV_MODIFIED = "2026-11-30T12:00:00Z"
+CRITICAL_V3 = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"  # 9.8
+MEDIUM_V3 = "CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:U/C:L/I:L/A:N"  # 5.4
+HIGH_V4 = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:L/VA:N/SC:N/SI:N/SA:N"
+
+
+def apk(name: str, version: str, release: str = "v3.20") -> dict[str, Any]:
+    """A package of an Alpine SBOM, as the sboms table holds it."""
+    return {
+        "name": name,
+        "version": version,
+        "purl": f"pkg:apk/alpine/{name}@{version}?distro=alpine-{release.lstrip('v')}",
+        "ecosystem": f"Alpine:{release}",
+    }
+
+
+def deb(name: str, version: str, release: str = "12", source: str | None = None) -> dict[str, Any]:
+    """A package of a Debian SBOM; ``source``: its source package (the purl's upstream)."""
+    upstream = f"&upstream={source}" if source else ""
+    return {
+        "name": name,
+        "version": version,
+        "purl": f"pkg:deb/debian/{name}@{version}?arch=amd64{upstream}&distro=debian-{release}",
+        "ecosystem": f"Debian:{release}",
+    }
+
+
+def osv_record(
+    osv_id: str,
+    ecosystem: str,
+    name: str,
+    events: list[dict[str, str]],
+    *,
+    modified: str = OSV_MODIFIED,
+    vector: str | None = None,
+    db_severity: str | None = None,
+    aliases: tuple[str, ...] = (),
+    versions: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """An OSV record in OSV's schema: one affected package with one ECOSYSTEM range."""
+    record: dict[str, Any] = {
+        "schema_version": "1.6.0",
+        "id": osv_id,
+        "modified": modified,
+        "published": "2026-11-01T00:00:00Z",
+        "aliases": list(aliases),
+        "summary": f"{name} issue",
+        "affected": [
+            {
+                "package": {"ecosystem": ecosystem, "name": name},
+                "ranges": [{"type": "ECOSYSTEM", "events": events}],
+                "versions": list(versions),
+            }
+        ],
+    }
+    if vector:
+        kind = "CVSS_V4" if vector.startswith("CVSS:4") else "CVSS_V3"
+        record["severity"] = [{"type": kind, "score": vector}]
+    if db_severity:
+        record["database_specific"] = {"severity": db_severity}
+    return record
+
+
+def write_osv(
+    directory: Path, records: list[dict[str, Any]], *, archive: str | None = None
+) -> Path:
+    """The records as an operator downloads them: one JSON file each, or an ``all.zip``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if archive:
+        with zipfile.ZipFile(directory / archive, "w") as out:
+            for record in records:
+                out.writestr(f"{record['id']}.json", json.dumps(record))
+        return directory
+    for record in records:
+        (directory / f"{record['id']}.json").write_text(json.dumps(record))
+    return directory
+
+
+async def add_sbom(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    digest: str,
+    packages: list[dict[str, Any]],
+    status: str = "generated",
+) -> None:
+    """An SBOM row as the SBOM step stores it (a platform digest's package list)."""
+    async with sessionmaker() as session, session.begin():
+        session.add(
+            Sbom(
+                digest=digest,
+                status=status,
+                source="syft" if status == "generated" else None,
+                format="syft-json" if status == "generated" else None,
+                packages=packages,
+            )
+        )

@@ -39,6 +39,7 @@ from tagwarden.rollouts.router import router as rollouts_router
 from tagwarden.rollouts.worker import RolloutMonitor
 from tagwarden.rules.router import router as rules_router
 from tagwarden.rules.worker import RulesWorker
+from tagwarden.vulnerabilities.router import router as vulnerabilities_router
 from tagwarden.web import STATIC_DIR
 from tagwarden.web import router as web_router
 from tagwarden.web.headers import SecurityHeaders
@@ -160,6 +161,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(approvals_router)
     app.include_router(monitor_router)
     app.include_router(evidence_router)
+    app.include_router(vulnerabilities_router)
     # Before the catalogue's own routes, where its POST /api/v1/images always stood.
     app.include_router(images_router)
     app.include_router(catalogue_router)

@@ -11,7 +11,7 @@ from tagwarden.monitor.models import DiscoveredTag
 from tagwarden.notify.models import NotificationChannel, NotificationDelivery, NotificationEvent
 from tagwarden.rollouts.models import Rollout, RolloutDevice
 from tagwarden.rules.models import ApprovalRule, RuleHold
-from tagwarden.vulnerabilities.models import Sbom
+from tagwarden.vulnerabilities.models import Finding, OsvAffected, OsvRecord, Sbom
 
 __all__ = [
     "ApiToken",
@@ -25,12 +25,15 @@ __all__ = [
     "DeviceApp",
     "DigestEvidence",
     "DiscoveredTag",
+    "Finding",
     "Image",
     "ImagePolicy",
     "ImageTag",
     "NotificationChannel",
     "NotificationDelivery",
     "NotificationEvent",
+    "OsvAffected",
+    "OsvRecord",
     "Rollout",
     "RolloutDevice",
     "RuleHold",

@@ -23,7 +23,11 @@ async def test_a_request_shows_its_digests_evidence_and_a_store_replaces_it(
     url = f"/api/v1/images/approvals/{request_id}"
 
     unchecked = await client.get(url, headers=tokens.headers("viewer"))
-    assert unchecked.json()["evidence"] == {"signature": None, "size": None}
+    assert unchecked.json()["evidence"] == {
+        "signature": None,
+        "size": None,
+        "vulnerabilities": None,
+    }
 
     when = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
     async with sessionmaker() as session, session.begin():

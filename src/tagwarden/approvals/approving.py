@@ -23,6 +23,7 @@ from tagwarden.errors import DomainError
 from tagwarden.evidence import service as evidence
 from tagwarden.evidence.sizing import size_gate
 from tagwarden.rollouts import auto
+from tagwarden.vulnerabilities.service import vulnerability_gate
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +64,8 @@ async def decide(
     start its auto-rollout) when ``then.activate``.
 
     An approval of a tag is held to the image's signature and size policies first: ``enforce``
-    refuses it (409 ``signature_required`` / ``size_exceeded``), ``warn`` lets a person approve
+    refuses it (409 ``signature_required`` / ``size_exceeded``), as does a finding the
+    vulnerability policy blocks (409 ``vulnerabilities_blocked``), ``warn`` lets a person approve
     past the failure, written as ``failed_checks`` in the decision's audit entry. A rule
     (``by_rule``) never approves a failing digest, whatever the mode."""
     failed: list[dict[str, Any]] = []
@@ -102,6 +104,9 @@ async def _evidence_gates(
     if warning is not None:
         failed.append(warning.as_dict())
     failed += await size_gate(session, request.image_id, request.digest, strict=strict)
+    await vulnerability_gate(
+        session, request.image_id, request.digest, step="approval", strict=strict
+    )
     return failed
 
 

@@ -13,6 +13,7 @@ from tagwarden.catalogue.models import ImagePolicy
 from tagwarden.catalogue.service import get_image
 from tagwarden.errors import InvalidInput
 from tagwarden.evidence import service as evidence
+from tagwarden.vulnerabilities import service as vulnerabilities
 
 UNSET: Any = object()  # "leave as it is", distinct from None ("clear it")
 
@@ -34,6 +35,7 @@ async def set_policy(
     rollout_template: dict[str, Any] | None = UNSET,
     signature_policy: dict[str, Any] | None = UNSET,
     size_policy: dict[str, Any] | None = UNSET,
+    vulnerability_policy: dict[str, Any] | None = UNSET,
 ) -> ImagePolicy:
     await get_image(session, image_id)
     row = await session.get(ImagePolicy, image_id)
@@ -46,6 +48,7 @@ async def set_policy(
         "rollout_template": row.rollout_template,
         "signature": row.signature_policy,
         "size": row.size_policy,
+        "vulnerabilities": row.vulnerability_policy,
     }
     if required_approvals is not None:
         if required_approvals < 1:
@@ -62,6 +65,8 @@ async def set_policy(
         row.signature_policy = signature_policy
     if size_policy is not UNSET:
         row.size_policy = size_policy
+    if vulnerability_policy is not UNSET:
+        row.vulnerability_policy = vulnerability_policy
     row.updated_by = actor
     await session.flush()
     audit.record(
@@ -77,6 +82,10 @@ async def set_policy(
             "rollout_template": row.rollout_template,
             "signature": row.signature_policy,
             "size": row.size_policy,
+            "vulnerabilities": row.vulnerability_policy,
         },
     )
+    if vulnerability_policy is not UNSET:
+        # An allowlist entry (or a higher block_severity) clears the recalls it covers.
+        await vulnerabilities.policy_changed(session, image_id, actor=actor)
     return row

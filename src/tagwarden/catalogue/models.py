@@ -100,6 +100,11 @@ class ImageTag(Base):
     approval_request_id: Mapped[int | None] = mapped_column(
         ForeignKey("image_approval_requests.id", ondelete="SET NULL")
     )
+    # A finding published after activation that the image's vulnerability policy blocks: no new
+    # rollout of a recalled row starts until the recall is cleared.
+    is_recalled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    recall_reason: Mapped[str | None] = mapped_column(Text)
+    recalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -125,5 +130,7 @@ class ImagePolicy(Base):
     # evidence.schemas.SignaturePolicy and SizePolicy as JSON; null is mode "off".
     signature_policy: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     size_policy: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # vulnerabilities.schemas.VulnerabilityPolicy as JSON; null blocks nothing.
+    vulnerability_policy: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     updated_by: Mapped[str | None] = mapped_column(String(255))

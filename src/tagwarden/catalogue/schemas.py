@@ -151,6 +151,9 @@ class ImageTagOut(BaseModel):
     metadata: dict[str, Any] = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     is_recommended: bool
     is_deprecated: bool
+    is_recalled: bool = False
+    recall_reason: str | None = None
+    recalled_at: datetime | None = None
     approval_request_id: int | None
     created_at: datetime
 

@@ -15,6 +15,7 @@ from tagwarden.cli import (
     images,
     monitor,
     notify,
+    osv,
     rollouts,
     rules,
     serve,
@@ -41,6 +42,7 @@ app.add_typer(rollouts.app, name="rollouts")
 app.add_typer(apps.app, name="apps")
 app.add_typer(notify.app, name="notify")
 app.add_typer(rules.app, name="rules")
+app.add_typer(osv.app, name="osv")
 app.command("simulate-fleet")(simulate.simulate_fleet)
 app.command("demo")(demo.demo)
 

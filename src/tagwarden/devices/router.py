@@ -47,12 +47,20 @@ async def list_devices(
             json_schema_extra={"items": {"type": "string", "pattern": LABEL_FILTER_PATTERN}},
         ),
     ] = None,
+    digest: Annotated[
+        str | None,
+        Query(
+            description="only devices running or targeted with this digest (sha256:…)",
+            pattern=r"^sha256:[0-9a-f]{64}$",
+        ),
+    ] = None,
 ) -> Page[DeviceOut]:
     labels = parse_labels(label or [], what="label filter")
     rows, total = await service.list_devices(
         session,
         architecture=architecture,
         labels=labels,
+        digest=digest,
         limit=paging.limit,
         offset=paging.offset,
     )

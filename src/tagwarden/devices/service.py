@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, delete, func, select, update
+from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tagwarden.audit import service as audit
@@ -93,12 +93,19 @@ async def list_devices(
     *,
     architecture: str | None = None,
     labels: dict[str, str] | None = None,
+    digest: str | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[Sequence[Device], int]:
     query = with_labels(select(Device), labels or {})
     if architecture:
         query = query.where(Device.architecture == architecture)
+    if digest:
+        # Running it (the digest it reports) or targeted with it (its target state).
+        apps = select(DeviceApp.device_id).where(
+            or_(DeviceApp.digest == digest, DeviceApp.current_digest == digest)
+        )
+        query = query.where(Device.id.in_(apps))
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
     rows = (await session.scalars(query.order_by(Device.id).limit(limit).offset(offset))).all()
     return rows, int(total or 0)

@@ -22,9 +22,11 @@ class DigestEvidence(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
     digest: Mapped[str] = mapped_column(String(100))
-    # schemas.SignatureEvidence and schemas.SizeEvidence as JSON; null until checked.
+    # schemas.SignatureEvidence and the size evidence as JSON; null until checked.
     signature: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     size: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # vulnerabilities.schemas.VulnerabilityEvidence as JSON; null until matched.
+    vulnerabilities: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 

@@ -115,6 +115,11 @@ class EvidenceOut(BaseModel):
 
     signature: SignatureEvidence | None = None
     size: dict[str, Any] | None = None
+    vulnerabilities: dict[str, Any] | None = Field(
+        default=None,
+        description="what matching the digest's SBOMs against the OSV data found: status, "
+        "counts by severity, fixable, new and fixed against the previous approved tag, osv_data",
+    )
 
 
 class SigningKeyIn(BaseModel):

@@ -59,7 +59,7 @@ def _out(row: DigestEvidence | None) -> EvidenceOut:
     if row is None:
         return EvidenceOut()
     signature = SignatureEvidence.model_validate(row.signature) if row.signature else None
-    return EvidenceOut(signature=signature, size=row.size)
+    return EvidenceOut(signature=signature, size=row.size, vulnerabilities=row.vulnerabilities)
 
 
 async def _upsert(
@@ -92,6 +92,12 @@ async def store_size(
     session: AsyncSession, image_id: int, digest: str, size: dict[str, Any]
 ) -> None:
     await _upsert(session, image_id, digest, "size", size)
+
+
+async def store_vulnerabilities(
+    session: AsyncSession, image_id: int, digest: str, evidence: dict[str, Any]
+) -> None:
+    await _upsert(session, image_id, digest, "vulnerabilities", evidence)
 
 
 # -- signing keys --------------------------------------------------------------------------

@@ -32,6 +32,7 @@ EVENTS = (
     "tag.unsigned",
     "tag.signature_invalid",
     "tag.size_grew",
+    "tag.recalled",  # an activated tag gained a finding its vulnerability policy blocks
     "rollout.started",
     "rollout.paused",
     "rollout.completed",

@@ -93,6 +93,12 @@ async def _variants(session: AsyncSession, image: Image, tag: str) -> dict[str, 
         raise Conflict(
             f"tag {ref} is not approved for rollout: it is deprecated", code="tag_not_approved"
         )
+    recalled = [r for r in live if r.is_recalled]
+    if recalled:
+        raise Conflict(
+            f"tag {ref} is recalled: {recalled[0].recall_reason or 'a blocking finding'}",
+            code="tag_recalled",
+        )
     if image.approval_status != ImageStatus.APPROVED:
         raise Conflict(
             f"image {image.display_name} is {image.approval_status}", code="tag_not_approved"

@@ -87,6 +87,9 @@ async def set_policy(
         rollout_template=template if "rollout_template" in given else policies.UNSET,
         signature_policy=_dumped(body.signature) if "signature" in given else policies.UNSET,
         size_policy=_dumped(body.size) if "size" in given else policies.UNSET,
+        vulnerability_policy=(
+            _dumped(body.vulnerabilities) if "vulnerabilities" in given else policies.UNSET
+        ),
     )
     return PolicyOut.of(policy)
 

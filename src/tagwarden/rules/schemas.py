@@ -13,6 +13,7 @@ from tagwarden.evidence.schemas import SignaturePolicy, SizePolicy
 from tagwarden.inputs import NO_NUL, STRICT_INPUT, WHOLE, Name
 from tagwarden.rollouts.schemas import RolloutTemplate
 from tagwarden.rules.models import ApprovalRule
+from tagwarden.vulnerabilities.schemas import VulnerabilityPolicy
 
 _CLAUSE = r" *(?:>=|<=|==|!=|>|<|=)? *v?[0-9]{1,9}(?:\.[0-9]{1,9}){0,3} *"
 # What versions.VersionRange.parse takes: comma-separated clauses of an operator and a version.
@@ -86,6 +87,9 @@ class PolicyUpdate(BaseModel):
     size: SizePolicy | None = Field(
         default=None, description="how large a digest may be; null: mode off"
     )
+    vulnerabilities: VulnerabilityPolicy | None = Field(
+        default=None, description="which findings block approval and recall; null: none"
+    )
 
 
 class PolicyOut(BaseModel):
@@ -95,6 +99,7 @@ class PolicyOut(BaseModel):
     rollout_template: dict[str, Any] | None
     signature: SignaturePolicy
     size: SizePolicy
+    vulnerabilities: VulnerabilityPolicy
 
     @classmethod
     def of(cls, policy: ImagePolicy) -> PolicyOut:
@@ -105,6 +110,7 @@ class PolicyOut(BaseModel):
             rollout_template=policy.rollout_template,
             signature=SignaturePolicy.model_validate(policy.signature_policy or {}),
             size=SizePolicy.model_validate(policy.size_policy or {}),
+            vulnerabilities=VulnerabilityPolicy.model_validate(policy.vulnerability_policy or {}),
         )
 
 

@@ -38,3 +38,16 @@ TRANSITIONS: Final[Mapping[SbomStatus, frozenset[SbomStatus]]] = {
 def needs_acquiring(status: str | None) -> bool:
     """Whether a check must (again) look for this digest's SBOM: never stored, or an error."""
     return status is None or bool(TRANSITIONS[SbomStatus(status)])
+
+
+class ScanStatus(StrEnum):
+    """The evidence's ``vulnerabilities.status``."""
+
+    # Some platform's SBOM was matched against the OSV data.
+    SCANNED = "scanned"
+    # No platform has an SBOM (none attached, none could be generated).
+    NO_SBOM = "no_sbom"
+    # Obtaining the SBOM failed; retried on the next check.
+    ERROR = "error"
+    # No OSV data has been imported: there is nothing to match against.
+    DISABLED = "disabled"
