@@ -58,7 +58,7 @@ def serve(
     from tagwarden.app import create_app
 
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, freeze_gc=True),
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level.lower(),

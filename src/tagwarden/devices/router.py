@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from sqlalchemy.ext.asyncio import AsyncEngine
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from tagwarden.auth.deps import Admin, AppSettings, Now, Session, Viewer
+from tagwarden.auth.deps import Admin, Now, Session, Viewer
+from tagwarden.config import Settings
 from tagwarden.devices import service
-from tagwarden.devices.auth import DeviceKey, counting_failures
-from tagwarden.devices.index import DeviceIndex
+from tagwarden.devices.auth import POLL_OPENAPI, DeviceKey, counting_failures, key_from_header
 from tagwarden.devices.presence import Presence
 from tagwarden.devices.schemas import (
     LABEL_FILTER_PATTERN,
@@ -77,47 +76,38 @@ async def _presence(request: Request) -> Presence:
     return presence
 
 
-async def _device_index(request: Request) -> DeviceIndex:
-    device_index: DeviceIndex = request.app.state.device_index
-    return device_index
-
-
-async def _engine(request: Request) -> AsyncEngine:
-    # The poll reads with a bare connection, not a session: no transaction to begin or end.
-    engine: AsyncEngine = request.app.state.engine
-    return engine
-
-
 # The app's device-API parts, made once by create_app and shared by every request.
 Seen = Annotated[Presence, Depends(_presence)]
-Index = Annotated[DeviceIndex, Depends(_device_index)]
-Engine = Annotated[AsyncEngine, Depends(_engine)]
 
 
 @router.get(
     "/device/{uuid}/state",
-    responses={200: {"description": "the target state"}, 304: {"description": "unchanged"}},
+    responses={
+        200: {"description": "the target state"},
+        304: {"description": "unchanged"},
+        # What the DeviceKey dependency would have derived (tagwarden.openapi).
+        **error_responses(401, 403, 429),
+    },
+    openapi_extra=POLL_OPENAPI,
 )
-async def device_state(
-    uuid: str,
-    key: DeviceKey,
-    request: Request,
-    settings: AppSettings,
-    engine: Engine,
-    device_index: Index,
-    presence: Seen,
-    if_none_match: Annotated[str | None, Header()] = None,
-) -> Response:
+async def device_state(uuid: str, request: Request) -> Response:
+    # The key, the ETag and the app's parts are read here rather than through dependencies
+    # (devices/auth.py says why); the document still shows the key and the header.
+    key = key_from_header(request.headers.get("authorization"))
+    if_none_match = request.headers.get("if-none-match")
+    state = request.app.state
+    settings: Settings = state.settings
     with counting_failures(request):  # only a wrong key is counted: the hot path is as it was
         polled = await service.read_state(
-            engine,
+            state.engine,
             uuid,
             key,
             if_none_match=if_none_match,
             poll_interval=settings.device_poll_interval_seconds,
             active_poll_interval=settings.device_active_poll_interval_seconds,
-            device_index=device_index,
+            device_index=state.device_index,
         )
+    presence: Presence = state.device_presence
     presence.seen(polled.device_id)
     headers = {"ETag": polled.etag, "X-Poll-Interval": str(polled.poll_interval)}
     if polled.body is None:
