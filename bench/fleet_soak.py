@@ -41,7 +41,7 @@ from sqlalchemy import func, insert, select, text
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.auth import service as auth
 from tagwarden.config import Settings
-from tagwarden.db import make_engine, make_sessionmaker
+from tagwarden.db import make_engine, make_sessionmaker, utcnow
 from tagwarden.devices.models import Device
 from tagwarden.devices.simulator import FleetSimulator, SimulatedDevice
 from tagwarden.migrations import upgrade
@@ -85,7 +85,8 @@ class SoakConfig:
     replicas: int = 3
     deadline_seconds: float = 300.0
     batches: int = 4  # after the canary
-    poll_seconds: int = 5  # a device's interval; 1 s while in an active batch
+    poll_seconds: int = 5  # a device's interval
+    active_poll_seconds: int = 2  # while in an active batch
     verbose: bool = True
 
 
@@ -214,7 +215,7 @@ class Replica:
         raise RuntimeError(f"replica {self.number} did not start: see {self.log}")
 
 
-def replica_env(database_url: str, registry_url: str, poll_seconds: int) -> dict[str, str]:
+def replica_env(database_url: str, registry_url: str, config: SoakConfig) -> dict[str, str]:
     """Short intervals, every worker on: each replica monitors, rolls out and delivers."""
     settings = {
         "TAGWARDEN_DATABASE_URL": database_url,
@@ -224,8 +225,8 @@ def replica_env(database_url: str, registry_url: str, poll_seconds: int) -> dict
         "TAGWARDEN_CHECK_INTERVAL_MINUTES": "1",
         "TAGWARDEN_ROLLOUT_WORKER_ENABLED": "true",
         "TAGWARDEN_ROLLOUT_TICK_SECONDS": "0.5",
-        "TAGWARDEN_DEVICE_POLL_INTERVAL_SECONDS": str(poll_seconds),
-        "TAGWARDEN_DEVICE_ACTIVE_POLL_INTERVAL_SECONDS": "1",
+        "TAGWARDEN_DEVICE_POLL_INTERVAL_SECONDS": str(config.poll_seconds),
+        "TAGWARDEN_DEVICE_ACTIVE_POLL_INTERVAL_SECONDS": str(config.active_poll_seconds),
         "TAGWARDEN_DEVICE_LAST_SEEN_FLUSH_SECONDS": "1",
         "TAGWARDEN_OUTBOX_POLL_SECONDS": "0.5",
         "TAGWARDEN_OUTBOX_BACKOFF_SECONDS": "0.5",
@@ -287,6 +288,9 @@ async def register_devices(url: str, devices: int) -> list[str]:
             "labels": LABELS,
             "key_hash": auth.hash_token(key),
             "key_prefix": key[:10],
+            # Online from the start, as a fleet that was running before the soak: the planner
+            # skips a device it has never seen.
+            "last_seen_at": utcnow(),
         }
         for n, key in enumerate(keys)
     ]
@@ -469,7 +473,7 @@ async def run_soak(config: SoakConfig) -> SoakResult:
     replicas: list[Replica] = []
     try:
         with running(fake) as registry_url, receiver.running():
-            env = replica_env(url, registry_url, config.poll_seconds)
+            env = replica_env(url, registry_url, config)
             replicas = [Replica(i + 1, env, log_dir) for i in range(config.replicas)]
             for replica in replicas:
                 replica.start()

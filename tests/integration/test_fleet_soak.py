@@ -31,11 +31,10 @@ async def test_three_replicas_one_killed_midway_request_nothing_twice_lose_no_ev
     config = SoakConfig(
         admin_url=admin_url,
         devices=500,
-        images=10,
+        images=5,
         replicas=3,
-        deadline_seconds=70.0,
+        deadline_seconds=75.0,
         batches=2,
-        poll_seconds=2,
         verbose=False,
     )
     result = await run_soak(config)
