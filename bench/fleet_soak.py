@@ -371,23 +371,37 @@ class Soak:
         self.random = random.Random(16)
         self.tags_pushed = dict.fromkeys(range(config.images), 3)
         self.started = time.monotonic()
+        self.image_ids: list[int] = []
 
     def say(self, line: str) -> None:
         if self.config.verbose:
             print(f"  {time.monotonic() - self.started:6.1f}s  {line}", flush=True)
 
-    def push_tags(self, count: int, only: int | None = None) -> None:
-        """New tags upstream: on ``only``, or on ``count`` random images."""
-        for n in (
-            [only] if only is not None else self.random.sample(range(self.config.images), count)
-        ):
+    def push_tags(self, count: int, only: int | None = None) -> list[int]:
+        """New tags upstream: on image number ``only``, or on ``count`` random ones."""
+        names = range(self.config.images)
+        touched = [only] if only is not None else self.random.sample(names, count)
+        for n in touched:
             self.fake.model.push_tag(f"{NAMESPACE}/app-{n}", f"1.0.{self.tags_pushed[n]}")
             self.tags_pushed[n] += 1
+        return touched
 
     async def scan(self, clients: list[httpx.AsyncClient]) -> None:
         """Every replica scans at once: claims must keep any image from being checked twice."""
         await asyncio.gather(
             *(c.post("/api/v1/images/monitor/trigger", headers=self.admin) for c in clients),
+            return_exceptions=True,
+        )
+
+    async def check(self, clients: list[httpx.AsyncClient], touched: list[int]) -> None:
+        """The images that gained a tag, checked by every replica at the same moment (as
+        webhooks fanned out to all of them would): one request per new tag all the same."""
+        await asyncio.gather(
+            *(
+                c.post(f"/api/v1/images/{self.image_ids[n]}/check", headers=self.admin)
+                for n in touched
+                for c in clients
+            ),
             return_exceptions=True,
         )
 
@@ -405,7 +419,6 @@ class Soak:
                 headers=self.admin,
             )
         )
-        ids = []
         for n in range(self.config.images):
             image = _ok(
                 await client.post(
@@ -425,8 +438,8 @@ class Soak:
                     headers=self.admin,
                 )
             )
-            ids.append(image["id"])
-        return int(ids[0])
+            self.image_ids.append(image["id"])
+        return self.image_ids[0]
 
     async def wait_for_tag(self, client: httpx.AsyncClient, image_id: int, tag: str) -> None:
         """Until the tag is deployable (the rule approved it, activation made its rows)."""
@@ -435,7 +448,7 @@ class Soak:
             tags = _ok(await client.get(f"/api/v1/images/{image_id}/tags", headers=self.admin))
             if any(t["tag"] == tag for t in tags):
                 return
-            await self.scan([client])
+            await self.check([client], [0])
             await asyncio.sleep(0.5)
         raise RuntimeError(f"{NAMESPACE}/{APP}:{tag} never became deployable")
 
@@ -510,7 +523,7 @@ async def _drive(
         soak.say(f"{config.devices} devices registered, {len(fleets)} replicas' worth")
         stop = asyncio.Event()
         pollers = [asyncio.create_task(soak.polling(f, stop)) for f in fleets]
-        soak.push_tags(0, only=0)
+        await soak.check(clients, soak.push_tags(0, only=0))
         tag = f"1.0.{soak.tags_pushed[0] - 1}"
         await soak.wait_for_tag(clients[0], image_id, tag)
         body = {
@@ -586,8 +599,7 @@ async def _follow(
         if RATE_AND_ABORT and not closed and killed:
             _ok(await clients[0].post(f"/api/v1/rollouts/{rollout_id}/close", headers=soak.admin))
             closed = True
-        soak.push_tags(max(1, soak.config.images // 50))
-        await soak.scan([clients[0]])
+        await soak.check(clients, soak.push_tags(max(1, soak.config.images // 50)))
         await asyncio.sleep(1.0)
     return "unfinished by the deadline"
 
@@ -608,6 +620,9 @@ async def main() -> None:
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--deadline", type=float, default=300.0, help="seconds")
+    # One client process polls the whole fleet: at 10,000 devices it cannot poll much faster
+    # than every minute, and a device it has not polled for a few intervals is offline.
+    parser.add_argument("--poll-seconds", type=int, default=60)
     args = parser.parse_args()
     admin_url = os.environ.get("TAGWARDEN_BENCH_POSTGRES_URL") or os.environ.get(
         "TAGWARDEN_TEST_POSTGRES_URL"
@@ -620,6 +635,7 @@ async def main() -> None:
         devices=args.devices,
         images=args.images,
         deadline_seconds=args.deadline,
+        poll_seconds=args.poll_seconds,
     )
     print(f"soak: 3 replicas, {args.devices:,} devices, {args.images} images")
     result = await run_soak(config)
