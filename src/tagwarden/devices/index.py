@@ -22,7 +22,7 @@ Storage is one ``uuid → packed bytes`` dict (device id, key digest, version, p
 bytes): neither holds a container, so the garbage collector never tracks the index. A million
 ``Entry`` tuples were a million tracked objects that every full collection walked, and a poll
 allocates enough to trigger one about every second: that walk, ~90 ms at 100,000 devices, was
-the poll's p99. Packed, an entry costs about 220 bytes (dict slot, uuid string, value).
+the poll's p99. Packed, an entry costs about 200 bytes (dict slot, uuid string, value).
 """
 
 from __future__ import annotations
