@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -53,9 +54,11 @@ def create_app(
     settings: Settings | None = None,
     *,
     registry_transport: httpx.AsyncBaseTransport | None = None,
+    freeze_gc: bool = False,
 ) -> FastAPI:
     """Build the app. ``registry_transport`` lets tests and demos route registry traffic to the
-    fake registry in-process."""
+    fake registry in-process. ``freeze_gc`` (a server process of its own: ``tagwarden serve``)
+    moves what exists once the device index is loaded out of the collector's reach."""
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
     sessionmaker = make_sessionmaker(engine)
@@ -73,7 +76,7 @@ def create_app(
         version=__version__,
         description="Discovers new container image tags, gates them behind approval, and rolls "
         "approved tags out to devices.",
-        lifespan=_lifespan(settings, engine, registry_http, monitor),
+        lifespan=_lifespan(settings, engine, registry_http, monitor, freeze_gc=freeze_gc),
     )
     _install_state(app, settings, engine, sessionmaker, metrics, monitor)
     metrics.watch_budgets(monitor.budgets)
@@ -92,6 +95,8 @@ def _lifespan(
     engine: AsyncEngine,
     registry_http: httpx.AsyncClient,
     monitor: ImageMonitor,
+    *,
+    freeze_gc: bool,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Start-up and shut-down: the background workers, and the clients they share."""
 
@@ -110,6 +115,8 @@ def _lifespan(
         # Always on: the device API buffers last-seen times in memory and this writes them.
         workers.start("device_presence", app.state.device_presence.run_forever)
         workers.start("device_index", app.state.device_index.run_forever)
+        if freeze_gc:
+            workers.start("gc_freeze", lambda: _freeze_gc_once_loaded(app.state.device_index))
         if settings.outbox_worker_enabled:
             workers.start("outbox", app.state.outbox.run_forever)
         if settings.rules_worker_enabled:
@@ -123,6 +130,15 @@ def _lifespan(
             await engine.dispose()
 
     return lifespan
+
+
+async def _freeze_gc_once_loaded(device_index: DeviceIndex) -> None:
+    """The app, its libraries and the loaded index live as long as the process: frozen, a full
+    collection (one about every second under polls) walks only what requests leave behind,
+    not those ~200,000 objects (a ~60 ms pause, the poll's p99, before)."""
+    await device_index.loaded.wait()
+    gc.collect()
+    gc.freeze()
 
 
 def _install_state(
@@ -154,6 +170,9 @@ def _install_state(
 
 def _include_routers(app: FastAPI) -> None:
     """Every part's routes; the order matters where paths overlap."""
+    # First: requests are matched against the routes in order, and the fleet's polls are most
+    # of the traffic (no other router's paths start with /api/v1/device).
+    app.include_router(devices_router)
     app.include_router(ops_router)
     app.include_router(auth_router)
     app.include_router(audit_router)
@@ -165,7 +184,6 @@ def _include_routers(app: FastAPI) -> None:
     # Before the catalogue's own routes, where its POST /api/v1/images always stood.
     app.include_router(images_router)
     app.include_router(catalogue_router)
-    app.include_router(devices_router)
     app.include_router(rollouts_router)
     app.include_router(apps_router)
     app.include_router(webhooks_router)

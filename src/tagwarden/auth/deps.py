@@ -70,7 +70,9 @@ Approver = Annotated[Principal, Depends(require("approver"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 
 
-def get_settings_dep(request: Request) -> Settings:
+# A coroutine: FastAPI would run a plain function in a worker thread, on every request that
+# reads the settings (each device poll among them).
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

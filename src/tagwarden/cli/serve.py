@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 import uvicorn
 
 from tagwarden.cli.common import console, load_settings
+from tagwarden.config import Settings
 from tagwarden.db import make_engine
 from tagwarden.migrations import upgrade
 from tagwarden.redact import RedactingFilter, install_log_redaction
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def log_config() -> dict[str, Any]:
@@ -33,6 +37,12 @@ def serve(
         None,
         "--migrate/--no-migrate",
         help="migrate before serving (default: yes for SQLite; run `db upgrade` for PostgreSQL)",
+    ),
+    workers: int = typer.Option(
+        1,
+        min=1,
+        max=64,
+        help="server processes on the one port, each with its own device index and workers",
     ),
 ) -> None:
     """Serve the API on TAGWARDEN_HOST:TAGWARDEN_PORT."""
@@ -55,13 +65,23 @@ def serve(
 
         asyncio.run(go())
         console.print("database migrated")
+    options: dict[str, Any] = {
+        "host": host or settings.host,
+        "port": port or settings.port,
+        "log_level": settings.log_level.lower(),
+        "log_config": log_config(),
+        "proxy_headers": True,
+    }
+    if workers > 1:
+        # uvicorn's supervisor binds the port once and forks the processes, which share it;
+        # each builds its own app from the same TAGWARDEN_* environment.
+        uvicorn.run("tagwarden.cli.serve:served_app", factory=True, workers=workers, **options)
+        return
+    uvicorn.run(served_app(settings), **options)
+
+
+def served_app(settings: Settings | None = None) -> FastAPI:
+    """The app as a server process runs it (the factory of each ``--workers`` process)."""
     from tagwarden.app import create_app
 
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level=settings.log_level.lower(),
-        log_config=log_config(),
-        proxy_headers=True,
-    )
+    return create_app(settings or load_settings(), freeze_gc=True)

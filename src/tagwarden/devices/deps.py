@@ -3,10 +3,13 @@ dependencies: routes never reach into ``app.state``."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tagwarden.config import Settings
 from tagwarden.devices.index import DeviceIndex
 from tagwarden.devices.presence import Presence
 
@@ -24,3 +27,18 @@ async def _device_index(request: Request) -> DeviceIndex:
 
 Seen = Annotated[Presence, Depends(_presence)]
 Index = Annotated[DeviceIndex, Depends(_device_index)]
+
+
+@dataclass(frozen=True, slots=True)
+class PollParts:
+    settings: Settings
+    engine: AsyncEngine
+    index: DeviceIndex
+    presence: Presence
+
+
+def poll_parts(request: Request) -> PollParts:
+    """The poll's parts, read by a plain call rather than as dependencies: on the hottest
+    path FastAPI's dependency resolution cost as much as the poll itself (docs/scale.md)."""
+    state = request.app.state
+    return PollParts(state.settings, state.engine, state.device_index, state.device_presence)

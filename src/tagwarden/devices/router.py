@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
-from tagwarden.auth.deps import Admin, AppSettings, Engine, Now, Session, Viewer
+from tagwarden.auth.deps import Admin, Now, Session, Viewer
 from tagwarden.devices import service
-from tagwarden.devices.auth import DeviceKey, counting_failures
-from tagwarden.devices.deps import Index, Seen
+from tagwarden.devices.auth import POLL_OPENAPI, DeviceKey, counting_failures, key_from_header
+from tagwarden.devices.deps import Seen, poll_parts
 from tagwarden.devices.schemas import (
     LABEL_FILTER_PATTERN,
     DeviceCreate,
@@ -86,29 +86,32 @@ async def delete_device(uuid: str, session: Session, who: Admin) -> DeviceOut:
 
 @router.get(
     "/device/{uuid}/state",
-    responses={200: {"description": "the target state"}, 304: {"description": "unchanged"}},
+    responses={
+        200: {"description": "the target state"},
+        304: {"description": "unchanged"},
+        # What the DeviceKey dependency would have derived (tagwarden.openapi).
+        **error_responses(401, 403, 429),
+    },
+    openapi_extra=POLL_OPENAPI,
 )
-async def device_state(
-    uuid: str,
-    key: DeviceKey,
-    request: Request,
-    settings: AppSettings,
-    engine: Engine,
-    device_index: Index,
-    presence: Seen,
-    if_none_match: Annotated[str | None, Header()] = None,
-) -> Response:
+async def device_state(uuid: str, request: Request) -> Response:
+    # The key, the ETag and the app's parts are read here rather than through dependencies
+    # (devices/auth.py says why); the document still shows the key and the header.
+    key = key_from_header(request.headers.get("authorization"))
+    if_none_match = request.headers.get("if-none-match")
+    parts = poll_parts(request)
+    settings = parts.settings
     with counting_failures(request):  # only a wrong key is counted: the hot path is as it was
         polled = await service.read_state(
-            engine,
+            parts.engine,
             uuid,
             key,
             if_none_match=if_none_match,
             poll_interval=settings.device_poll_interval_seconds,
             active_poll_interval=settings.device_active_poll_interval_seconds,
-            device_index=device_index,
+            device_index=parts.index,
         )
-    presence.seen(polled.device_id)
+    parts.presence.seen(polled.device_id)
     headers = {"ETag": polled.etag, "X-Poll-Interval": str(polled.poll_interval)}
     if polled.body is None:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)

@@ -131,13 +131,23 @@ class FleetSimulator:
                     "health": AppHealth.HEALTHY,
                 }
         if reports:
-            response = await self.client.patch(
-                f"/api/v1/device/{device.uuid}/state",
-                json={"apps": reports},
-                headers=device.headers,
-            )
-            if response.status_code != 200:
+            try:
+                response = await self.client.patch(
+                    f"/api/v1/device/{device.uuid}/state",
+                    json={"apps": reports},
+                    headers=device.headers,
+                )
+                reported = response.status_code == 200
+            except httpx.HTTPError:  # the server went away mid-report (a replica killed)
+                reported = False
+            if not reported:
                 self.stats.errors += 1
+                # As an agent would: the report is not lost, the next poll fetches the state
+                # again (no ETag) and reports it again.
+                device.etag = None
+                for name in reports:
+                    device.running.pop(name, None)
+                    device.failed.pop(name, None)
 
     async def poll_all(self) -> None:
         await asyncio.gather(*(self.poll(d) for d in self.devices))

@@ -1,0 +1,647 @@
+"""Soak: three `tagwarden serve` replicas on one PostgreSQL, a fleet, a rollout, and a SIGKILL.
+
+The fake registry (in this process, on loopback) holds IMAGES images that keep gaining tags; a
+rule per image approves every new tag, so each scan makes requests, approvals, activations and
+outbox events. An outbox receiver (a loopback HTTP server) counts deliveries by idempotency key.
+Simulated devices are spread over the replicas, each polling its own replica. Midway through the
+rollout one replica is killed with SIGKILL and started again on its port. Printed: duplicate
+approval requests (target 0), events emitted / delivered / delivered twice, the rollout's
+outcome, devices converged, polls/s per replica and the polls' p99. Bounded by --deadline.
+
+The short version (3 replicas, 500 devices, one kill) is tests/integration/test_fleet_soak.py.
+PostgreSQL from TAGWARDEN_BENCH_POSTGRES_URL or TAGWARDEN_TEST_POSTGRES_URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid as uuidlib
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, insert, select, text
+
+from tagwarden.approvals.models import ApprovalRequest
+from tagwarden.auth import service as auth
+from tagwarden.config import Settings
+from tagwarden.db import make_engine, make_sessionmaker, utcnow
+from tagwarden.devices.models import Device
+from tagwarden.devices.simulator import FleetSimulator, SimulatedDevice
+from tagwarden.migrations import upgrade
+from tagwarden.notify.models import NotificationDelivery, NotificationEvent
+from tagwarden.notify.senders import IDEMPOTENCY_HEADER
+from tagwarden.rollouts.states import ADVANCING
+from tagwarden.testing.fake_registry import FakeRegistry
+from tagwarden.testing.fake_server import demo_environment, running
+
+NAMESPACE = "soak"
+APP = "app-0"  # the image rolled out
+LABELS = {"fleet": "soak"}
+
+# The rollout's options, in one place. The rate and percentage-abort options of the rollout
+# engine (continuous, max_per_minute, abort) are switched on here once they exist: a continuous
+# rollout is then closed by the soak once every device has been added.
+RATE_AND_ABORT = False
+BASE_OPTIONS: dict[str, Any] = {
+    "canary_count": 5,
+    "bake_seconds": 1,
+    "health_timeout": 180,
+    "max_failures": "5%",
+}
+RATE_AND_ABORT_OPTIONS: dict[str, Any] = {
+    "continuous": True,
+    "max_per_minute": 20_000,
+    "abort": {"failure_percent": 10, "min_devices": 50},
+}
+
+
+def rollout_options(devices: int, batches: int) -> dict[str, Any]:
+    options = BASE_OPTIONS | {"batch_size": max(1, -(-devices // batches))}
+    return options | (RATE_AND_ABORT_OPTIONS if RATE_AND_ABORT else {})
+
+
+@dataclass
+class SoakConfig:
+    admin_url: str  # a PostgreSQL URL whose server may CREATE DATABASE
+    devices: int = 10_000
+    images: int = 200
+    replicas: int = 3
+    deadline_seconds: float = 300.0
+    batches: int = 4  # after the canary
+    poll_seconds: int = 5  # a device's interval
+    active_poll_seconds: int = 2  # while in an active batch
+    verbose: bool = True
+
+
+@dataclass
+class SoakResult:
+    duplicate_requests: int = 0
+    events_emitted: int = 0
+    events_delivered: int = 0
+    delivered_twice: int = 0
+    lost_events: int = 0
+    rollout_status: str = ""
+    devices_converged: int = 0
+    devices: int = 0
+    polls_per_second: list[float] = field(default_factory=list)
+    poll_errors: list[int] = field(default_factory=list)
+    p99_ms: float = 0.0
+    seconds: float = 0.0
+    killed_at: float = 0.0
+
+    def lines(self) -> list[str]:
+        rates = ", ".join(f"{r:,.0f}" for r in self.polls_per_second)
+        return [
+            f"duplicate approval requests: {self.duplicate_requests} (target 0)",
+            f"events: {self.events_emitted} emitted, {self.events_delivered} delivered, "
+            f"{self.lost_events} lost, {self.delivered_twice} delivered twice (targets: all, 0)",
+            f"rollout: {self.rollout_status} (target completed)",
+            f"devices converged: {self.devices_converged} of {self.devices}",
+            f"polls/s per replica: {rates}; poll errors per replica (the killed one's while "
+            f"down): {', '.join(map(str, self.poll_errors))}",
+            f"poll p99: {self.p99_ms:.1f} ms; replica 2 killed at {self.killed_at:.0f} s; "
+            f"{self.seconds:.0f} s in all",
+        ]
+
+
+# -- the outbox receiver -----------------------------------------------------------------------
+
+
+class Receiver:
+    """A loopback webhook endpoint: deliveries counted by idempotency key."""
+
+    def __init__(self) -> None:
+        self.keys: Counter[str] = Counter()
+        lock = threading.Lock()
+        keys = self.keys
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with lock:
+                    keys[self.headers.get(IDEMPOTENCY_HEADER) or "-"] += 1
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+# -- replicas ----------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Replica:
+    def __init__(self, number: int, env: dict[str, str], log_dir: Path) -> None:
+        self.number = number
+        self.port = _free_port()
+        self.env = env | {"TAGWARDEN_PORT": str(self.port)}
+        self.log = log_dir / f"replica-{number}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(Path(sys.executable).parent / "tagwarden"), "serve", "--no-migrate"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    async def ready(self, client: httpx.AsyncClient, seconds: float = 60.0) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"replica {self.number} exited: see {self.log}")
+            try:
+                if (await client.get(f"{self.url}/healthz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"replica {self.number} did not start: see {self.log}")
+
+
+def replica_env(database_url: str, registry_url: str, config: SoakConfig) -> dict[str, str]:
+    """Short intervals, every worker on: each replica monitors, rolls out and delivers."""
+    settings = {
+        "TAGWARDEN_DATABASE_URL": database_url,
+        "TAGWARDEN_DOCKERHUB_REGISTRY_URL": registry_url,
+        "TAGWARDEN_LOG_LEVEL": "WARNING",
+        "TAGWARDEN_MONITOR_ENABLED": "true",
+        "TAGWARDEN_CHECK_INTERVAL_MINUTES": "1",
+        "TAGWARDEN_ROLLOUT_WORKER_ENABLED": "true",
+        "TAGWARDEN_ROLLOUT_TICK_SECONDS": "0.5",
+        "TAGWARDEN_DEVICE_POLL_INTERVAL_SECONDS": str(config.poll_seconds),
+        "TAGWARDEN_DEVICE_ACTIVE_POLL_INTERVAL_SECONDS": str(config.active_poll_seconds),
+        "TAGWARDEN_DEVICE_LAST_SEEN_FLUSH_SECONDS": "1",
+        "TAGWARDEN_OUTBOX_POLL_SECONDS": "0.5",
+        "TAGWARDEN_OUTBOX_BACKOFF_SECONDS": "0.5",
+        "TAGWARDEN_OUTBOX_BACKOFF_MAX_SECONDS": "2",
+        # Longer than any delivery takes on a loaded machine: a lease that runs out while its
+        # delivery is still under way is a second delivery. A killed replica's leases run out.
+        "TAGWARDEN_OUTBOX_LEASE_SECONDS": "20",
+        "TAGWARDEN_MONITOR_LEASE_SECONDS": "10",
+        "TAGWARDEN_RULES_TICK_SECONDS": "1",
+    }
+    keep = {k: v for k, v in os.environ.items() if not k.startswith("TAGWARDEN_")}
+    return keep | settings | demo_environment(registry_url)
+
+
+# -- the database ------------------------------------------------------------------------------
+
+
+async def create_database(admin_url: str) -> tuple[str, str]:
+    """A fresh database, migrated, and an admin token for the soak."""
+    name = f"tagwarden_soak_{uuidlib.uuid4().hex[:8]}"
+    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    engine = make_engine(url)
+    try:
+        await upgrade(engine)
+        async with make_sessionmaker(engine)() as session, session.begin():
+            _, token = await auth.create_token(
+                session, name="soak", role="admin", identity="soak@example.com", actor="soak"
+            )
+    finally:
+        await engine.dispose()
+    return url, token
+
+
+async def drop_database(admin_url: str, url: str) -> None:
+    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+def _device_uuid(n: int) -> str:
+    return f"soak-{n:06d}"
+
+
+async def register_devices(url: str, devices: int) -> list[str]:
+    """The fleet, written in bulk: registering 10,000 devices one request at a time is not
+    what this measures. The keys are returned; the database keeps their hashes, as the API
+    does (and every replica's device index learns them at its next refresh)."""
+    keys = [f"twd_soak_{secrets.token_urlsafe(24)}" for _ in range(devices)]
+    rows = [
+        {
+            "uuid": _device_uuid(n),
+            "name": _device_uuid(n),
+            "architecture": "amd64",
+            "labels": LABELS,
+            "key_hash": auth.hash_token(key),
+            "key_prefix": key[:10],
+            # Online from the start, as a fleet that was running before the soak: the planner
+            # skips a device it has never seen.
+            "last_seen_at": utcnow(),
+        }
+        for n, key in enumerate(keys)
+    ]
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            for start in range(0, len(rows), 5_000):
+                await conn.execute(insert(Device), rows[start : start + 5_000])
+    finally:
+        await engine.dispose()
+    return keys
+
+
+async def outcome_from_database(url: str, result: SoakResult, receiver: Receiver) -> None:
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            per_tag = (
+                select(func.count().label("n"))
+                .select_from(ApprovalRequest)
+                .group_by(ApprovalRequest.image_id, ApprovalRequest.tag_name)
+                .subquery()
+            )
+            result.duplicate_requests = int(
+                await conn.scalar(select(func.coalesce(func.sum(per_tag.c.n - 1), 0))) or 0
+            )
+            keys = (
+                await conn.scalars(
+                    select(NotificationEvent.key).join(
+                        NotificationDelivery, NotificationDelivery.event_id == NotificationEvent.id
+                    )
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    emitted = set(keys)
+    result.events_emitted = len(emitted)
+    result.events_delivered = len(emitted & set(receiver.keys))
+    result.lost_events = len(emitted - set(receiver.keys))
+    result.delivered_twice = sum(1 for k in emitted if receiver.keys[k] > 1)
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+class PollTimer:
+    """httpx hooks that time each device poll."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+
+    async def request(self, request: httpx.Request) -> None:
+        request.extensions["soak_started"] = time.perf_counter()
+
+    async def response(self, response: httpx.Response) -> None:
+        if response.request.method == "GET":
+            started = response.request.extensions["soak_started"]
+            self.latencies.append(time.perf_counter() - started)
+
+    def p99_ms(self) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[max(0, int(len(ordered) * 0.99) - 1)] * 1000 if ordered else 0.0
+
+
+def _ok(response: httpx.Response) -> Any:
+    if response.is_error:
+        raise RuntimeError(f"{response.request.method} {response.request.url.path}: "
+                           f"{response.status_code} {response.text[:500]}")  # fmt: skip
+    return response.json()
+
+
+class Soak:
+    def __init__(self, config: SoakConfig, fake: FakeRegistry, token: str) -> None:
+        self.config = config
+        self.fake = fake
+        self.admin = {"Authorization": f"Bearer {token}"}
+        self.timer = PollTimer()
+        self.random = random.Random(16)
+        self.tags_pushed = dict.fromkeys(range(config.images), 3)
+        self.started = time.monotonic()
+        self.image_ids: list[int] = []
+
+    def say(self, line: str) -> None:
+        if self.config.verbose:
+            print(f"  {time.monotonic() - self.started:6.1f}s  {line}", flush=True)
+
+    def push_tags(self, count: int, only: int | None = None) -> list[int]:
+        """New tags upstream: on image number ``only``, or on ``count`` random ones."""
+        names = range(self.config.images)
+        touched = [only] if only is not None else self.random.sample(names, count)
+        for n in touched:
+            self.fake.model.push_tag(f"{NAMESPACE}/app-{n}", f"1.0.{self.tags_pushed[n]}")
+            self.tags_pushed[n] += 1
+        return touched
+
+    async def scan(self, clients: list[httpx.AsyncClient]) -> None:
+        """Every replica scans at once: claims must keep any image from being checked twice."""
+        await asyncio.gather(
+            *(c.post("/api/v1/images/monitor/trigger", headers=self.admin) for c in clients),
+            return_exceptions=True,
+        )
+
+    async def check(self, clients: list[httpx.AsyncClient], touched: list[int]) -> None:
+        """The images that gained a tag, checked by every replica at the same moment (as
+        webhooks fanned out to all of them would): one request per new tag all the same."""
+        await asyncio.gather(
+            *(
+                c.post(f"/api/v1/images/{self.image_ids[n]}/check", headers=self.admin)
+                for n in touched
+                for c in clients
+            ),
+            return_exceptions=True,
+        )
+
+    async def set_up(self, client: httpx.AsyncClient, receiver: Receiver) -> int:
+        """The outbox channel, the images and their rules; the rolled-out image's id."""
+        _ok(
+            await client.post(
+                "/api/v1/notifications/channels",
+                json={
+                    "name": "soak",
+                    "kind": "webhook",
+                    "config": {"url": receiver.url},
+                    "events": ["*"],
+                },
+                headers=self.admin,
+            )
+        )
+        for n in range(self.config.images):
+            image = _ok(
+                await client.post(
+                    "/api/v1/images",
+                    json={
+                        "image_name": f"app-{n}",
+                        "namespace": NAMESPACE,
+                        "watch_for_updates": True,
+                    },
+                    headers=self.admin,
+                )
+            )
+            _ok(
+                await client.post(
+                    f"/api/v1/images/{image['id']}/rules",
+                    json={"name": "every release", "kind": "regex", "pattern": r"[0-9.]+"},
+                    headers=self.admin,
+                )
+            )
+            self.image_ids.append(image["id"])
+        return self.image_ids[0]
+
+    async def wait_for_tag(self, client: httpx.AsyncClient, image_id: int, tag: str) -> None:
+        """Until the tag is deployable (the rule approved it, activation made its rows)."""
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            tags = _ok(await client.get(f"/api/v1/images/{image_id}/tags", headers=self.admin))
+            if any(t["tag"] == tag for t in tags):
+                return
+            await self.check([client], [0])
+            await asyncio.sleep(0.5)
+        raise RuntimeError(f"{NAMESPACE}/{APP}:{tag} never became deployable")
+
+    def fleets(self, clients: list[httpx.AsyncClient], keys: list[str]) -> list[FleetSimulator]:
+        """The fleet (registered by :func:`register_devices`), a share polling each replica."""
+        fleets = []
+        for i, client in enumerate(clients):
+            fleet = FleetSimulator(client, admin_headers=self.admin, prefix=f"soak-r{i}", seed=i)
+            fleet.devices = [
+                SimulatedDevice(_device_uuid(n), keys[n], "amd64")
+                for n in range(i, len(keys), len(clients))
+            ]
+            fleets.append(fleet)
+        return fleets
+
+    async def polling(self, fleet: FleetSimulator, stop: asyncio.Event) -> None:
+        """The fleet polls as told (X-Poll-Interval), until ``stop``."""
+        while not stop.is_set():
+            began = time.monotonic()
+            await fleet.poll_all()
+            wait = min((d.poll_interval for d in fleet.devices), default=5.0)
+            spent = time.monotonic() - began
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=max(0.1, wait - spent))
+
+
+async def run_soak(config: SoakConfig) -> SoakResult:
+    """One soak, from an empty database to its figures (the database is dropped after)."""
+    url, token = await create_database(config.admin_url)
+    fake = FakeRegistry()
+    for n in range(config.images):
+        fake.model.add_repository(f"{NAMESPACE}/app-{n}", 3, tag_names=lambda i: f"1.0.{i}")
+    receiver = Receiver()
+    log_dir = Path(os.environ.get("TAGWARDEN_SOAK_LOGS", "/tmp"))  # noqa: S108 - logs only
+    replicas: list[Replica] = []
+    try:
+        with running(fake) as registry_url, receiver.running():
+            env = replica_env(url, registry_url, config)
+            replicas = [Replica(i + 1, env, log_dir) for i in range(config.replicas)]
+            for replica in replicas:
+                replica.start()
+            return await _drive(config, fake, token, replicas, receiver, url)
+    finally:
+        for replica in replicas:
+            replica.stop()
+        await drop_database(config.admin_url, url)
+
+
+async def _drive(
+    config: SoakConfig,
+    fake: FakeRegistry,
+    token: str,
+    replicas: list[Replica],
+    receiver: Receiver,
+    url: str,
+) -> SoakResult:
+    soak = Soak(config, fake, token)
+    result = SoakResult(devices=config.devices)
+    hooks = {"request": [soak.timer.request], "response": [soak.timer.response]}
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    clients = [
+        httpx.AsyncClient(base_url=r.url, timeout=30, limits=limits, event_hooks=hooks)
+        for r in replicas
+    ]
+    try:
+        for replica, client in zip(replicas, clients, strict=True):
+            await replica.ready(client)
+        soak.say(f"{len(replicas)} replicas up; adding {config.images} images with rules")
+        image_id = await soak.set_up(clients[0], receiver)
+        await soak.scan(clients)
+        fleets = soak.fleets(clients, await register_devices(url, config.devices))
+        soak.say(f"{config.devices} devices registered, {len(fleets)} replicas' worth")
+        stop = asyncio.Event()
+        pollers = [asyncio.create_task(soak.polling(f, stop)) for f in fleets]
+        await soak.check(clients, soak.push_tags(0, only=0))
+        tag = f"1.0.{soak.tags_pushed[0] - 1}"
+        await soak.wait_for_tag(clients[0], image_id, tag)
+        body = {
+            "image_id": image_id,
+            "tag": tag,
+            "selector": LABELS,
+            "strategy": "canary",
+            "options": rollout_options(config.devices, config.batches),
+        }
+        rollout = _ok(await clients[0].post("/api/v1/rollouts", json=body, headers=soak.admin))
+        soak.say(f"rollout {rollout['id']} of {APP}:{tag}, {rollout['batch_count']} batches")
+        status = await _follow(soak, clients, replicas, rollout["id"], result)
+        result.rollout_status = status
+        stop.set()
+        await asyncio.gather(*pollers)
+        elapsed = time.monotonic() - soak.started
+        await _drain(soak, clients[0], url)
+        result.seconds = time.monotonic() - soak.started
+        result.polls_per_second = [f.stats.polls / elapsed for f in fleets]
+        result.poll_errors = [f.stats.errors for f in fleets]
+        result.p99_ms = soak.timer.p99_ms()
+        digest = (await _rollout(soak, clients[0], rollout["id"]))["digest"]
+        result.devices_converged = sum(
+            1 for f in fleets for d in f.devices if d.running.get(APP) == digest
+        )
+        await outcome_from_database(url, result, receiver)
+        return result
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def _rollout(soak: Soak, client: httpx.AsyncClient, rollout_id: int) -> dict[str, Any]:
+    rollout: dict[str, Any] = _ok(
+        await client.get(f"/api/v1/rollouts/{rollout_id}", headers=soak.admin)
+    )
+    return rollout
+
+
+async def _follow(
+    soak: Soak,
+    clients: list[httpx.AsyncClient],
+    replicas: list[Replica],
+    rollout_id: int,
+    result: SoakResult,
+) -> str:
+    """Tags keep arriving while the rollout runs; the second replica is killed once a batch
+    past the canary is under way, and started again."""
+    deadline = soak.started + soak.config.deadline_seconds
+    victim, killed, closed, last = replicas[1], False, False, ""
+    while time.monotonic() < deadline:
+        rollout = await _rollout(soak, clients[0], rollout_id)
+        line = (
+            f"rollout {rollout['status']}, batch {rollout['current_batch'] or 0}/"
+            + str(rollout["batch_count"])
+            + " "
+            + json.dumps({k: v for k, v in rollout["counts"].items() if v})
+        )
+        if line != last:
+            soak.say(line)
+            last = line
+        if rollout["status"] not in ADVANCING:
+            return str(rollout["status"])
+        if not killed and (rollout["current_batch"] or 0) >= 2:
+            victim.kill()
+            result.killed_at = time.monotonic() - soak.started
+            soak.say(f"replica {victim.number} killed (SIGKILL)")
+            await asyncio.sleep(1.0)
+            victim.start()
+            await victim.ready(clients[1])
+            soak.say(f"replica {victim.number} serving again")
+            killed = True
+        if RATE_AND_ABORT and not closed and killed:
+            _ok(await clients[0].post(f"/api/v1/rollouts/{rollout_id}/close", headers=soak.admin))
+            closed = True
+        await soak.check(clients, soak.push_tags(max(1, soak.config.images // 50)))
+        await asyncio.sleep(1.0)
+    return "unfinished by the deadline"
+
+
+async def _drain(soak: Soak, client: httpx.AsyncClient, url: str) -> None:
+    """Until the outbox has nothing pending (bounded): every event had its chance."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = _ok(await client.get("/api/v1/notifications/outbox", headers=soak.admin))
+        if state["pending"] == 0:
+            return
+        await asyncio.sleep(0.5)
+    soak.say("the outbox still had pending deliveries at the end")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--deadline", type=float, default=300.0, help="seconds")
+    # One client process polls the whole fleet: at 10,000 devices it cannot poll much faster
+    # than every minute, and a device it has not polled for a few intervals is offline.
+    parser.add_argument("--poll-seconds", type=int, default=60)
+    args = parser.parse_args()
+    admin_url = os.environ.get("TAGWARDEN_BENCH_POSTGRES_URL") or os.environ.get(
+        "TAGWARDEN_TEST_POSTGRES_URL"
+    )
+    if not admin_url:
+        print("fleet_soak: set TAGWARDEN_BENCH_POSTGRES_URL to run (needs PostgreSQL); skipped")
+        return
+    config = SoakConfig(
+        admin_url=Settings(database_url=admin_url).database_url,
+        devices=args.devices,
+        images=args.images,
+        deadline_seconds=args.deadline,
+        poll_seconds=args.poll_seconds,
+    )
+    print(f"soak: 3 replicas, {args.devices:,} devices, {args.images} images")
+    result = await run_soak(config)
+    for line in result.lines():
+        print(line)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
