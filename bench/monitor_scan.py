@@ -325,7 +325,13 @@ def native_settings(url: str, kind: str, token: str) -> Settings:
         username="bench",
         token=SecretStr(token),
     )
-    return Settings(database_url=url, registries={NATIVE_HOST: entry}, monitor_enabled=False)
+    return Settings(
+        database_url=url,
+        registries={NATIVE_HOST: entry},
+        monitor_enabled=False,
+        # The fake is served in-process: Syft, a separate program, could not reach it.
+        sbom_syft=False,
+    )
 
 
 def native_fake(tags: int, platforms: tuple[str, ...]) -> tuple[FakeRegistry, str]:

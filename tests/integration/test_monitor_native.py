@@ -97,6 +97,9 @@ async def test_quay_and_github_requests_carry_the_push_date_not_the_build_date(
     listed, pages = ("quay_tags", 1) if registry == QUAY else ("github_versions", 2)
     assert world.fake.stats.count(listed, status=200) == pages
     assert world.fake.stats.count("oci_tags") == 0
+    # Every tag is dated by the listing: the first scan resolves only the newest (its index)
+    # and its two platform manifests (its sizes), not the 40 tags one by one.
+    assert len({r.path for r in world.fake.stats.matching("oci_manifest", "GET")}) == 3
 
 
 async def test_harbor_requests_keep_the_scan_overview_as_evidence(world: World) -> None:

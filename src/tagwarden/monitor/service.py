@@ -27,6 +27,7 @@ from tagwarden.monitor.discovery import (
     Plan,
     TagFilter,
     needs_resolving,
+    newest_first,
     plan,
 )
 from tagwarden.monitor.models import DiscoveredTag
@@ -190,9 +191,16 @@ async def fetch(
     wanted: TagFilter,
     tracked: Collection[str] = (),
     recall: Recall | None = None,
+    *,
+    only_newest: bool = False,
 ) -> list[RemoteTag]:
     """List tags (the client stops early where it can, and asks only about the tags worth a
-    look), then resolve what the plan needs: each digest once."""
+    look), then resolve what the plan needs: each digest once.
+
+    ``only_newest``: the plan will ask about one new tag at most (a first scan, or policy
+    ``latest``). Where the listing dated every tag (Quay's, Harbor's, GitHub's APIs), the
+    tags are resolved newest first until one is an image; the older ones stay as listed
+    (recorded as seen by digest), so a first scan of 1,000 dated tags costs a few requests."""
     listed = [
         _as_known(t, known.get(t.name))
         async for t in client.iter_tags(
@@ -206,9 +214,34 @@ async def fetch(
     todo = needs_resolving(listed, known, wanted)
     if not todo:
         return listed
-    resolved = await resolve_once(client, repository, todo, known, recall)
-    asked = {t.name for t in todo}
+    if only_newest and all(t.last_updated is not None for t in todo):
+        resolved, asked = await _resolve_newest(client, repository, todo, known, recall)
+    else:
+        resolved = await resolve_once(client, repository, todo, known, recall)
+        asked = {t.name for t in todo}
     return [resolved.get(t.name, t) for t in listed if t.name in resolved or t.name not in asked]
+
+
+async def _resolve_newest(
+    client: RegistryClient,
+    repository: str,
+    todo: Sequence[RemoteTag],
+    known: Mapping[str, KnownTag],
+    recall: Recall | None,
+) -> tuple[dict[str, RemoteTag], set[str]]:
+    """Dated tags resolved a digest at a time, newest first, until one has an architecture
+    (a Helm chart or an attestation-only tag gives way to the next); the names asked."""
+    found: dict[str, RemoteTag] = {}
+    asked: set[str] = set()
+    for tag in newest_first(todo):
+        if tag.name in asked:
+            continue
+        same = [t for t in todo if t.digest is not None and t.digest == tag.digest] or [tag]
+        asked.update(t.name for t in same)
+        found.update(await resolve_once(client, repository, same, known, recall))
+        if any(found[t.name].architectures for t in same if t.name in found):
+            break
+    return found, asked
 
 
 async def resolve_once(

@@ -158,7 +158,13 @@ class ImageMonitor:
                     tracked = (await service.load_tracked(session, [target.id])).get(target.id, ())
             watched = {*tracked, *target.watch_tags}
             remote = await service.fetch(
-                client, repository, known, wanted, watched, self._recall(target.id)
+                client,
+                repository,
+                known,
+                wanted,
+                watched,
+                self._recall(target.id),
+                only_newest=not known or target.tag_policy != "all",
             )
             plan = service.plan_for(target, remote, known, watched)
             # Candidates the Hub API listed without a digest: one registry HEAD each, then plan
