@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from tagwarden.app import create_app
 from tagwarden.auth.deps import get_clock
 from tagwarden.cli.demo import prepare, serving
 from tagwarden.db import utcnow
+from tagwarden.testing.clock import OffsetClock
 from tests.integration.docker_engine import docker_engine, test_images
 from tests.integration.real_registry import RealRegistry
 from tests.integration.test_agent_engine import (
@@ -41,17 +41,9 @@ __all__ = ["agent_world", "docker_engine", "fleet", "test_images"]  # fixtures
 pytestmark = [pytest.mark.registry, pytest.mark.docker]
 
 
-@dataclass
-class ShiftedClock:
-    offset: timedelta = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return utcnow() + self.offset
-
-
 @pytest.fixture
-def clock() -> ShiftedClock:
-    return ShiftedClock()
+def clock() -> OffsetClock:
+    return OffsetClock()
 
 
 @pytest.fixture
@@ -59,7 +51,7 @@ def server(
     request: pytest.FixtureRequest,
     tmp_path: Path,
     real_registry: RealRegistry,
-    clock: ShiftedClock,
+    clock: OffsetClock,
 ) -> Iterator[Server]:
     """test_agent_engine's server, on the test's clock."""
     settings = engine_settings(server_database_url(request, tmp_path), real_registry)
@@ -108,7 +100,7 @@ def image_present(fleet: Fleet, version: str) -> bool:
 
 @pytest.mark.parametrize("server", ["sqlite", "postgresql"], indirect=True)
 def test_the_agent_prefetches_outside_the_window_and_switches_inside_it(
-    fleet: Fleet, clock: ShiftedClock
+    fleet: Fleet, clock: OffsetClock
 ) -> None:
     uuid = "win-a"
     fleet.start_agent(uuid, fleet.server.register(uuid, fleet.workdir))
@@ -138,7 +130,7 @@ def test_the_agent_prefetches_outside_the_window_and_switches_inside_it(
     assert [d["state"] for d in body["devices"]] == ["scheduled"]
 
     # The window opens (the server's clock moves to a few seconds past its opening).
-    clock.offset = opening + timedelta(seconds=5) - datetime.now(UTC)
+    clock.offset = (opening + timedelta(seconds=5) - datetime.now(UTC)).total_seconds()
     done = fleet.settled(rid)
     assert done["status"] == "completed", done
     assert fleet.running(uuid) == (v2, "healthy")

@@ -42,6 +42,7 @@ from tagwarden.registry.base import ImageNotFound, RegistryClient, RegistryError
 from tagwarden.registry.factory import base_url, client_for, is_docker_hub, repository_path
 from tagwarden.registry.transport import RegistryState, host_of
 from tagwarden.vulnerabilities.sbom import SbomCollector
+from tagwarden.vulnerabilities.service import vulnerability_policy
 from tagwarden.workers import Ticker
 
 log = logging.getLogger("tagwarden.monitor")
@@ -214,6 +215,12 @@ class ImageMonitor:
         digests = list(dict.fromkeys(c.tag.digest for c in plan.candidates if c.tag.digest))
         if not digests:
             return
+        if is_docker_hub(target.registry_host):
+            # Manifests there cost pulls: only for an image whose vulnerability policy blocks.
+            async with self.sessionmaker() as session:
+                policy = await vulnerability_policy(session, target.id)
+            if policy.block_severity is None:
+                return
         try:
             await self.sboms.collect(target.registry_host, repository, digests, client=client)
         except Exception:
