@@ -22,6 +22,7 @@ from tagwarden.auth.secret import resolve_session_secret
 from tagwarden.catalogue.router import router as catalogue_router
 from tagwarden.config import Settings, get_settings
 from tagwarden.db import make_engine, make_sessionmaker
+from tagwarden.devices.fastpath import PollFastPath
 from tagwarden.devices.index import DeviceIndex
 from tagwarden.devices.presence import Presence
 from tagwarden.devices.router import router as devices_router
@@ -80,7 +81,9 @@ def create_app(
     )
     _install_state(app, settings, engine, sessionmaker, metrics, monitor)
     metrics.watch_budgets(monitor.budgets)
-    # Added first, so it runs inside the metrics: a refused body is still counted.
+    # Innermost: the unchanged poll gets every header and metric a routed request gets.
+    app.add_middleware(PollFastPath, state=app.state)
+    # Added before the metrics, so it runs inside them: a refused body is still counted.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(SecurityHeaders)

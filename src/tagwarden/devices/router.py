@@ -95,8 +95,10 @@ async def delete_device(uuid: str, session: Session, who: Admin) -> DeviceOut:
     openapi_extra=POLL_OPENAPI,
 )
 async def device_state(uuid: str, request: Request) -> Response:
-    # The key, the ETag and the app's parts are read here rather than through dependencies
-    # (devices/auth.py says why); the document still shows the key and the header.
+    # An unchanged poll the device index can answer never gets here (devices/fastpath.py):
+    # this route says everything else. The key, the ETag and the app's parts are read here
+    # rather than through dependencies (devices/auth.py says why); the document still shows
+    # the key and the header.
     key = key_from_header(request.headers.get("authorization"))
     if_none_match = request.headers.get("if-none-match")
     parts = poll_parts(request)

@@ -200,6 +200,26 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return etag in candidates or "*" in candidates
 
 
+def unchanged_from_index(
+    device_index: DeviceIndex,
+    uuid: str,
+    digest: bytes,
+    if_none_match: str | None,
+    poll_interval: int,
+    active_poll_interval: int,
+) -> Polled | None:
+    """The unchanged poll (304) the device index answers on its own: the device is known, the
+    key is its own and the ETag still matches. None: the database has to say."""
+    entry = device_index.get(uuid)
+    if entry is None or not secrets.compare_digest(entry.key_digest, digest):
+        return None
+    interval = active_poll_interval if entry.fast_poll else poll_interval
+    etag = _etag(entry.version, interval)
+    if not _matches(if_none_match, etag):
+        return None
+    return Polled(entry.device_id, etag, interval, None)
+
+
 async def _refuse(engine: AsyncEngine, key_hash: str) -> None:
     """401 for an unknown key; 403 for a real key used on another device's state."""
     async with engine.connect() as conn:
@@ -222,12 +242,12 @@ async def read_state(
     """The poll: unchanged and known to the device index, no database at all; otherwise one
     indexed row read, and the body is built only when the ETag has changed."""
     digest = key_digest(key)
-    entry = device_index.get(uuid) if device_index is not None else None
-    if entry is not None and secrets.compare_digest(entry.key_digest, digest):
-        interval = active_poll_interval if entry.fast_poll else poll_interval
-        etag = _etag(entry.version, interval)
-        if _matches(if_none_match, etag):
-            return Polled(entry.device_id, etag, interval, None)
+    if device_index is not None:
+        known = unchanged_from_index(
+            device_index, uuid, digest, if_none_match, poll_interval, active_poll_interval
+        )
+        if known is not None:
+            return known
     # Anything else (a changed state, a key the index does not know) is the database's to say.
     key_hash = digest.hex()
     async with engine.connect() as conn:
