@@ -31,7 +31,8 @@ async def devices_page(
         session,
         architecture=architecture or None,
         digest=digest or None,
-        limit=PAGE_SIZE, offset=offset
+        limit=PAGE_SIZE,
+        offset=offset,
     )
     apps = await service.apps_of(session, [device.id for device in rows])
     return page(
