@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.card_data import PREVIOUS_DIGEST, add_request, digest_of
-from tests.factories import activate, add_redis, register, report
+from tests.factories import activate, add_image, add_redis, register, report
 from tests.integration.test_web import login
 from tests.integration.test_web_card import set_policy
 from tests.vuln_card_data import PACKAGES, add_findings, recall, target
@@ -19,7 +19,7 @@ PREVIOUS = {"tag": "7.2.4", "digest": PREVIOUS_DIGEST}
 
 
 def part(html: str, marker: str) -> str:
-    found = re.search(rf"<[a-z]+ [^>]*{marker}.*?</(li|dd|table|p|tr)>", html, re.S)
+    found = re.search(rf"<[a-z]+ [^>]*{marker}.*?</(li|dd|table|p|tr|option)>", html, re.S)
     assert found, f"{marker} is not on the page"
     return found.group(0)
 
@@ -119,3 +119,18 @@ async def test_a_recalled_tag_has_a_badge_linking_to_the_fleet_running_or_target
     assert 'data-fleet="none"' in nobody.text
     bad = await client.get("/devices?digest=latest")
     assert bad.status_code == 422
+
+
+async def test_the_rollout_form_marks_a_recalled_tag_with_its_reason(
+    client: httpx.AsyncClient, tokens: Any, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    image_id = await add_image(sessionmaker)
+    await activate(sessionmaker, image_id, "7.2.5", digest_of(1))
+    await activate(sessionmaker, image_id, "7.2.6", digest_of(2))
+    await recall(sessionmaker, image_id, "7.2.5", "CVE-2026-1111 (critical) in openssl")
+    await login(client, tokens.approver)
+    html = (await client.get("/rollouts")).text
+    recalled = part(html, f'value="{image_id}:7.2.5"')
+    assert 'data-recalled="7.2.5"' in recalled
+    assert "(recalled: CVE-2026-1111 (critical) in openssl)" in recalled
+    assert "recalled" not in part(html, f'value="{image_id}:7.2.6"')
