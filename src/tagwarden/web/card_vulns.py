@@ -123,7 +123,7 @@ def finding_rows(
         Found(f.id, f.package, f.installed, f.fixed_in, str(f.severity), tuple(f.aliases))
         for f in listed
     ]
-    blocked = {id(f) for f in blocking(policy, found, now)}
+    blocked = set(blocking(policy, found, now))
     rows = tuple(
         FindingRow(
             f.osv_id,
@@ -132,7 +132,7 @@ def finding_rows(
             f.fixed_in,
             f.severity,
             f.aliases,
-            Tone.DANGER if id(f) in blocked else Tone.MUTED,
+            Tone.DANGER if f in blocked else Tone.MUTED,
         )
         for f in found
     )
