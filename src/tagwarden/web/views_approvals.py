@@ -25,10 +25,14 @@ from tagwarden.approvals.states import (
 )
 from tagwarden.auth.deps import AppSettings, Session
 from tagwarden.catalogue import service as catalogue
+from tagwarden.db import utcnow
 from tagwarden.errors import InvalidInput
 from tagwarden.evidence.listing import page_evidence
 from tagwarden.inputs import INT32_MAX
+from tagwarden.vulnerabilities import service as vulnerabilities
+from tagwarden.vulnerabilities.schemas import FindingOut
 from tagwarden.web.card import card, human_bytes
+from tagwarden.web.card_vulns import vulnerability_view
 from tagwarden.web.render import WebRoute, back_url, page, redirect
 from tagwarden.web.session import PostingUser, WebUser, need
 
@@ -140,6 +144,17 @@ async def detail(
     found = await service.get_request(session, request_id)
     evidence = await page_evidence(session, [(found.image_id, found.digest)])
     image = await catalogue.get_image(session, found.image_id)
+    vulns = None
+    if found.tag_name:
+        vulns = vulnerability_view(
+            evidence.of(found.image_id, found.digest).vulnerabilities,
+            await vulnerabilities.vulnerability_policy(session, found.image_id),
+            [
+                FindingOut.model_validate(f)
+                for f in await vulnerabilities.findings_of(session, found.image_id, found.digest)
+            ],
+            now=utcnow(),
+        )
     return page(
         request,
         "request.html",
@@ -154,6 +169,7 @@ async def detail(
             )
             if found.tag_name
             else None,
+            "vulns": vulns,
             "can_decide": user.has("approver"),
             "own": not found.tag_name and service.requester_of(found) == user.identity,
             "requester_of": service.requester_of,

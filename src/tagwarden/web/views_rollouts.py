@@ -99,15 +99,24 @@ async def deployable_tags(session: AsyncSession) -> list[dict[str, Any]]:
     for image, rows in await catalogue.deployable_tags(session):
         tags: dict[str, list[str]] = {}
         recommended: set[str] = set()
+        # A recalled tag is still listed, marked, so the form says why its rollout is refused.
+        recalled: dict[str, str] = {}
         for row in rows:
             tags.setdefault(row.tag, []).append(row.architecture)
             if row.is_recommended:
                 recommended.add(row.tag)
+            if row.is_recalled:
+                recalled.setdefault(row.tag, row.recall_reason or "no reason given")
         out.append(
             {
                 "image": image,
                 "tags": [
-                    {"tag": t, "architectures": a, "recommended": t in recommended}
+                    {
+                        "tag": t,
+                        "architectures": a,
+                        "recommended": t in recommended,
+                        "recalled": recalled.get(t),
+                    }
                     for t, a in tags.items()
                 ],
             }
