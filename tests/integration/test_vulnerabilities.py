@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
+from tagwarden.approvals import history
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.cli.main import app as cli
 from tagwarden.db import utcnow
@@ -44,7 +45,13 @@ async def run_import(
     sessionmaker: async_sessionmaker[AsyncSession], path: Path
 ) -> service.RematchResult:
     async with sessionmaker() as session, session.begin():
-        _, matched = await service.import_and_rematch(session, records(path), actor="test")
+        _, matched = await service.import_and_rematch(
+            session,
+            records(path),
+            live=await history.live_digests(session),
+            previous_of=history.previous_approved_many,
+            actor="test",
+        )
     return matched
 
 
