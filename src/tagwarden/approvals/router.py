@@ -35,6 +35,9 @@ router = APIRouter(prefix="/api/v1/images", tags=["approvals"])
 # Adding an image is the catalogue's route, answered here: anyone but an admin asks for the
 # image through an image-level request, and requests are this part's.
 images_router = APIRouter(prefix="/api/v1/images", tags=["images"])
+# A request's vulnerability findings: listed under vulnerabilities, answered here since they
+# are read through the request.
+findings_router = APIRouter(prefix="/api/v1/images", tags=["vulnerabilities"])
 
 StatusQuery = Annotated[
     StatusFilter, Query(description="which requests to list; `all` for every status")
@@ -229,11 +232,7 @@ async def check_evidence(
         return await evidence.evidence_for(session, image_id, digest)
 
 
-@router.get(
-    "/approvals/{request_id}/vulnerabilities",
-    tags=["vulnerabilities"],
-    responses=error_responses(404),
-)
+@findings_router.get("/approvals/{request_id}/vulnerabilities", responses=error_responses(404))
 async def list_findings(request_id: IdPath, session: Session, _: Viewer) -> list[FindingOut]:
     """The findings of the request's digest (every platform's SBOM), as of the last match."""
     found = await checks.request_findings(session, request_id)
