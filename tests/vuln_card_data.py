@@ -15,6 +15,7 @@ from tagwarden.evidence import service as evidence
 from tagwarden.vulnerabilities import policy as verdicts
 from tagwarden.vulnerabilities.models import Finding
 from tagwarden.vulnerabilities.policy import Found
+from tagwarden.vulnerabilities.schemas import PackagesDiffOut
 from tagwarden.vulnerabilities.states import ScanStatus
 
 OSV_DATA = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
@@ -64,7 +65,7 @@ def vulnerability_evidence(
         now=MATCHED,
     )
     out.previous = previous
-    out.packages = packages
+    out.packages = None if packages is None else PackagesDiffOut.model_validate(packages)
     return out.model_dump(mode="json")
 
 

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tagwarden import __version__
-from tagwarden.approvals.router import images_router
+from tagwarden.approvals.router import findings_router, images_router
 from tagwarden.approvals.router import router as approvals_router
 from tagwarden.apps.router import router as apps_router
 from tagwarden.auth.router import audit_router
@@ -184,6 +184,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(monitor_router)
     app.include_router(evidence_router)
     app.include_router(vulnerabilities_router)
+    app.include_router(findings_router)
     # Before the catalogue's own routes, where its POST /api/v1/images always stood.
     app.include_router(images_router)
     app.include_router(catalogue_router)

@@ -11,6 +11,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tagwarden.approvals import history
 from tagwarden.audit.models import AuditEntry
 from tagwarden.notify.models import NotificationChannel, NotificationEvent
 from tagwarden.testing.clock import FakeClock
@@ -40,7 +41,13 @@ async def osv_import(
 ) -> service.RematchResult:
     async with sessionmaker() as session, session.begin():
         found = [r for f in files_in(path) for r in read_file(f)]
-        _, matched = await service.import_and_rematch(session, found, actor="cli:osv-import")
+        _, matched = await service.import_and_rematch(
+            session,
+            found,
+            live=await history.live_digests(session),
+            previous_of=history.previous_approved_many,
+            actor="cli:osv-import",
+        )
     return matched
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
+from tagwarden.approvals import history
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.cli.main import app as cli
 from tagwarden.db import utcnow
@@ -44,7 +45,13 @@ async def run_import(
     sessionmaker: async_sessionmaker[AsyncSession], path: Path
 ) -> service.RematchResult:
     async with sessionmaker() as session, session.begin():
-        _, matched = await service.import_and_rematch(session, records(path), actor="test")
+        _, matched = await service.import_and_rematch(
+            session,
+            records(path),
+            live=await history.live_digests(session),
+            previous_of=history.previous_approved_many,
+            actor="test",
+        )
     return matched
 
 
@@ -152,9 +159,21 @@ async def test_import_matches_stored_sboms_and_writes_evidence_against_the_previ
     # openssl 3.3.2-r10 is the fix (r9 < r10 < r11, not "r10" < "r9"); busybox r1 < r2.
     assert (vulns["new"], vulns["fixed"]) == (["CVE-2026-1002"], ["CVE-2026-1001"])
     assert vulns["previous"] == {"tag": "1.0", "digest": D1}
+    # The package diff against the same previous tag, a single one for one platform.
+    assert vulns["packages"] == {
+        "added": [{"name": "zlib", "ecosystem": "Alpine:v3.20", "version": "1.3-r0"}],
+        "removed": [],
+        "upgraded": [
+            {"name": "busybox", "ecosystem": "Alpine:v3.20", "previous": "1.36.1-r2",
+             "current": "1.36.1-r1"},
+            {"name": "openssl", "ecosystem": "Alpine:v3.20", "previous": "3.3.2-r9",
+             "current": "3.3.2-r10"},
+        ],
+    }  # fmt: skip
     assert vulns["osv_data"].startswith("2026-11-30T12:00:00")
     first = (await client.get("/api/v1/images/approvals/1", headers=viewer)).json()
     assert first["evidence"]["vulnerabilities"]["new"] == ["CVE-2026-1001"]  # no earlier tag
+    assert len(first["evidence"]["vulnerabilities"]["packages"]["added"]) == 2
     listed = await client.get("/api/v1/images/approvals/2/vulnerabilities", headers=viewer)
     assert listed.status_code == 200, listed.text
     assert listed.json() == [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tagwarden.vulnerabilities.schemas import FindingOut, VulnerabilityPolicy
+from tagwarden.vulnerabilities.schemas import FindingOut, PackagesDiffOut, VulnerabilityPolicy
 from tagwarden.web.card import Tone
 from tagwarden.web.card_vulns import PackageChange, package_changes, vulnerability_view
 from tests.vuln_card_data import FOUND, MATCHED, OSV_DATA, PACKAGES, vulnerability_evidence
@@ -126,3 +126,13 @@ def test_not_matched_unreadable_and_not_scanned_evidence() -> None:
     assert all(c.tone == Tone.OK for c in no_sbom.counts)
     clean = vulnerability_view({"status": "scanned"}, policy(block_severity="low"), [], now=MATCHED)
     assert (clean.label, clean.tone) == ("no findings", Tone.OK)
+
+
+def test_a_per_platform_package_diff_is_shown_with_each_rows_architecture() -> None:
+    one = PackagesDiffOut.model_validate(PACKAGES)
+    rows = package_changes({"arm64": one, "amd64": one})
+    assert rows is not None
+    assert [r.architecture for r in rows][:3] == ["amd64"] * 3  # sorted by architecture
+    assert {r.architecture for r in rows} == {"amd64", "arm64"}
+    assert len(rows) == 2 * len(package_changes(one) or ())
+    assert all(r.architecture is None for r in package_changes(one) or ())

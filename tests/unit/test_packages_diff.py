@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tagwarden.vulnerabilities.diff import packages_diff
+from tagwarden.vulnerabilities.service import packages_of
 
 
 def pkg(name: str, version: str, ecosystem: str | None = "Alpine:v3.20") -> dict[str, Any]:
@@ -86,3 +87,22 @@ def test_every_package_is_in_exactly_one_place(
     assert _keys([dict(u) for u in back["upgraded"]]) == upgraded
     for change in diff["upgraded"]:
         assert change["previous"] != change["current"]
+
+
+def test_the_evidence_pairs_platforms_by_architecture() -> None:
+    arches = {"sha256:a1": "amd64", "sha256:b1": "arm64", "sha256:a0": "amd64"}
+    current = {"sha256:a1": [pkg("musl", "1.2.5-r0")], "sha256:b1": [pkg("musl", "1.2.4-r2")]}
+    found = packages_of(current, {"sha256:a0": [pkg("musl", "1.2.4-r2")]}, arches)
+    assert isinstance(found, dict)
+    assert found["amd64"].model_dump()["upgraded"] == [
+        {"name": "musl", "ecosystem": "Alpine:v3.20", "previous": "1.2.4-r2", "current": "1.2.5-r0"}
+    ]
+    # arm64 is new in this tag: everything on it is added.
+    assert [p.name for p in found["arm64"].added] == ["musl"]
+    # One platform each: a single diff; a previous tag with no SBOM to compare: none.
+    single = packages_of({"sha256:a1": [pkg("musl", "1.2.5-r0")]}, None, {})
+    assert single is not None
+    assert not isinstance(single, dict)
+    assert [p.version for p in single.added] == ["1.2.5-r0"]
+    assert packages_of(current, {}, arches) is None
+    assert packages_of({}, None, arches) is None

@@ -5,7 +5,7 @@ so no write lock waits on a registry."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,6 +20,8 @@ from tagwarden.evidence.checker import SignatureChecker
 from tagwarden.evidence.schemas import PolicyMode, SignatureEvidence
 from tagwarden.registry.base import RegistryClient, RegistryError
 from tagwarden.registry.factory import repository_path
+from tagwarden.vulnerabilities import service as vulnerabilities
+from tagwarden.vulnerabilities.models import Finding
 
 log = logging.getLogger(__name__)
 
@@ -102,3 +104,20 @@ async def refresh_request_sizes(
     if tag is None:
         return None
     return await refresh_sizes(sessionmaker, client_for_host, image_id, digest, said=said)
+
+
+async def request_findings(session: AsyncSession, request_id: int) -> Sequence[Finding]:
+    """The findings of a request's digest (every platform's SBOM), as of the last match."""
+    request = await session.get(ApprovalRequest, request_id)
+    if request is None:
+        raise NotFound(f"approval request {request_id} not found")
+    return await vulnerabilities.findings_of(session, request.image_id, request.digest)
+
+
+async def scan_request_digest(session: AsyncSession, image_id: int, digest: str | None) -> None:
+    """Match a digest's stored SBOMs and store its vulnerability evidence, against the
+    image's previous approved tag (what the SBOM step calls once the SBOMs are stored)."""
+    if digest is None or await session.get(Image, image_id) is None:
+        return
+    previous = await previous_approved(session, image_id, digest)
+    await vulnerabilities.scan_digest(session, image_id, digest, previous=previous)

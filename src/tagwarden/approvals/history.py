@@ -4,6 +4,8 @@ approvals' knowledge, so the lookups live here and evidence is handed their answ
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -68,3 +70,39 @@ async def latest_approved_sizes(session: AsyncSession) -> list[tuple[str, str, i
         for arch, size in sorted(sizes.sizes_of(evidence).items()):
             found.append((image.display_name, arch, size))
     return found
+
+
+async def previous_approved_many(
+    session: AsyncSession, pairs: Collection[tuple[int, str]]
+) -> dict[tuple[int, str], tuple[str, str]]:
+    """:func:`previous_approved` of many (image, digest) pairs at once (the re-match's): one
+    query per thousand images, not one per pair."""
+    images = sorted({i for i, _ in pairs})
+    approved: dict[int, list[tuple[str, str]]] = {}
+    for start in range(0, len(images), 1000):
+        rows = await session.execute(
+            select(ApprovalRequest.image_id, ApprovalRequest.tag_name, ApprovalRequest.digest)
+            .where(ApprovalRequest.image_id.in_(images[start : start + 1000]), *_APPROVED_TAG)
+            .order_by(*_NEWEST_FIRST)
+        )
+        for image_id, tag, digest in rows.all():
+            approved.setdefault(image_id, []).append((str(tag), str(digest)))
+    found: dict[tuple[int, str], tuple[str, str]] = {}
+    for image_id, digest in pairs:
+        other = next((t for t in approved.get(image_id, []) if t[1] != digest), None)
+        if other is not None:
+            found[(image_id, digest)] = other
+    return found
+
+
+async def live_digests(session: AsyncSession) -> set[tuple[int, str]]:
+    """(image, digest) of every tag request under review or approved: what a re-match checks
+    besides the activated tags."""
+    rows = await session.execute(
+        select(ApprovalRequest.image_id, ApprovalRequest.digest).where(
+            ApprovalRequest.status.in_([RequestStatus.PENDING, RequestStatus.APPROVED]),
+            ApprovalRequest.tag_name.is_not(None),
+            ApprovalRequest.digest.is_not(None),
+        )
+    )
+    return {(int(i), str(d)) for i, d in rows.all()}

@@ -29,11 +29,15 @@ from tagwarden.inputs import IdPath, IdQuery
 from tagwarden.pagination import Page, Paging
 from tagwarden.registry.deps import RegistryClients
 from tagwarden.vulnerabilities.deps import Sboms
+from tagwarden.vulnerabilities.schemas import FindingOut
 
 router = APIRouter(prefix="/api/v1/images", tags=["approvals"])
 # Adding an image is the catalogue's route, answered here: anyone but an admin asks for the
 # image through an image-level request, and requests are this part's.
 images_router = APIRouter(prefix="/api/v1/images", tags=["images"])
+# A request's vulnerability findings: listed under vulnerabilities, answered here since they
+# are read through the request.
+findings_router = APIRouter(prefix="/api/v1/images", tags=["vulnerabilities"])
 
 StatusQuery = Annotated[
     StatusFilter, Query(description="which requests to list; `all` for every status")
@@ -92,6 +96,7 @@ async def create_request(
         only_with_policy=True,
     )
     await sboms.collect_for_image(body.image_id, body.metadata.digest)
+    await checks.scan_request_digest(session, body.image_id, body.metadata.digest)
     request = await service.create_manual_request(
         session,
         image_id=body.image_id,
@@ -222,4 +227,13 @@ async def check_evidence(
     if tag is not None:
         await sboms.collect_for_image(image_id, digest)
     async with transaction(sessions) as session:
+        if tag is not None:
+            await checks.scan_request_digest(session, image_id, digest)
         return await evidence.evidence_for(session, image_id, digest)
+
+
+@findings_router.get("/approvals/{request_id}/vulnerabilities", responses=error_responses(404))
+async def list_findings(request_id: IdPath, session: Session, _: Viewer) -> list[FindingOut]:
+    """The findings of the request's digest (every platform's SBOM), as of the last match."""
+    found = await checks.request_findings(session, request_id)
+    return [FindingOut.model_validate(f) for f in found]

@@ -8,6 +8,7 @@ import typer
 from rich.progress import Progress
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tagwarden.approvals import history
 from tagwarden.cli.common import console, err_console, transact
 from tagwarden.vulnerabilities import service
 from tagwarden.vulnerabilities.importer import ImportResult
@@ -37,6 +38,8 @@ def import_cmd(
             return await service.import_and_rematch(
                 session,
                 records,
+                live=await history.live_digests(session),
+                previous_of=history.previous_approved_many,
                 actor="cli:osv-import",
                 progress=lambda n: bar.advance(task, n),
             )

@@ -13,6 +13,7 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagwarden.approvals.approving import AfterApproval
+from tagwarden.approvals.checks import scan_request_digest
 from tagwarden.approvals.history import previous_approved
 from tagwarden.approvals.models import ApprovalRequest
 from tagwarden.approvals.service import NewRequest, create_requests, supersede
@@ -104,6 +105,8 @@ class Outcome:
     # digest → what its signatures showed, for the digests about to become requests.
     signatures: Mapping[str, SignatureEvidence] = field(default_factory=dict)
     sizes: Mapping[str, SizeFacts] = field(default_factory=dict)  # digest → what was read
+    # The digests whose SBOMs were collected: matched against the OSV data with the requests.
+    sboms: frozenset[str] = frozenset()
 
 
 async def record_outcomes(
@@ -231,6 +234,7 @@ async def _request_approvals(
             subject = Subject(o.target.id, o.target.display_name, o.target.registry_host, "")
             await store_with_events(session, subject, c.tag.digest, found, tag=c.tag.name)
     grown = await _record_sizes(session, wanted, now)
+    await _scan_vulnerabilities(session, wanted)
     drafts = [
         NewRequest(
             o.target.id,
@@ -277,6 +281,20 @@ async def _record_sizes(
         if evidence is not None:
             stored[(o.target.id, c.tag.digest)] = evidence
     return stored
+
+
+async def _scan_vulnerabilities(
+    session: AsyncSession, wanted: Sequence[tuple[Outcome, Candidate]]
+) -> None:
+    """The vulnerability evidence of the tags about to be requested whose SBOMs are stored,
+    after their sizes (which name their platforms) and before the rules and the gate read it."""
+    done: set[tuple[int, str]] = set()
+    for o, c in wanted:
+        digest = c.tag.digest
+        if digest is None or digest not in o.sboms or (o.target.id, digest) in done:
+            continue
+        done.add((o.target.id, digest))
+        await scan_request_digest(session, o.target.id, digest)
 
 
 def log_created(outcomes: Sequence[Outcome], results: Sequence[CheckResult]) -> None:

@@ -12,8 +12,6 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Table, delete, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tagwarden.approvals.models import ApprovalRequest
-from tagwarden.approvals.states import RequestStatus
 from tagwarden.catalogue.models import ImageTag
 from tagwarden.db import utcnow
 from tagwarden.evidence.models import DigestEvidence
@@ -72,15 +70,38 @@ async def platforms_of(
     return found
 
 
-async def scope(session: AsyncSession) -> Scope:
-    requested = await session.execute(
-        select(ApprovalRequest.image_id, ApprovalRequest.digest).where(
-            ApprovalRequest.status.in_([RequestStatus.PENDING, RequestStatus.APPROVED]),
-            ApprovalRequest.tag_name.is_not(None),
-            ApprovalRequest.digest.is_not(None),
+async def architectures_of(
+    session: AsyncSession, pairs: Collection[tuple[int, str]]
+) -> dict[str, str]:
+    """Platform digest → its architecture, where an image_tags row or the size evidence of
+    one of ``pairs`` names it (what pairs two tags' platforms for the package diff)."""
+    found: dict[str, str] = {}
+    for part in chunks(list(pairs), 1000):
+        rows = await session.execute(
+            select(ImageTag.platform_digest, ImageTag.architecture).where(
+                tuple_(ImageTag.image_id, ImageTag.digest).in_(list(part))
+            )
         )
-    )
-    pairs: set[tuple[int, str]] = {(i, str(d)) for i, d in requested.all()}
+        for platform, arch in rows.all():
+            if platform and arch:
+                found.setdefault(str(platform), str(arch))
+        sizes = await session.execute(
+            select(DigestEvidence.size).where(
+                tuple_(DigestEvidence.image_id, DigestEvidence.digest).in_(list(part)),
+                DigestEvidence.size.is_not(None),
+            )
+        )
+        for size in sizes.scalars():
+            for arch, blobs in (size or {}).get("blobs", {}).items():
+                if isinstance(blobs, dict) and isinstance(blobs.get("manifest"), str):
+                    found.setdefault(blobs["manifest"], str(arch))
+    return found
+
+
+async def scope(session: AsyncSession, requested: Collection[tuple[int, str]]) -> Scope:
+    """``requested`` (approvals' answer: the pending and approved tag requests' digests) and
+    every activated tag's digest, each with its platforms."""
+    pairs: set[tuple[int, str]] = set(requested)
     tagged = await session.execute(
         select(ImageTag.image_id, ImageTag.digest).where(ImageTag.digest.is_not(None))
     )

@@ -47,6 +47,28 @@ class SeverityCounts(BaseModel):
     unknown: int = 0
 
 
+class PackageEntry(BaseModel):
+    name: str
+    ecosystem: str | None
+    version: str
+
+
+class PackageUpgrade(BaseModel):
+    name: str
+    ecosystem: str | None
+    previous: str
+    current: str
+
+
+class PackagesDiffOut(BaseModel):
+    """vulnerabilities.diff.packages_diff's answer: packages only in the current SBOM, only
+    in the previous one, and in both at other versions."""
+
+    added: list[PackageEntry]
+    removed: list[PackageEntry]
+    upgraded: list[PackageUpgrade]
+
+
 class VulnerabilityEvidence(BaseModel):
     """What matching a digest's SBOM against the OSV data found."""
 
@@ -63,8 +85,12 @@ class VulnerabilityEvidence(BaseModel):
     previous: dict[str, str] | None = Field(
         default=None, description="the approved tag compared with: {tag, digest}"
     )
-    packages: dict[str, list[dict[str, str | None]]] | None = Field(
-        default=None, description="the SBOM's package diff against the previous tag"
+    packages: PackagesDiffOut | dict[str, PackagesDiffOut] | None = Field(
+        default=None,
+        description="the SBOM's package diff against the previous approved tag (none: every "
+        "package is added): one diff for a single platform, else one per architecture (a "
+        "platform of no known architecture under its digest); null when the digest's SBOM, "
+        "or the previous tag's, has no packages to compare",
     )
     checked_at: datetime | None = None
 

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from tagwarden.vulnerabilities.policy import Found, blocking
 from tagwarden.vulnerabilities.schemas import (
     FindingOut,
+    PackagesDiffOut,
     VulnerabilityEvidence,
     VulnerabilityPolicy,
 )
@@ -62,6 +63,8 @@ class PackageChange:
     kind: str
     name: str
     version: str
+    # The platform's architecture where the diff is per platform (a multi-platform tag).
+    architecture: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +92,9 @@ def blocks(policy: VulnerabilityPolicy, severity: str) -> bool:
     return rank(severity) >= RANK[Severity(policy.block_severity)]
 
 
-def _change(kind: str, item: Mapping[str, Any]) -> PackageChange | None:
+def _change(
+    kind: str, item: Mapping[str, Any], architecture: str | None = None
+) -> PackageChange | None:
     name = item.get("name")
     if not isinstance(name, str) or not name:
         return None
@@ -97,17 +102,33 @@ def _change(kind: str, item: Mapping[str, Any]) -> PackageChange | None:
         version = f"{item.get('previous') or '?'} → {item.get('current') or '?'}"
     else:
         version = str(item.get("version") or "?")
-    return PackageChange(kind, name, version)
+    return PackageChange(kind, name, version, architecture)
 
 
-def package_changes(packages: Mapping[str, Any] | None) -> tuple[PackageChange, ...] | None:
+def package_changes(
+    packages: PackagesDiffOut | Mapping[str, PackagesDiffOut] | Mapping[str, Any] | None,
+) -> tuple[PackageChange, ...] | None:
+    """The diff as rows: one diff (a single platform), or one per architecture."""
     if packages is None:
         return None
+    if isinstance(packages, PackagesDiffOut):
+        return _changes(packages.model_dump(), None)
+    if any(kind in packages for kind in PACKAGE_KINDS):
+        return _changes(packages, None)
+    changes: list[PackageChange] = []
+    for arch, diff in sorted(packages.items()):
+        found = diff.model_dump() if isinstance(diff, PackagesDiffOut) else diff
+        if isinstance(found, Mapping):
+            changes += _changes(found, str(arch))
+    return tuple(changes)
+
+
+def _changes(packages: Mapping[str, Any], architecture: str | None) -> tuple[PackageChange, ...]:
     changes = []
     for kind in PACKAGE_KINDS:
         items = packages.get(kind)
         for item in items if isinstance(items, list) else []:
-            change = _change(kind, item) if isinstance(item, Mapping) else None
+            change = _change(kind, item, architecture) if isinstance(item, Mapping) else None
             if change is not None:
                 changes.append(change)
     return tuple(changes)
