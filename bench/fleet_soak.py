@@ -108,13 +108,20 @@ class SoakResult:
     p99_per_replica_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
     killed_at: float = 0.0
+    kill_moment: float = 0.0  # time.monotonic() at the SIGKILL
+    # Delivery is at least once: the deliveries the killed replica had claimed and sent, but not
+    # yet recorded, are sent again once their lease runs out, with the same idempotency key.
+    repeated_across_kill: int = 0  # first delivered before the kill, again after it
+    repeated_otherwise: int = 0  # any other repeat (target 0)
 
     def lines(self) -> list[str]:
         rates = ", ".join(f"{r:,.0f}" for r in self.polls_per_second)
         return [
             f"duplicate approval requests: {self.duplicate_requests} (target 0)",
             f"events: {self.events_emitted} emitted, {self.events_delivered} delivered, "
-            f"{self.lost_events} lost, {self.delivered_twice} delivered twice (targets: all, 0)",
+            f"{self.lost_events} lost, {self.delivered_twice} delivered twice (targets: all, 0): "
+            f"{self.repeated_across_kill} sent before the kill and again after it (at least "
+            f"once, same idempotency key), {self.repeated_otherwise} otherwise (target 0)",
             f"rollout: {self.rollout_status} (target completed), "
             f"{'closed' if self.rollout_closed else 'never closed'}; options "
             + json.dumps(self.rollout_options, sort_keys=True),
@@ -135,14 +142,17 @@ class Receiver:
 
     def __init__(self) -> None:
         self.keys: Counter[str] = Counter()
+        self.arrivals: dict[str, list[float]] = {}  # key → time.monotonic() of each delivery
         lock = threading.Lock()
-        keys = self.keys
+        keys, arrivals = self.keys, self.arrivals
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                key = self.headers.get(IDEMPOTENCY_HEADER) or "-"
                 with lock:
-                    keys[self.headers.get(IDEMPOTENCY_HEADER) or "-"] += 1
+                    keys[key] += 1
+                    arrivals.setdefault(key, []).append(time.monotonic())
                 self.send_response(204)
                 self.end_headers()
 
@@ -336,7 +346,13 @@ async def outcome_from_database(url: str, result: SoakResult, receiver: Receiver
     result.events_emitted = len(emitted)
     result.events_delivered = len(emitted & set(receiver.keys))
     result.lost_events = len(emitted - set(receiver.keys))
-    result.delivered_twice = sum(1 for k in emitted if receiver.keys[k] > 1)
+    repeated = [k for k in emitted if receiver.keys[k] > 1]
+    result.delivered_twice = len(repeated)
+    kill = result.kill_moment
+    result.repeated_across_kill = sum(
+        1 for k in repeated if min(receiver.arrivals[k]) < kill <= max(receiver.arrivals[k])
+    )
+    result.repeated_otherwise = result.delivered_twice - result.repeated_across_kill
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -698,7 +714,8 @@ async def _follow(
             return str(rollout["status"])
         if not killed and (rollout["current_batch"] or 0) >= 2:
             victim.kill()
-            result.killed_at = time.monotonic() - soak.started
+            result.kill_moment = time.monotonic()
+            result.killed_at = result.kill_moment - soak.started
             soak.say(f"replica {victim.number} killed (SIGKILL)")
             await asyncio.sleep(1.0)
             victim.start()
