@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import json
+import multiprocessing
 import os
 import random
 import secrets
@@ -28,8 +30,8 @@ import threading
 import time
 import uuid as uuidlib
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -55,26 +57,23 @@ NAMESPACE = "soak"
 APP = "app-0"  # the image rolled out
 LABELS = {"fleet": "soak"}
 
-# The rollout's options, in one place. The rate and percentage-abort options of the rollout
-# engine (continuous, max_per_minute, abort) are switched on here once they exist: a continuous
-# rollout is then closed by the soak once every device has been added.
-RATE_AND_ABORT = False
+# The rollout's options, in one place: a continuous rollout (closed by the soak once the kill is
+# behind it), a rate and a failure share to abort on, beside the canary and the batches.
 BASE_OPTIONS: dict[str, Any] = {
     "canary_count": 5,
     "bake_seconds": 1,
     "health_timeout": 180,
     "max_failures": "5%",
-}
-RATE_AND_ABORT_OPTIONS: dict[str, Any] = {
     "continuous": True,
-    "max_per_minute": 20_000,
     "abort": {"failure_percent": 10, "min_devices": 50},
 }
 
 
 def rollout_options(devices: int, batches: int) -> dict[str, Any]:
-    options = BASE_OPTIONS | {"batch_size": max(1, -(-devices // batches))}
-    return options | (RATE_AND_ABORT_OPTIONS if RATE_AND_ABORT else {})
+    """Batches over the fleet, and a rate: twice the fleet a minute, enforced on every step
+    but never what holds a batch back (a lower one would measure the rate, not the replicas)."""
+    batch = max(1, -(-devices // batches))
+    return BASE_OPTIONS | {"batch_size": batch, "max_per_minute": 2 * devices}
 
 
 @dataclass
@@ -87,6 +86,7 @@ class SoakConfig:
     batches: int = 4  # after the canary
     poll_seconds: int = 5  # a device's interval
     active_poll_seconds: int = 2  # while in an active batch
+    client_processes: int = 0  # the fleet's client processes; 0: one per replica
     verbose: bool = True
 
 
@@ -98,25 +98,38 @@ class SoakResult:
     delivered_twice: int = 0
     lost_events: int = 0
     rollout_status: str = ""
+    rollout_closed: bool = False  # the continuous rollout closed to new devices
+    rollout_options: dict[str, Any] = field(default_factory=dict)
     devices_converged: int = 0
     devices: int = 0
     polls_per_second: list[float] = field(default_factory=list)
     poll_errors: list[int] = field(default_factory=list)
     p99_ms: float = 0.0
+    p99_per_replica_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
     killed_at: float = 0.0
+    kill_moment: float = 0.0  # time.monotonic() at the SIGKILL
+    # Delivery is at least once: the deliveries the killed replica had claimed and sent, but not
+    # yet recorded, are sent again once their lease runs out, with the same idempotency key.
+    repeated_across_kill: int = 0  # first delivered before the kill, again after it
+    repeated_otherwise: int = 0  # any other repeat (target 0)
 
     def lines(self) -> list[str]:
         rates = ", ".join(f"{r:,.0f}" for r in self.polls_per_second)
         return [
             f"duplicate approval requests: {self.duplicate_requests} (target 0)",
             f"events: {self.events_emitted} emitted, {self.events_delivered} delivered, "
-            f"{self.lost_events} lost, {self.delivered_twice} delivered twice (targets: all, 0)",
-            f"rollout: {self.rollout_status} (target completed)",
+            f"{self.lost_events} lost, {self.delivered_twice} delivered twice (targets: all, 0): "
+            f"{self.repeated_across_kill} sent before the kill and again after it (at least "
+            f"once, same idempotency key), {self.repeated_otherwise} otherwise (target 0)",
+            f"rollout: {self.rollout_status} (target completed), "
+            f"{'closed' if self.rollout_closed else 'never closed'}; options "
+            + json.dumps(self.rollout_options, sort_keys=True),
             f"devices converged: {self.devices_converged} of {self.devices}",
             f"polls/s per replica: {rates}; poll errors per replica (the killed one's while "
             f"down): {', '.join(map(str, self.poll_errors))}",
-            f"poll p99: {self.p99_ms:.1f} ms; replica 2 killed at {self.killed_at:.0f} s; "
+            f"poll p99 per replica: {', '.join(f'{p:,.1f}' for p in self.p99_per_replica_ms)} ms; "
+            f"all: {self.p99_ms:,.1f} ms; replica 2 killed at {self.killed_at:.0f} s; "
             f"{self.seconds:.0f} s in all",
         ]
 
@@ -129,14 +142,17 @@ class Receiver:
 
     def __init__(self) -> None:
         self.keys: Counter[str] = Counter()
+        self.arrivals: dict[str, list[float]] = {}  # key → time.monotonic() of each delivery
         lock = threading.Lock()
-        keys = self.keys
+        keys, arrivals = self.keys, self.arrivals
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                key = self.headers.get(IDEMPOTENCY_HEADER) or "-"
                 with lock:
-                    keys[self.headers.get(IDEMPOTENCY_HEADER) or "-"] += 1
+                    keys[key] += 1
+                    arrivals.setdefault(key, []).append(time.monotonic())
                 self.send_response(204)
                 self.end_headers()
 
@@ -330,7 +346,13 @@ async def outcome_from_database(url: str, result: SoakResult, receiver: Receiver
     result.events_emitted = len(emitted)
     result.events_delivered = len(emitted & set(receiver.keys))
     result.lost_events = len(emitted - set(receiver.keys))
-    result.delivered_twice = sum(1 for k in emitted if receiver.keys[k] > 1)
+    repeated = [k for k in emitted if receiver.keys[k] > 1]
+    result.delivered_twice = len(repeated)
+    kill = result.kill_moment
+    result.repeated_across_kill = sum(
+        1 for k in repeated if min(receiver.arrivals[k]) < kill <= max(receiver.arrivals[k])
+    )
+    result.repeated_otherwise = result.delivered_twice - result.repeated_across_kill
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -350,10 +372,6 @@ class PollTimer:
             started = response.request.extensions["soak_started"]
             self.latencies.append(time.perf_counter() - started)
 
-    def p99_ms(self) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[max(0, int(len(ordered) * 0.99) - 1)] * 1000 if ordered else 0.0
-
 
 def _ok(response: httpx.Response) -> Any:
     if response.is_error:
@@ -367,7 +385,6 @@ class Soak:
         self.config = config
         self.fake = fake
         self.admin = {"Authorization": f"Bearer {token}"}
-        self.timer = PollTimer()
         self.random = random.Random(16)
         self.tags_pushed = dict.fromkeys(range(config.images), 3)
         self.started = time.monotonic()
@@ -452,27 +469,128 @@ class Soak:
             await asyncio.sleep(0.5)
         raise RuntimeError(f"{NAMESPACE}/{APP}:{tag} never became deployable")
 
-    def fleets(self, clients: list[httpx.AsyncClient], keys: list[str]) -> list[FleetSimulator]:
-        """The fleet (registered by :func:`register_devices`), a share polling each replica."""
-        fleets = []
-        for i, client in enumerate(clients):
-            fleet = FleetSimulator(client, admin_headers=self.admin, prefix=f"soak-r{i}", seed=i)
-            fleet.devices = [
-                SimulatedDevice(_device_uuid(n), keys[n], "amd64")
-                for n in range(i, len(keys), len(clients))
-            ]
-            fleets.append(fleet)
-        return fleets
 
-    async def polling(self, fleet: FleetSimulator, stop: asyncio.Event) -> None:
-        """The fleet polls as told (X-Poll-Interval), until ``stop``."""
-        while not stop.is_set():
-            began = time.monotonic()
-            await fleet.poll_all()
-            wait = min((d.poll_interval for d in fleet.devices), default=5.0)
-            spent = time.monotonic() - began
-            with suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=max(0.1, wait - spent))
+# -- the fleet's client processes -------------------------------------------------------------
+
+
+def p99_ms(latencies: list[float]) -> float:
+    ordered = sorted(latencies)
+    return ordered[max(0, int(len(ordered) * 0.99) - 1)] * 1000 if ordered else 0.0
+
+
+@dataclass
+class ShareResult:
+    """What one client process saw of its share of the fleet."""
+
+    replica: int  # index into the replicas
+    polls: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+    running: Counter[str]  # digest of APP → devices running it
+
+
+@dataclass
+class Share:
+    """A share of the fleet, polled by one client process from its replica."""
+
+    replica: int
+    url: str
+    devices: list[tuple[str, str]]  # (uuid, key)
+    poll_seconds: int
+    seed: int
+
+
+async def _poll_share(share: Share, stop: Any) -> ShareResult:
+    """Each device polls on its own schedule (the interval its last answer gave, X-Poll-
+    Interval), earliest due first: a device in an active batch polls fast while the others
+    keep their slow interval. Until ``stop`` (a multiprocessing event) is set."""
+    timer = PollTimer()
+    hooks: dict[str, list[Callable[..., Any]]] = {
+        "request": [timer.request],
+        "response": [timer.response],
+    }
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    rand = random.Random(share.seed)
+    async with httpx.AsyncClient(
+        base_url=share.url, timeout=30, limits=limits, event_hooks=hooks
+    ) as client:
+        fleet = FleetSimulator(client, admin_headers={}, seed=share.seed)
+        fleet.devices = [
+            SimulatedDevice(uuid, key, "amd64", poll_interval=float(share.poll_seconds))
+            for uuid, key in share.devices
+        ]
+        # First polls spread over one interval, as a fleet that was already running.
+        due = [(rand.uniform(0, share.poll_seconds), i) for i in range(len(fleet.devices))]
+        heapq.heapify(due)
+        began = time.monotonic()
+
+        async def worker() -> None:
+            while not stop.is_set():
+                if not due:  # fewer devices than workers
+                    await asyncio.sleep(0.2)
+                    continue
+                when, i = heapq.heappop(due)
+                wait = began + when - time.monotonic()
+                if wait > 0:
+                    heapq.heappush(due, (when, i))
+                    await asyncio.sleep(min(wait, 0.2))
+                    continue
+                device = fleet.devices[i]
+                await fleet.poll(device)
+                heapq.heappush(due, (time.monotonic() - began + device.poll_interval, i))
+
+        await asyncio.gather(*(worker() for _ in range(64)))
+        return ShareResult(
+            replica=share.replica,
+            polls=fleet.stats.polls,
+            errors=fleet.stats.errors,
+            seconds=time.monotonic() - began,
+            latencies=timer.latencies,
+            running=Counter(d.running.get(APP, "-") for d in fleet.devices),
+        )
+
+
+def _client_process(share: Share, stop: Any, results: Any) -> None:
+    results.put(asyncio.run(_poll_share(share, stop)))
+
+
+class Fleet:
+    """The simulated fleet in ``processes`` client processes, process i polling replica
+    i mod replicas: one process cannot poll 10,000 devices as often as they ask."""
+
+    def __init__(self, urls: list[str], keys: list[str], processes: int, poll_seconds: int):
+        context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+        self.stop = context.Event()
+        self.results: Any = context.Queue()
+        self.processes = []
+        for p in range(processes):
+            share = Share(
+                replica=p % len(urls),
+                url=urls[p % len(urls)],
+                devices=[(_device_uuid(n), keys[n]) for n in range(p, len(keys), processes)],
+                poll_seconds=poll_seconds,
+                seed=p,
+            )
+            self.processes.append(
+                context.Process(target=_client_process, args=(share, self.stop, self.results))
+            )
+        for process in self.processes:
+            process.start()
+
+    async def finish(self) -> list[ShareResult]:
+        """Stop polling; each process's figures."""
+        self.stop.set()
+        shares = [await asyncio.to_thread(self.results.get, True, 60) for _ in self.processes]
+        for process in self.processes:
+            await asyncio.to_thread(process.join, 10)
+        return shares
+
+    def kill(self) -> None:
+        for process in self.processes:
+            if process.is_alive():
+                process.kill()
+                process.join()
 
 
 async def run_soak(config: SoakConfig) -> SoakResult:
@@ -507,53 +625,60 @@ async def _drive(
 ) -> SoakResult:
     soak = Soak(config, fake, token)
     result = SoakResult(devices=config.devices)
-    hooks = {"request": [soak.timer.request], "response": [soak.timer.response]}
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    clients = [
-        httpx.AsyncClient(base_url=r.url, timeout=30, limits=limits, event_hooks=hooks)
-        for r in replicas
-    ]
+    clients = [httpx.AsyncClient(base_url=r.url, timeout=30, limits=limits) for r in replicas]
+    fleet: Fleet | None = None
     try:
         for replica, client in zip(replicas, clients, strict=True):
             await replica.ready(client)
         soak.say(f"{len(replicas)} replicas up; adding {config.images} images with rules")
         image_id = await soak.set_up(clients[0], receiver)
         await soak.scan(clients)
-        fleets = soak.fleets(clients, await register_devices(url, config.devices))
-        soak.say(f"{config.devices} devices registered, {len(fleets)} replicas' worth")
-        stop = asyncio.Event()
-        pollers = [asyncio.create_task(soak.polling(f, stop)) for f in fleets]
+        keys = await register_devices(url, config.devices)
+        processes = config.client_processes or len(replicas)
+        fleet = Fleet([r.url for r in replicas], keys, processes, config.poll_seconds)
+        soak.say(f"{config.devices} devices registered, polling from {processes} processes")
         await soak.check(clients, soak.push_tags(0, only=0))
         tag = f"1.0.{soak.tags_pushed[0] - 1}"
         await soak.wait_for_tag(clients[0], image_id, tag)
+        options = rollout_options(config.devices, config.batches)
         body = {
             "image_id": image_id,
             "tag": tag,
             "selector": LABELS,
             "strategy": "canary",
-            "options": rollout_options(config.devices, config.batches),
+            "options": options,
         }
         rollout = _ok(await clients[0].post("/api/v1/rollouts", json=body, headers=soak.admin))
         soak.say(f"rollout {rollout['id']} of {APP}:{tag}, {rollout['batch_count']} batches")
-        status = await _follow(soak, clients, replicas, rollout["id"], result)
-        result.rollout_status = status
-        stop.set()
-        await asyncio.gather(*pollers)
-        elapsed = time.monotonic() - soak.started
+        result.rollout_status = await _follow(soak, clients, replicas, rollout["id"], result)
+        shares = await fleet.finish()
         await _drain(soak, clients[0], url)
         result.seconds = time.monotonic() - soak.started
-        result.polls_per_second = [f.stats.polls / elapsed for f in fleets]
-        result.poll_errors = [f.stats.errors for f in fleets]
-        result.p99_ms = soak.timer.p99_ms()
-        digest = (await _rollout(soak, clients[0], rollout["id"]))["digest"]
-        result.devices_converged = sum(
-            1 for f in fleets for d in f.devices if d.running.get(APP) == digest
-        )
+        _fleet_figures(result, shares, len(replicas))
+        final = await _rollout(soak, clients[0], rollout["id"])
+        digest = final["digest"]
+        result.rollout_closed = final["closed_at"] is not None
+        result.rollout_options = options
+        result.devices_converged = sum(share.running[digest] for share in shares)
         await outcome_from_database(url, result, receiver)
         return result
     finally:
+        if fleet is not None:
+            fleet.kill()
         for client in clients:
             await client.aclose()
+
+
+def _fleet_figures(result: SoakResult, shares: list[ShareResult], replicas: int) -> None:
+    """Polls/s, errors and p99 per replica, from the processes that polled it."""
+    for r in range(replicas):
+        mine = [share for share in shares if share.replica == r]
+        seconds = max((share.seconds for share in mine), default=1.0)
+        result.polls_per_second.append(sum(share.polls for share in mine) / seconds)
+        result.poll_errors.append(sum(share.errors for share in mine))
+        result.p99_per_replica_ms.append(p99_ms([t for share in mine for t in share.latencies]))
+    result.p99_ms = p99_ms([t for share in shares for t in share.latencies])
 
 
 async def _rollout(soak: Soak, client: httpx.AsyncClient, rollout_id: int) -> dict[str, Any]:
@@ -589,14 +714,15 @@ async def _follow(
             return str(rollout["status"])
         if not killed and (rollout["current_batch"] or 0) >= 2:
             victim.kill()
-            result.killed_at = time.monotonic() - soak.started
+            result.kill_moment = time.monotonic()
+            result.killed_at = result.kill_moment - soak.started
             soak.say(f"replica {victim.number} killed (SIGKILL)")
             await asyncio.sleep(1.0)
             victim.start()
             await victim.ready(clients[1])
             soak.say(f"replica {victim.number} serving again")
             killed = True
-        if RATE_AND_ABORT and not closed and killed:
+        if not closed and killed:
             _ok(await clients[0].post(f"/api/v1/rollouts/{rollout_id}/close", headers=soak.admin))
             closed = True
         await soak.check(clients, soak.push_tags(max(1, soak.config.images // 50)))
@@ -620,9 +746,12 @@ async def main() -> None:
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--deadline", type=float, default=300.0, help="seconds")
-    # One client process polls the whole fleet: at 10,000 devices it cannot poll much faster
-    # than every minute, and a device it has not polled for a few intervals is offline.
-    parser.add_argument("--poll-seconds", type=int, default=60)
+    # A device learns that its batch was targeted at its next poll: the interval bounds how
+    # long each batch waits for its devices to ask.
+    parser.add_argument("--poll-seconds", type=int, default=20)
+    parser.add_argument(
+        "--clients", type=int, default=0, help="client processes (default: one per replica)"
+    )
     args = parser.parse_args()
     admin_url = os.environ.get("TAGWARDEN_BENCH_POSTGRES_URL") or os.environ.get(
         "TAGWARDEN_TEST_POSTGRES_URL"
@@ -636,6 +765,7 @@ async def main() -> None:
         images=args.images,
         deadline_seconds=args.deadline,
         poll_seconds=args.poll_seconds,
+        client_processes=args.clients,
     )
     print(f"soak: 3 replicas, {args.devices:,} devices, {args.images} images")
     result = await run_soak(config)

@@ -1,7 +1,9 @@
-"""The soak, short: three `tagwarden serve` replicas on one PostgreSQL, 500 simulated devices,
-a rollout, new tags approved by rules and delivered through the outbox, and one replica killed
-with SIGKILL midway and started again. Nothing is requested twice, no event is lost, the
-rollout completes (bench/fleet_soak.py is the long version, with its figures)."""
+"""The soak, short: three `tagwarden serve` replicas on one PostgreSQL, 500 simulated devices
+polling from three client processes, a continuous rollout with a rate and abort criteria (closed
+after the kill), new tags approved by rules and delivered through the outbox, and one replica
+killed with SIGKILL midway and started again. Nothing is requested twice, no event is lost or
+delivered twice, the rollout completes (bench/fleet_soak.py is the long version, with its
+figures)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pytest
 from bench.fleet_soak import SoakConfig, run_soak
 
 from tagwarden.config import Settings
+from tagwarden.notify.worker import BATCH
 
 
 @pytest.fixture
@@ -42,5 +45,15 @@ async def test_three_replicas_one_killed_midway_request_nothing_twice_lose_no_ev
     assert result.duplicate_requests == 0, result.lines()
     assert result.events_emitted > 0, result.lines()
     assert result.lost_events == 0, result.lines()
+    assert result.events_delivered == result.events_emitted, result.lines()
+    # None twice but what the kill cut off: at least once, the deliveries the killed replica had
+    # sent but not recorded go again with the same idempotency key, at most one claimed batch.
+    assert result.repeated_otherwise == 0, result.lines()
+    assert result.repeated_across_kill <= BATCH, result.lines()
+    # A continuous rollout with a rate and a failure share to abort on, closed after the kill.
+    assert result.rollout_options["continuous"] is True, result.lines()
+    assert result.rollout_options["max_per_minute"] > 0, result.lines()
+    assert result.rollout_options["abort"]["failure_percent"] > 0, result.lines()
+    assert result.rollout_closed, result.lines()
     assert result.rollout_status == "completed", result.lines()
     assert result.devices_converged == config.devices, result.lines()
