@@ -656,8 +656,9 @@ async def _drive(
         soak.say(f"{len(replicas)} replicas up; adding {config.images} images with rules")
         with soak.phase("images and rules"):
             image_id = await soak.set_up(clients[0], receiver)
-        with soak.phase("first scan"):
-            await soak.scan(clients)
+        # The first scan (every image's first tags, requested and approved by rules) runs while
+        # the fleet is registered and app-0 gains its deployable tag: done before the rollout.
+        first_scan = asyncio.create_task(soak.scan(clients))
         with soak.phase("fleet registered and started"):
             keys = await register_devices(url, config.devices)
             processes = config.client_processes or len(replicas)
@@ -667,6 +668,8 @@ async def _drive(
             await soak.check(clients, soak.push_tags(0, only=0))
             tag = f"1.0.{soak.tags_pushed[0] - 1}"
             await soak.wait_for_tag(clients[0], image_id, tag)
+        with soak.phase("first scan (rest)"):
+            await first_scan
         options = rollout_options(config.devices, config.batches)
         body = {
             "image_id": image_id,
@@ -779,7 +782,10 @@ async def main() -> None:
     # A device learns that its batch was targeted at its next poll: the interval bounds how
     # long each batch waits for its devices to ask.
     parser.add_argument("--poll-seconds", type=int, default=20)
-    parser.add_argument("--batches", type=int, default=2, help="batches after the canary")
+    # A simulated device reports once, at the poll that tells it its target: polling faster
+    # until the batch judges it only takes the replicas' turns from devices yet to learn theirs.
+    parser.add_argument("--active-poll-seconds", type=int, default=20)
+    parser.add_argument("--batches", type=int, default=1, help="batches after the canary")
     parser.add_argument(
         "--clients", type=int, default=0, help="client processes (default: one per replica)"
     )
@@ -797,6 +803,7 @@ async def main() -> None:
         deadline_seconds=args.deadline,
         poll_seconds=args.poll_seconds,
         batches=args.batches,
+        active_poll_seconds=args.active_poll_seconds,
         client_processes=args.clients,
     )
     print(f"soak: 3 replicas, {args.devices:,} devices, {args.images} images")
