@@ -114,6 +114,7 @@ class SoakResult:
     repeated_across_kill: int = 0  # first delivered before the kill, again after it
     repeated_otherwise: int = 0  # any other repeat (target 0)
     phases: dict[str, float] = field(default_factory=dict)  # where the time went, seconds
+    converged_per_replica: list[int] = field(default_factory=list)  # who holds a batch back
 
     def lines(self) -> list[str]:
         rates = ", ".join(f"{r:,.0f}" for r in self.polls_per_second)
@@ -132,6 +133,8 @@ class SoakResult:
             f"poll p99 per replica: {', '.join(f'{p:,.1f}' for p in self.p99_per_replica_ms)} ms; "
             f"all: {self.p99_ms:,.1f} ms; replica 2 killed at {self.killed_at:.0f} s; "
             f"{self.seconds:.0f} s in all",
+            "devices converged per replica's share: "
+            + ", ".join(f"{n:,}" for n in self.converged_per_replica),
             "phases: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.phases.items()),
         ]
 
@@ -694,6 +697,9 @@ async def _drive(
         result.rollout_closed = final["closed_at"] is not None
         result.rollout_options = options
         result.devices_converged = sum(share.running[digest] for share in shares)
+        result.converged_per_replica = [
+            sum(s.running[digest] for s in shares if s.replica == r) for r in range(len(replicas))
+        ]
         await outcome_from_database(url, result, receiver)
         return result
     finally:
