@@ -62,7 +62,9 @@ LABELS = {"fleet": "soak"}
 BASE_OPTIONS: dict[str, Any] = {
     "canary_count": 5,
     "bake_seconds": 1,
-    "health_timeout": 180,
+    # Per device, from its scheduling: a batch of the whole fleet is told over one pass of
+    # the replicas' polls, which on a loaded 2-core machine is longer than 3 minutes.
+    "health_timeout": 300,
     "max_failures": "5%",
     "continuous": True,
     "abort": {"failure_percent": 10, "min_devices": 50},
