@@ -62,7 +62,9 @@ LABELS = {"fleet": "soak"}
 BASE_OPTIONS: dict[str, Any] = {
     "canary_count": 5,
     "bake_seconds": 1,
-    "health_timeout": 180,
+    # Per device, from its scheduling: a batch of the whole fleet is told over one pass of
+    # the replicas' polls, which on a loaded 2-core machine is longer than 3 minutes.
+    "health_timeout": 300,
     "max_failures": "5%",
     "continuous": True,
     "abort": {"failure_percent": 10, "min_devices": 50},
@@ -83,7 +85,7 @@ class SoakConfig:
     images: int = 200
     replicas: int = 3
     deadline_seconds: float = 300.0
-    batches: int = 4  # after the canary
+    batches: int = 2  # after the canary; each batch waits for its last device's next poll
     poll_seconds: int = 5  # a device's interval
     active_poll_seconds: int = 2  # while in an active batch
     client_processes: int = 0  # the fleet's client processes; 0: one per replica
@@ -113,6 +115,8 @@ class SoakResult:
     # yet recorded, are sent again once their lease runs out, with the same idempotency key.
     repeated_across_kill: int = 0  # first delivered before the kill, again after it
     repeated_otherwise: int = 0  # any other repeat (target 0)
+    phases: dict[str, float] = field(default_factory=dict)  # where the time went, seconds
+    converged_per_replica: list[int] = field(default_factory=list)  # who holds a batch back
 
     def lines(self) -> list[str]:
         rates = ", ".join(f"{r:,.0f}" for r in self.polls_per_second)
@@ -131,6 +135,9 @@ class SoakResult:
             f"poll p99 per replica: {', '.join(f'{p:,.1f}' for p in self.p99_per_replica_ms)} ms; "
             f"all: {self.p99_ms:,.1f} ms; replica 2 killed at {self.killed_at:.0f} s; "
             f"{self.seconds:.0f} s in all",
+            "devices converged per replica's share: "
+            + ", ".join(f"{n:,}" for n in self.converged_per_replica),
+            "phases: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.phases.items()),
         ]
 
 
@@ -389,6 +396,16 @@ class Soak:
         self.tags_pushed = dict.fromkeys(range(config.images), 3)
         self.started = time.monotonic()
         self.image_ids: list[int] = []
+        self.clients: list[httpx.AsyncClient] = []  # one per replica, set by the driver
+        self.phases: dict[str, float] = {}  # phase → seconds it took
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases[name] = time.monotonic() - began
 
     def say(self, line: str) -> None:
         if self.config.verbose:
@@ -436,26 +453,35 @@ class Soak:
                 headers=self.admin,
             )
         )
-        for n in range(self.config.images):
-            image = _ok(
-                await client.post(
-                    "/api/v1/images",
-                    json={
-                        "image_name": f"app-{n}",
-                        "namespace": NAMESPACE,
-                        "watch_for_updates": True,
-                    },
-                    headers=self.admin,
+        # The images and their rules, made concurrently over every replica: made one request
+        # after another they took 80-100 s of a loaded machine, before the soak began.
+        gate = asyncio.Semaphore(12)
+        clients = self.clients or [client]
+
+        async def add(n: int) -> int:
+            c = clients[n % len(clients)]
+            async with gate:
+                image = _ok(
+                    await c.post(
+                        "/api/v1/images",
+                        json={
+                            "image_name": f"app-{n}",
+                            "namespace": NAMESPACE,
+                            "watch_for_updates": True,
+                        },
+                        headers=self.admin,
+                    )
                 )
-            )
-            _ok(
-                await client.post(
-                    f"/api/v1/images/{image['id']}/rules",
-                    json={"name": "every release", "kind": "regex", "pattern": r"[0-9.]+"},
-                    headers=self.admin,
+                _ok(
+                    await c.post(
+                        f"/api/v1/images/{image['id']}/rules",
+                        json={"name": "every release", "kind": "regex", "pattern": r"[0-9.]+"},
+                        headers=self.admin,
+                    )
                 )
-            )
-            self.image_ids.append(image["id"])
+            return int(image["id"])
+
+        self.image_ids = list(await asyncio.gather(*(add(n) for n in range(self.config.images))))
         return self.image_ids[0]
 
     async def wait_for_tag(self, client: httpx.AsyncClient, image_id: int, tag: str) -> None:
@@ -631,16 +657,24 @@ async def _drive(
     try:
         for replica, client in zip(replicas, clients, strict=True):
             await replica.ready(client)
+        soak.clients = clients
         soak.say(f"{len(replicas)} replicas up; adding {config.images} images with rules")
-        image_id = await soak.set_up(clients[0], receiver)
-        await soak.scan(clients)
-        keys = await register_devices(url, config.devices)
-        processes = config.client_processes or len(replicas)
-        fleet = Fleet([r.url for r in replicas], keys, processes, config.poll_seconds)
+        with soak.phase("images and rules"):
+            image_id = await soak.set_up(clients[0], receiver)
+        # The first scan (every image's first tags, requested and approved by rules) runs while
+        # the fleet is registered and app-0 gains its deployable tag: done before the rollout.
+        first_scan = asyncio.create_task(soak.scan(clients))
+        with soak.phase("fleet registered and started"):
+            keys = await register_devices(url, config.devices)
+            processes = config.client_processes or len(replicas)
+            fleet = Fleet([r.url for r in replicas], keys, processes, config.poll_seconds)
         soak.say(f"{config.devices} devices registered, polling from {processes} processes")
-        await soak.check(clients, soak.push_tags(0, only=0))
-        tag = f"1.0.{soak.tags_pushed[0] - 1}"
-        await soak.wait_for_tag(clients[0], image_id, tag)
+        with soak.phase("first deployable tag"):
+            await soak.check(clients, soak.push_tags(0, only=0))
+            tag = f"1.0.{soak.tags_pushed[0] - 1}"
+            await soak.wait_for_tag(clients[0], image_id, tag)
+        with soak.phase("first scan (rest)"):
+            await first_scan
         options = rollout_options(config.devices, config.batches)
         body = {
             "image_id": image_id,
@@ -651,9 +685,13 @@ async def _drive(
         }
         rollout = _ok(await clients[0].post("/api/v1/rollouts", json=body, headers=soak.admin))
         soak.say(f"rollout {rollout['id']} of {APP}:{tag}, {rollout['batch_count']} batches")
-        result.rollout_status = await _follow(soak, clients, replicas, rollout["id"], result)
-        shares = await fleet.finish()
-        await _drain(soak, clients[0], url)
+        with soak.phase("rollout"):
+            result.rollout_status = await _follow(soak, clients, replicas, rollout["id"], result)
+        with soak.phase("fleet stopped"):
+            shares = await fleet.finish()
+        with soak.phase("outbox drained"):
+            await _drain(soak, clients[0], url)
+        result.phases = soak.phases
         result.seconds = time.monotonic() - soak.started
         _fleet_figures(result, shares, len(replicas))
         final = await _rollout(soak, clients[0], rollout["id"])
@@ -661,6 +699,9 @@ async def _drive(
         result.rollout_closed = final["closed_at"] is not None
         result.rollout_options = options
         result.devices_converged = sum(share.running[digest] for share in shares)
+        result.converged_per_replica = [
+            sum(s.running[digest] for s in shares if s.replica == r) for r in range(len(replicas))
+        ]
         await outcome_from_database(url, result, receiver)
         return result
     finally:
@@ -749,6 +790,10 @@ async def main() -> None:
     # A device learns that its batch was targeted at its next poll: the interval bounds how
     # long each batch waits for its devices to ask.
     parser.add_argument("--poll-seconds", type=int, default=20)
+    # A simulated device reports once, at the poll that tells it its target: polling faster
+    # until the batch judges it only takes the replicas' turns from devices yet to learn theirs.
+    parser.add_argument("--active-poll-seconds", type=int, default=20)
+    parser.add_argument("--batches", type=int, default=1, help="batches after the canary")
     parser.add_argument(
         "--clients", type=int, default=0, help="client processes (default: one per replica)"
     )
@@ -765,6 +810,8 @@ async def main() -> None:
         images=args.images,
         deadline_seconds=args.deadline,
         poll_seconds=args.poll_seconds,
+        batches=args.batches,
+        active_poll_seconds=args.active_poll_seconds,
         client_processes=args.clients,
     )
     print(f"soak: 3 replicas, {args.devices:,} devices, {args.images} images")
