@@ -233,10 +233,14 @@ async def _resolve_newest(
     (a Helm chart or an attestation-only tag gives way to the next); the names asked."""
     found: dict[str, RemoteTag] = {}
     asked: set[str] = set()
+    by_digest: dict[str, list[RemoteTag]] = {}
+    for t in todo:
+        if t.digest is not None:
+            by_digest.setdefault(t.digest, []).append(t)
     for tag in newest_first(todo):
         if tag.name in asked:
             continue
-        same = [t for t in todo if t.digest is not None and t.digest == tag.digest] or [tag]
+        same = by_digest.get(tag.digest, [tag]) if tag.digest is not None else [tag]
         asked.update(t.name for t in same)
         found.update(await resolve_once(client, repository, same, known, recall))
         if any(found[t.name].architectures for t in same if t.name in found):

@@ -343,6 +343,29 @@ async def skip_pending(
     await audit.record_many(session, entries)
 
 
+def restore_previous(
+    session: AsyncSession,
+    rollout: Rollout,
+    row: RolloutDevice,
+    device_id: int,
+    app: DeviceApp | None,
+    now: datetime,
+) -> None:
+    """Give the device back the target it had before this rollout (none if it had none)."""
+    devices.assign_target(
+        session,
+        app,
+        device_id,
+        rollout.app_name,
+        image_id=row.previous_image_id if row.had_previous else None,
+        image=row.previous_image if row.had_previous else None,
+        tag=row.previous_tag if row.had_previous else None,
+        digest=row.previous_digest if row.had_previous else None,
+        rollout_id=None,
+        now=now,
+    )
+
+
 async def rollback(
     session: AsyncSession, rollout: Rollout, now: datetime, *, actor: str, reason: str
 ) -> None:
@@ -359,18 +382,7 @@ async def rollback(
     for row, device in rows:
         app = apps.get(device.id)
         if app is not None and app.rollout_id == rollout.id:
-            devices.assign_target(
-                session,
-                app,
-                device.id,
-                rollout.app_name,
-                image_id=row.previous_image_id if row.had_previous else None,
-                image=row.previous_image if row.had_previous else None,
-                tag=row.previous_tag if row.had_previous else None,
-                digest=row.previous_digest if row.had_previous else None,
-                rollout_id=None,
-                now=now,
-            )
+            restore_previous(session, rollout, row, device.id, app, now)
             restored.append(device.id)
         device_state(
             entries,

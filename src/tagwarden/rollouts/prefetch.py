@@ -75,18 +75,7 @@ async def withdraw_prefetch(
     waiting = await prefetching(session, rollout, rollout.current_batch)
     entries: list[dict[str, Any]] = []
     for row, device, app in waiting:
-        devices.assign_target(
-            session,
-            app,
-            device.id,
-            rollout.app_name,
-            image_id=row.previous_image_id if row.had_previous else None,
-            image=row.previous_image if row.had_previous else None,
-            tag=row.previous_tag if row.had_previous else None,
-            digest=row.previous_digest if row.had_previous else None,
-            rollout_id=None,
-            now=now,
-        )
+        engine.restore_previous(session, rollout, row, device.id, app, now)
         engine.device_state(
             entries, rollout, row, device.uuid, DeviceAction.ROLL_BACK, actor=actor, now=now,
             previous=row.previous_digest, reason="never switched: aborted in pre-fetch",
